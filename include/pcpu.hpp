@@ -1,0 +1,7 @@
+// SPDX-License-Identifier: MIT
+// pcpu.hpp - the public set of pcpu headers.
+#pragma once
+
+#include "pcpu/allocator.hpp"
+#include "pcpu/context.hpp"
+#include "pcpu/error.hpp"

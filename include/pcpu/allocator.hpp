@@ -1,0 +1,718 @@
+// SPDX-License-Identifier: MIT
+// pcpu/allocator.hpp - the per-CPU allocator (mm/percpu.c).
+//
+// An allocation is an (offset, size) pair inside the unit: allocating 512 bytes at
+// offset 6 KiB of a chunk reserves those bytes at offset 6 KiB in every CPU's unit of
+// that chunk, so the bookkeeping (bitmaps, hints) exists once per chunk and the caller
+// gets one handle for all CPUs.
+//
+// Geometry. The CPU count and the unit layout are fixed by init(). CPU c's unit starts
+// cpu_offset(c) bytes after CPU 0's, identically in every chunk, so a handle is simply
+// the address of CPU 0's copy and
+//
+//     ptr(h, cpu) = h + cpu_offsets[cpu]            (one table load plus one add)
+//
+// resolves any allocation from any chunk for any CPU.
+//
+// The first chunk lives in storage the caller declares (no heap):
+//
+//     unit:  < static | reserved | dynamic ............................ >
+//              copied    served only to   served to alloc(); the first
+//              image     alloc_reserved() chunk on the slot lists
+//
+// The static and reserved parts are hidden from the dynamic chunk's bitmap (and the
+// static and dynamic parts from the reserved chunk's), as the kernel's
+// pcpu_alloc_first_chunk() does, so the same bitmap allocator serves both.
+//
+// Chunks sit on slot lists indexed by their largest free region (contig hint), so the
+// search visits the fullest chunks that can still fit first: that keeps fragmentation
+// low and empty chunks empty.
+//
+// Locking. Every piece of index state is protected by the platform's index lock
+// (pcpu_lock); allocation holds it only across find-fit and claim, and free only
+// across free-area, so free() is safe from interrupt context and never calls any
+// other platform callback.
+#pragma once
+
+#include "bitmap.hpp"
+#include "chunk.hpp"
+#include "config.hpp"
+#include "context.hpp"
+#include "detail/format.hpp"
+#include "detail/list.hpp"
+#include "error.hpp"
+#include "platform.hpp"
+
+#include <cstring>
+#include <new>
+#include <utility>
+
+namespace pcpu {
+
+/// handle - a per-CPU pointer: the address of CPU 0's copy. Never dereference it
+/// directly on another CPU; resolve it with allocator::ptr(h, cpu). A default
+/// constructed handle is null.
+class handle {
+public:
+    constexpr handle() noexcept = default;
+    constexpr explicit handle(std::uintptr_t cpu0_addr) noexcept : addr_(cpu0_addr) {}
+    constexpr std::uintptr_t addr() const noexcept { return addr_; }
+    constexpr explicit operator bool() const noexcept { return addr_ != 0; }
+    friend constexpr bool operator==(handle a, handle b) noexcept { return a.addr_ == b.addr_; }
+    friend constexpr bool operator!=(handle a, handle b) noexcept { return a.addr_ != b.addr_; }
+
+private:
+    std::uintptr_t addr_ = 0;
+};
+
+/// first_chunk_config - the layout handed to allocator::init().
+struct first_chunk_config {
+    unsigned nr_cpus = 1;
+    /// nr_cpus * unit_size bytes, aligned to the page size; CPU c's unit is at
+    /// units + c * unit_size.
+    void* units = nullptr;
+    /// bytes per CPU: a multiple of the page size. Also the largest allocation.
+    std::size_t unit_size = 0;
+    /// bytes of static per-CPU variables at the start of each unit (rounded up to 4).
+    std::size_t static_size = 0;
+    /// copied into every unit's static area; nullptr zero-fills it.
+    const void* static_image = nullptr;
+    /// bytes after the static area served only by alloc_reserved() (rounded up to 4).
+    std::size_t reserved_size = 0;
+    /// metadata storage for the first (and reserved) chunk:
+    /// allocator::first_chunk_meta_bytes(unit_size, static_size, reserved_size) bytes
+    /// aligned to allocator::meta_align. Never freed by pcpu.
+    void* meta = nullptr;
+    std::size_t meta_size = 0;
+};
+
+/// static_only - populate policy: the first chunk is all there is. Never allocates,
+/// never blocks; all pages are populated from the start, so atomic and sleeping
+/// allocations behave alike.
+struct static_only {
+    static constexpr bool creates_chunks = false;
+};
+
+enum class chunk_kind : std::uint8_t { first, reserved, dynamic };
+
+/// chunk_stats - one chunk, as the kernel's percpu_stats debugfs file shows it.
+/// Sizes are bytes per unit.
+struct chunk_stats {
+    chunk_kind kind = chunk_kind::first;
+    int slot = -1;                  ///< slot list it is on; -1 for the reserved chunk
+    std::uintptr_t base = 0;        ///< CPU 0 address of the chunk's first page
+    std::uint32_t nr_pages = 0;
+    std::uint32_t nr_populated = 0;
+    std::uint32_t nr_empty_pop_pages = 0;
+    std::uint32_t nr_alloc = 0;     ///< live allocations
+    std::size_t max_alloc_size = 0; ///< largest allocation ever served (bytes)
+    std::size_t free_bytes = 0;
+    std::size_t contig_bytes = 0;   ///< largest free region
+    std::size_t first_free = 0;     ///< byte offset of the first free byte
+    std::size_t sum_frag = 0;       ///< free bytes in holes followed by an allocation
+    std::size_t max_frag = 0;       ///< largest such hole
+};
+
+/// alloc_stats - the kernel's percpu_stats. "monotone" fields never decrease.
+struct alloc_stats {
+    std::uint64_t nr_alloc = 0;      ///< successful allocations (monotone)
+    std::uint64_t nr_dealloc = 0;    ///< successful frees (monotone)
+    std::uint64_t nr_failed = 0;     ///< failed alloc calls, bad input included (monotone)
+    std::uint64_t nr_bad_free = 0;   ///< rejected frees (monotone)
+    std::uint32_t nr_cur_alloc = 0;  ///< live allocations = nr_alloc - nr_dealloc
+    std::uint32_t nr_max_alloc = 0;  ///< high-water mark of nr_cur_alloc (monotone)
+    std::uint32_t nr_chunks = 0;     ///< chunks on the slot lists (the reserved chunk is not)
+    std::uint32_t nr_max_chunks = 0; ///< (monotone)
+    std::size_t min_alloc_size = 0;  ///< smallest allocation served (bytes, rounded to 4)
+    std::size_t max_alloc_size = 0;  ///< largest allocation served (monotone)
+    std::size_t live_bytes = 0;      ///< bytes allocated per unit; times nr_cpus in memory
+    std::size_t nr_empty_pop_pages = 0; ///< populated, entirely free pages (atomic reserve)
+    std::size_t nr_populated_pages = 0; ///< populated pages per unit, first chunk included
+    unsigned nr_cpus = 0;
+    std::size_t unit_size = 0;
+    std::size_t static_size = 0;
+    std::size_t reserved_size = 0;
+    std::size_t dynamic_size = 0;
+};
+
+/// verify_report - the first broken invariant found by allocator::verify().
+struct verify_report {
+    bool ok = true;
+    const char* what = nullptr;       ///< the invariant, as a static string
+    std::uintptr_t chunk = 0;         ///< base of the chunk concerned (0: global)
+    chunk_verify_report detail;       ///< for "chunk": the chunk's own report
+    std::size_t expected = 0;
+    std::size_t actual = 0;
+
+    /// describe(buf, n) - one line for a test failure or a firmware log.
+    const char* describe(char* buf, std::size_t n) const noexcept {
+        detail::message<160> m;
+        if (ok) {
+            m << "ok";
+        } else {
+            m << what << " (chunk ";
+            m.hex(chunk) << ")";
+            if (detail.what != nullptr)
+                m << ": " << detail.what << " at " << detail.index << ": expected " << detail.expected
+                  << ", got " << detail.actual;
+            else
+                m << ": expected " << static_cast<unsigned long long>(expected) << ", got "
+                  << static_cast<unsigned long long>(actual);
+        }
+        std::size_t i = 0;
+        for (const char* s = m.c_str(); n != 0 && i + 1 < n && s[i] != '\0'; ++i) buf[i] = s[i];
+        if (n != 0) buf[i] = '\0';
+        return buf;
+    }
+};
+
+/// allocator<Platform, Populate> - see the file comment.
+template <class Platform, class Populate = static_only>
+class allocator {
+public:
+    using platform_type = Platform;
+    using traits = platform_traits<Platform>;
+    using context = typename traits::context;
+    using ctx_traits = context_traits<context>;
+    using chunk_type = basic_chunk<traits::page_shift>;
+    static constexpr std::size_t page_size = page_geometry<traits::page_shift>::page_size;
+    static constexpr std::size_t max_cpus = traits::max_cpus;
+    static constexpr std::size_t meta_align = chunk_type::meta_align;
+    /// Units above 1 GiB would overflow the 32-bit bit offsets of the chunk.
+    static constexpr std::size_t max_unit_size = std::size_t{1} << 30;
+
+    /// Slots: 1..base by contig size, then sidelined, free and to_depopulate
+    /// (kernel §3). PCPU_SLOT_FAIL_THRESHOLD: chunks in a slot below it that fail a fit
+    /// are demoted to slot 0, where only a change of their contig hint finds them again.
+    static constexpr int slot_fail_threshold = 3;
+
+    template <class... Args>
+    explicit allocator(Args&&... platform_args) noexcept
+        : platform_(std::forward<Args>(platform_args)...) {}
+    allocator(const allocator&) = delete;
+    allocator& operator=(const allocator&) = delete;
+
+    /// first_chunk_meta_bytes(unit_size, static_size, reserved_size) - metadata the
+    /// first (and reserved) chunk need: size of first_chunk_config::meta.
+    static constexpr std::size_t first_chunk_meta_bytes(std::size_t unit_size, std::size_t static_size,
+                                                        std::size_t reserved_size) noexcept {
+        const std::size_t s = round_up(static_size, min_alloc_size);
+        const std::size_t r = round_up(reserved_size, min_alloc_size);
+        std::size_t bytes = round_up(chunk_type::meta_bytes(region_pages(s + r, unit_size)), meta_align);
+        if (r != 0) bytes += round_up(chunk_type::meta_bytes(region_pages(s, s + r)), meta_align);
+        return bytes;
+    }
+
+    /// init(cfg) - set the geometry and build the first chunk (and the reserved chunk if
+    /// cfg.reserved_size != 0) over cfg.units, copying cfg.static_image into every
+    /// CPU's static area.
+    /// Returns errc::ok, or errc::bad_config (nothing changed) if: already initialised;
+    /// nr_cpus is 0 or above max_cpus; unit_size is 0, not a page multiple or above
+    /// max_unit_size; units is null or not page aligned; static + reserved leave no
+    /// dynamic space; meta is null, misaligned or smaller than first_chunk_meta_bytes().
+    errc init(const first_chunk_config& cfg) noexcept {
+        const std::size_t s = round_up(cfg.static_size, min_alloc_size);
+        const std::size_t r = round_up(cfg.reserved_size, min_alloc_size);
+        const auto units = reinterpret_cast<std::uintptr_t>(cfg.units);
+        if (initialized_ || cfg.nr_cpus == 0 || cfg.nr_cpus > max_cpus || cfg.unit_size == 0 ||
+            cfg.unit_size % page_size != 0 || cfg.unit_size > max_unit_size || units == 0 ||
+            units % page_size != 0 || s + r >= cfg.unit_size || cfg.meta == nullptr ||
+            reinterpret_cast<std::uintptr_t>(cfg.meta) % meta_align != 0 ||
+            cfg.meta_size < first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size))
+            return errc::bad_config;
+
+        nr_cpus_ = cfg.nr_cpus;
+        unit_size_ = cfg.unit_size;
+        static_size_ = s;
+        reserved_size_ = r;
+        for (unsigned cpu = 0; cpu < max_cpus; ++cpu)
+            cpu_offsets_[cpu] = cpu < nr_cpus_ ? cpu * unit_size_ : 0;
+
+        // Each CPU's static area starts as the image (the kernel copies .data..percpu).
+        for (unsigned cpu = 0; cpu < nr_cpus_; ++cpu) {
+            auto* dst = reinterpret_cast<unsigned char*>(units + cpu_offsets_[cpu]);
+            if (cfg.static_image != nullptr) std::memcpy(dst, cfg.static_image, cfg.static_size);
+            std::memset(dst + (cfg.static_image != nullptr ? cfg.static_size : 0), 0,
+                        s - (cfg.static_image != nullptr ? cfg.static_size : 0));
+        }
+
+        const std::size_t nr_slots_used = static_cast<std::size_t>(size_to_slot_raw(unit_size_)) + 4;
+        PCPU_ASSERT(nr_slots_used <= max_slots);
+        base_slot_ = size_to_slot_raw(unit_size_);
+        sidelined_slot_ = base_slot_ + 1;
+        free_slot_ = base_slot_ + 2;
+        to_depopulate_slot_ = base_slot_ + 3;
+        nr_slots_ = base_slot_ + 4;
+
+        auto* meta = static_cast<unsigned char*>(cfg.meta);
+        build_first_chunk(first_, chunk_kind::first, units, s + r, unit_size_, meta);
+        meta += round_up(chunk_type::meta_bytes(first_.map.nr_pages()), meta_align);
+        if (r != 0) build_first_chunk(reserved_, chunk_kind::reserved, units, s, s + r, meta);
+
+        // The first chunk's pages are all populated and stay so (it is immutable); count
+        // them once, as the kernel's pcpu_nr_populated does, over the whole unit prefix.
+        nr_populated_ = region_pages(0, unit_size_);
+        nr_empty_pop_pages_ = first_.map.nr_empty_pop_pages();
+        insert_chunk(first_);
+        stats_.min_alloc_size = unit_size_;
+        initialized_ = true;
+        return errc::ok;
+    }
+
+    /// alloc(size, align, ctx) - allocate `size` bytes aligned to `align` on every CPU,
+    /// zeroed on every CPU.
+    /// Context: ctx narrowed by the platform's current scope decides everything: a
+    /// context that may not block takes the atomic path (populated pages only, no
+    /// sleeping lock, no chunk creation). Takes the index lock.
+    /// Returns a handle, or: zero_size (size 0); size_too_large (size > unit size);
+    /// bad_alignment (align 0, not a power of two, or above the page size); no_space;
+    /// not_initialized. Failures are warned through the platform (at most 10 times)
+    /// unless the context has nowarn; the allocator is unchanged by any failure.
+    result<handle> alloc(std::size_t size, std::size_t align, context ctx) noexcept {
+        return alloc_impl(size, align, false, ctx);
+    }
+
+    /// alloc_reserved(size, align, ctx) - as alloc(), but served only from the reserved
+    /// area (the kernel's module per-CPU reserve). no_space if there is none or it is full.
+    result<handle> alloc_reserved(std::size_t size, std::size_t align, context ctx) noexcept {
+        return alloc_impl(size, align, true, ctx);
+    }
+
+    /// free(h) - free an allocation made by alloc() or alloc_reserved().
+    /// Context: any, interrupts included: takes only the index lock and calls no other
+    /// platform callback but warn(). A null handle is a no-op.
+    /// Returns ok, or: invalid_pointer (h is not the start of anything pcpu returned),
+    /// double_free (h lies in a chunk but its area is not allocated). Nothing changes on
+    /// error.
+    errc free(handle h) noexcept {
+        if (!h) return errc::ok;
+        if (!initialized_) return errc::not_initialized;
+        errc err = errc::ok;
+        {
+            index_guard<Platform> guard(platform_);
+            chunk_node* c = find_chunk(h.addr());
+            const std::uintptr_t off_bytes = c != nullptr ? h.addr() - c->base : 0;
+            if (c == nullptr || off_bytes % min_alloc_size != 0) {
+                err = errc::invalid_pointer;
+            } else {
+                const auto off = static_cast<std::uint32_t>(off_bytes >> min_alloc_shift);
+                if (c->map.area_size(off) == 0) {
+                    // An allocated bit without a boundary bit is the inside of an
+                    // allocation or a hidden region; a clear bit was never allocated
+                    // or was freed already.
+                    err = bitmap::test(c->map.alloc_map(), off) ? errc::invalid_pointer : errc::double_free;
+                } else {
+                    const int old_slot = chunk_slot(*c);
+                    const std::uint32_t empty_before = c->map.nr_empty_pop_pages();
+                    const std::uint32_t bits = c->map.free_area(off);
+                    account_empty_pages(*c, empty_before);
+                    relocate(*c, old_slot);
+                    ++stats_.nr_dealloc;
+                    --stats_.nr_cur_alloc;
+                    live_bytes_ -= std::size_t{bits} << min_alloc_shift;
+                }
+            }
+            if (err != errc::ok) ++stats_.nr_bad_free;
+        }
+        if (err != errc::ok) {
+            detail::message<96> m;
+            m << "pcpu: free of ";
+            m.hex(h.addr()) << ": " << errc_name(err);
+            warn(m.c_str());
+        }
+        return err;
+    }
+
+    /// ptr(h, cpu) - CPU `cpu`'s copy of the allocation h (one load, one add).
+    void* ptr(handle h, unsigned cpu) const noexcept {
+        PCPU_ASSERT(cpu < nr_cpus_);
+        return reinterpret_cast<void*>(h.addr() + cpu_offsets_[cpu]);
+    }
+    /// cpu_offsets() - the table ptr() adds: CPU c's copy is at h + cpu_offsets()[c].
+    const std::uintptr_t* cpu_offsets() const noexcept { return cpu_offsets_; }
+    /// static_handle(offset) - handle of byte `offset` of the static area (static
+    /// per-CPU variables resolve through ptr() like dynamic ones).
+    handle static_handle(std::size_t offset) const noexcept {
+        PCPU_ASSERT(offset < static_size_);
+        return handle(unit0_ + offset);
+    }
+
+    unsigned nr_cpus() const noexcept { return nr_cpus_; }
+    std::size_t unit_size() const noexcept { return unit_size_; }
+    bool initialized() const noexcept { return initialized_; }
+    Platform& platform() noexcept { return platform_; }
+    const Platform& platform() const noexcept { return platform_; }
+
+    /// stats() - a consistent snapshot, taken under the index lock.
+    alloc_stats stats() const noexcept {
+        index_guard<Platform> guard(platform_);
+        alloc_stats s = stats_;
+        s.live_bytes = live_bytes_;
+        s.nr_empty_pop_pages = nr_empty_pop_pages_;
+        s.nr_populated_pages = nr_populated_;
+        s.nr_cpus = nr_cpus_;
+        s.unit_size = unit_size_;
+        s.static_size = static_size_;
+        s.reserved_size = reserved_size_;
+        s.dynamic_size = unit_size_ - static_size_ - reserved_size_;
+        return s;
+    }
+
+    /// for_each_chunk(f) - call f(const chunk_stats&) for every chunk: the reserved
+    /// chunk first, then every slot list in order (as the kernel's debugfs file).
+    /// f runs under the index lock: it must not call back into the allocator.
+    template <class F>
+    void for_each_chunk(F&& f) const noexcept {
+        if (!initialized_) return;
+        index_guard<Platform> guard(platform_);
+        if (reserved_size_ != 0) f(chunk_info(reserved_));
+        for (int slot = 0; slot < nr_slots_; ++slot)
+            for (const detail::list_link* l = slots_[slot].next; l != &slots_[slot]; l = l->next)
+                f(chunk_info(*static_cast<const chunk_node*>(l)));
+    }
+
+    /// verify() - check every invariant the allocator maintains: each chunk's own
+    /// (bitmaps against hints and counts, chunk_type::verify()), slot placement, list
+    /// integrity, the global counters and the statistics. O(total bitmap size).
+    verify_report verify() const noexcept {
+        verify_report rep;
+        if (!initialized_) return rep;
+        index_guard<Platform> guard(platform_);
+        auto fail = [&rep](const char* what, const chunk_node* c, std::size_t expected,
+                           std::size_t actual) -> verify_report {
+            rep.ok = false;
+            rep.what = what;
+            rep.chunk = c != nullptr ? c->base : 0;
+            rep.expected = expected;
+            rep.actual = actual;
+            return rep;
+        };
+        auto check_chunk = [&](const chunk_node& c) {
+            const chunk_verify_report r = c.map.verify();
+            if (!r.ok) {
+                fail("chunk", &c, 0, 0);
+                rep.detail = r;
+                return false;
+            }
+            return true;
+        };
+
+        std::size_t live_bits = 0, empty_pages = 0;
+        std::uint32_t nr_alloc = 0, nr_chunks = 0;
+        if (reserved_size_ != 0) {
+            if (!check_chunk(reserved_)) return rep;
+            if (reserved_.linked()) return fail("reserved chunk on a slot list", &reserved_, 0, 1);
+            live_bits += live_bits_of(reserved_);
+            nr_alloc += reserved_.map.nr_alloc();
+        }
+        bool first_seen = false;
+        for (int slot = 0; slot < nr_slots_; ++slot) {
+            const detail::list_link* head = &slots_[slot];
+            for (const detail::list_link* l = head->next; l != head; l = l->next) {
+                const auto& c = *static_cast<const chunk_node*>(l);
+                if (l->next->prev != l || l->prev->next != l) return fail("slot list links", &c, 0, 0);
+                if (!check_chunk(c)) return rep;
+                if (c.slot != slot) return fail("chunk slot field", &c, unsigned(slot), unsigned(c.slot));
+                const int want = chunk_slot(c);
+                // A demoted chunk stays in slot 0 until its contig hint changes slot.
+                if (slot != want && !(slot == 0 && want < slot_fail_threshold))
+                    return fail("chunk on the wrong slot list", &c, unsigned(want), unsigned(slot));
+                first_seen |= &c == &first_;
+                live_bits += live_bits_of(c);
+                nr_alloc += c.map.nr_alloc();
+                if (!c.isolated) empty_pages += c.map.nr_empty_pop_pages();
+                ++nr_chunks;
+            }
+        }
+        if (!first_seen) return fail("first chunk missing from the slot lists", &first_, 1, 0);
+        if (empty_pages != nr_empty_pop_pages_)
+            return fail("global empty populated pages", nullptr, empty_pages, nr_empty_pop_pages_);
+        if (nr_alloc != stats_.nr_cur_alloc)
+            return fail("stats: live allocations", nullptr, nr_alloc, stats_.nr_cur_alloc);
+        if (stats_.nr_alloc - stats_.nr_dealloc != stats_.nr_cur_alloc)
+            return fail("stats: nr_alloc - nr_dealloc", nullptr, stats_.nr_alloc - stats_.nr_dealloc,
+                        stats_.nr_cur_alloc);
+        if ((live_bits << min_alloc_shift) != live_bytes_)
+            return fail("stats: live bytes", nullptr, live_bits << min_alloc_shift, live_bytes_);
+        if (nr_chunks != stats_.nr_chunks) return fail("stats: chunk count", nullptr, nr_chunks, stats_.nr_chunks);
+        return rep;
+    }
+
+private:
+    static constexpr std::size_t max_slots = 32;
+
+    /// chunk_node - a chunk as the allocator sees it: the bitmap allocator plus where it
+    /// lives and which list it is on.
+    struct chunk_node : detail::list_link {
+        chunk_type map;
+        std::uintptr_t base = 0;       ///< CPU 0 address of bit 0 of map
+        std::uintptr_t usable_begin = 0; ///< [usable_begin, usable_end): what free() may name
+        std::uintptr_t usable_end = 0;
+        int slot = -1;                 ///< the slot list it is on, -1 if none
+        chunk_kind kind = chunk_kind::first;
+        bool immutable = false;        ///< never populated, depopulated or destroyed
+        bool isolated = false;         ///< on to_depopulate/sidelined, out of the counts
+    };
+
+    static constexpr std::size_t round_up(std::size_t v, std::size_t a) noexcept { return (v + a - 1) / a * a; }
+    /// region_pages(begin, end) - pages a chunk needs to cover unit bytes [begin, end).
+    static constexpr std::uint32_t region_pages(std::size_t begin, std::size_t end) noexcept {
+        return static_cast<std::uint32_t>(round_up(end, page_size) / page_size - begin / page_size);
+    }
+    static int fls(std::size_t v) noexcept {
+        int n = 0;
+        while (v != 0) { ++n; v >>= 1; }
+        return n;
+    }
+    /// size_to_slot_raw(bytes) - PCPU_SLOT_BASE_SHIFT 5: max(fls(bytes) - 3, 1), so 4-15
+    /// bytes share slot 1 and every doubling after that gets its own slot.
+    static int size_to_slot_raw(std::size_t bytes) noexcept {
+        const int s = fls(bytes) - 3;
+        return s < 1 ? 1 : s;
+    }
+    int size_to_slot(std::size_t bytes) const noexcept {
+        return bytes == unit_size_ ? free_slot_ : size_to_slot_raw(bytes);
+    }
+    /// chunk_slot(c) - where c belongs: by its largest free region, not its free bytes,
+    /// so the list tells whether a request can fit (kernel since 2019).
+    int chunk_slot(const chunk_node& c) const noexcept {
+        const std::size_t contig = std::size_t{c.map.contig_bits()} << min_alloc_shift;
+        if (c.map.free_bits() == 0 || contig == 0) return 0;
+        return size_to_slot(contig);
+    }
+
+    void build_first_chunk(chunk_node& c, chunk_kind kind, std::uintptr_t units, std::size_t begin,
+                           std::size_t end, unsigned char* meta) noexcept {
+        const std::size_t page_begin = begin / page_size * page_size;
+        const std::uint32_t pages = region_pages(begin, end);
+        c.map.init(meta, pages);
+        c.map.set_populated(0, pages);
+        c.map.hide(static_cast<std::uint32_t>((begin - page_begin) >> min_alloc_shift),
+                   static_cast<std::uint32_t>((end - page_begin) >> min_alloc_shift));
+        c.base = units + page_begin;
+        c.usable_begin = units + begin;
+        c.usable_end = units + end;
+        c.kind = kind;
+        c.immutable = true;
+        unit0_ = units;
+    }
+
+    void insert_chunk(chunk_node& c) noexcept {
+        c.slot = chunk_slot(c);
+        slots_[c.slot].push_front(c);
+        if (++stats_.nr_chunks > stats_.nr_max_chunks) stats_.nr_max_chunks = stats_.nr_chunks;
+    }
+
+    /// relocate(c, old_slot) - pcpu_chunk_relocate: move c if its computed slot changed;
+    /// to the front when it went up (more room: try it soon), to the tail when it went
+    /// down. Compares computed slots, so a demoted chunk stays in slot 0 until its
+    /// contig hint moves it. The reserved and isolated chunks are on no slot by size.
+    void relocate(chunk_node& c, int old_slot) noexcept {
+        if (c.kind == chunk_kind::reserved || c.isolated) return;
+        const int new_slot = chunk_slot(c);
+        if (new_slot == old_slot) return;
+        c.unlink();
+        if (old_slot < new_slot) slots_[new_slot].push_front(c);
+        else slots_[new_slot].push_back(c);
+        c.slot = new_slot;
+    }
+
+    /// account_empty_pages(c, before) - mirror a change of c's empty populated pages in
+    /// the global count, which covers non-reserved, non-isolated chunks only: it is the
+    /// atomic reserve, and neither of those serves normal atomic allocations.
+    void account_empty_pages(const chunk_node& c, std::uint32_t before) noexcept {
+        if (c.kind == chunk_kind::reserved || c.isolated) return;
+        nr_empty_pop_pages_ = nr_empty_pop_pages_ + c.map.nr_empty_pop_pages() - before;
+    }
+
+    /// claim(c, bits, align, pop_only) - find-fit and claim in one chunk; -1 if it fails.
+    std::int32_t claim(chunk_node& c, std::uint32_t bits, std::uint32_t align, bool pop_only) noexcept {
+        const std::int32_t start = c.map.find_fit(bits, align, pop_only);
+        if (start < 0) return -1;
+        const int old_slot = chunk_slot(c);
+        const std::uint32_t empty_before = c.map.nr_empty_pop_pages();
+        const std::int32_t off = c.map.alloc_area(bits, align, static_cast<std::uint32_t>(start));
+        if (off < 0) return -1;
+        account_empty_pages(c, empty_before);
+        relocate(c, old_slot);
+        return off;
+    }
+
+    result<handle> alloc_impl(std::size_t size, std::size_t align, bool reserved, context ctx) noexcept {
+        if (!initialized_) return errc::not_initialized;
+        // Effective context: the caller's, narrowed by the task's scope (a NOIO scope
+        // makes a full request NOIO), decided once here and passed down.
+        const context eff = ctx_traits::narrow(ctx, traits::current_scope(platform_));
+        const bool is_atomic = !ctx_traits::may_block(eff);
+        const bool do_warn = !ctx_traits::nowarn(eff);
+
+        errc err = errc::ok;
+        if (size == 0) err = errc::zero_size;
+        else if (size > unit_size_) err = errc::size_too_large;
+        else if (align == 0 || (align & (align - 1)) != 0 || align > page_size) err = errc::bad_alignment;
+        if (err != errc::ok) {
+            index_guard<Platform> guard(platform_);
+            ++stats_.nr_failed;
+        } else {
+            const std::size_t bytes = round_up(size, min_alloc_size);
+            const auto bits = static_cast<std::uint32_t>(bytes >> min_alloc_shift);
+            const auto align_bits = static_cast<std::uint32_t>((align < min_alloc_size ? min_alloc_size : align) >>
+                                                               min_alloc_shift);
+            chunk_node* c = nullptr;
+            std::int32_t off = -1;
+            {
+                index_guard<Platform> guard(platform_);
+                if (reserved) {
+                    if (reserved_size_ != 0) {
+                        c = &reserved_;
+                        off = claim(reserved_, bits, align_bits, is_atomic);
+                    }
+                } else {
+                    off = search(bytes, bits, align_bits, is_atomic, c);
+                }
+                if (off >= 0) {
+                    ++stats_.nr_alloc;
+                    if (++stats_.nr_cur_alloc > stats_.nr_max_alloc) stats_.nr_max_alloc = stats_.nr_cur_alloc;
+                    if (bytes < stats_.min_alloc_size) stats_.min_alloc_size = bytes;
+                    if (bytes > stats_.max_alloc_size) stats_.max_alloc_size = bytes;
+                    live_bytes_ += bytes;
+                } else {
+                    ++stats_.nr_failed;
+                    err = errc::no_space;
+                }
+            }
+            if (err == errc::ok) {
+                const handle h(c->base + (static_cast<std::uintptr_t>(off) << min_alloc_shift));
+                // Outside the lock: the area is ours, and zeroing a large area on many
+                // CPUs must not hold off interrupts.
+                for (unsigned cpu = 0; cpu < nr_cpus_; ++cpu) std::memset(ptr(h, cpu), 0, bytes);
+                return h;
+            }
+        }
+        if (do_warn) warn_alloc_failure(size, align, is_atomic, err);
+        return err;
+    }
+
+    /// search(bytes, bits, align, pop_only, out) - the normal allocation search:
+    /// slots from the request's size class up to the free slot, fullest chunks first,
+    /// then slot 0. Returns the bit offset in *out, or -1 if no chunk can fit.
+    std::int32_t search(std::size_t bytes, std::uint32_t bits, std::uint32_t align, bool pop_only,
+                        chunk_node*& out) noexcept {
+        for (int slot = size_to_slot(bytes); slot <= free_slot_; ++slot) {
+            detail::list_link* head = &slots_[slot];
+            for (detail::list_link* l = head->next; l != head;) {
+                auto& c = *static_cast<chunk_node*>(l);
+                l = l->next; // c may move lists below
+                if (c.map.find_fit(bits, align, pop_only) < 0) {
+                    // Usually an alignment failure in a nearly full chunk: park it in
+                    // slot 0, which the search never visits, until it changes.
+                    if (slot < slot_fail_threshold) {
+                        c.unlink();
+                        slots_[0].push_front(c);
+                        c.slot = 0;
+                    }
+                    continue;
+                }
+                const std::int32_t off = claim(c, bits, align, pop_only);
+                if (off >= 0) {
+                    out = &c;
+                    return off;
+                }
+            }
+        }
+        // Deviation from the kernel, which never looks at slot 0 and would rather
+        // create a chunk: a static-only allocator cannot create one, and a request that
+        // fits an existing chunk must not fail. Slot 0 holds only nearly full and
+        // demoted chunks, each rejected in O(1) by its contig hint when it cannot fit.
+        detail::list_link* head = &slots_[0];
+        for (detail::list_link* l = head->next; l != head; l = l->next) {
+            auto& c = *static_cast<chunk_node*>(l);
+            const std::int32_t off = claim(c, bits, align, pop_only);
+            if (off >= 0) {
+                out = &c;
+                return off;
+            }
+        }
+        return -1;
+    }
+
+    /// find_chunk(addr) - the chunk whose usable CPU 0 range holds addr, or nullptr.
+    chunk_node* find_chunk(std::uintptr_t addr) noexcept {
+        auto holds = [addr](const chunk_node& c) { return addr >= c.usable_begin && addr < c.usable_end; };
+        if (holds(first_)) return &first_;
+        if (reserved_size_ != 0 && holds(reserved_)) return &reserved_;
+        for (int slot = 0; slot < nr_slots_; ++slot)
+            for (detail::list_link* l = slots_[slot].next; l != &slots_[slot]; l = l->next)
+                if (holds(*static_cast<chunk_node*>(l))) return static_cast<chunk_node*>(l);
+        return nullptr;
+    }
+
+    std::size_t live_bits_of(const chunk_node& c) const noexcept {
+        const std::size_t usable_bits = (c.usable_end - c.usable_begin) >> min_alloc_shift;
+        return usable_bits - c.map.free_bits();
+    }
+
+    chunk_stats chunk_info(const chunk_node& c) const noexcept {
+        chunk_stats s;
+        s.kind = c.kind;
+        s.slot = c.slot;
+        s.base = c.base;
+        s.nr_pages = c.map.nr_pages();
+        s.nr_populated = c.map.nr_populated();
+        s.nr_empty_pop_pages = c.map.nr_empty_pop_pages();
+        s.nr_alloc = c.map.nr_alloc();
+        s.max_alloc_size = std::size_t{c.map.max_alloc_bits()} << min_alloc_shift;
+        s.free_bytes = std::size_t{c.map.free_bits()} << min_alloc_shift;
+        s.contig_bytes = std::size_t{c.map.contig_bits()} << min_alloc_shift;
+        s.first_free = std::size_t{c.map.first_free()} << min_alloc_shift;
+        // Holes: free runs followed by an allocated bit inside the usable range.
+        const auto begin = static_cast<std::size_t>((c.usable_begin - c.base) >> min_alloc_shift);
+        const auto end = static_cast<std::size_t>((c.usable_end - c.base) >> min_alloc_shift);
+        std::size_t rs = 0, re = 0;
+        for (std::size_t from = begin; bitmap::next_clear_region(c.map.alloc_map(), end, from, rs, re); from = re) {
+            if (re == end) break; // the free tail is not a hole
+            const std::size_t hole = (re - rs) << min_alloc_shift;
+            s.sum_frag += hole;
+            if (hole > s.max_frag) s.max_frag = hole;
+        }
+        return s;
+    }
+
+    void warn(const char* msg) noexcept {
+        // The kernel's budget: ten reports, then one last word, then silence, so a
+        // failing loop cannot flood a console (or a firmware UART).
+        if (warn_budget_ == 0) return;
+        traits::warn(platform_, msg);
+        if (--warn_budget_ == 0) traits::warn(platform_, "pcpu: limit reached, disable warning");
+    }
+
+    void warn_alloc_failure(std::size_t size, std::size_t align, bool is_atomic, errc err) noexcept {
+        detail::message<128> m;
+        m << "pcpu: allocation failed, size=" << static_cast<unsigned long long>(size)
+          << " align=" << static_cast<unsigned long long>(align) << " atomic=" << (is_atomic ? 1u : 0u)
+          << ": " << errc_name(err);
+        warn(m.c_str());
+    }
+
+    mutable Platform platform_;
+    bool initialized_ = false;
+    unsigned nr_cpus_ = 0;
+    std::size_t unit_size_ = 0;
+    std::size_t static_size_ = 0;
+    std::size_t reserved_size_ = 0;
+    std::uintptr_t unit0_ = 0;
+    std::uintptr_t cpu_offsets_[max_cpus] = {};
+
+    chunk_node first_;    // the first chunk's dynamic area
+    chunk_node reserved_; // the first chunk's reserved area (if reserved_size_ != 0)
+    detail::list_link slots_[max_slots];
+    int base_slot_ = 0, sidelined_slot_ = 0, free_slot_ = 0, to_depopulate_slot_ = 0, nr_slots_ = 0;
+
+    std::size_t nr_empty_pop_pages_ = 0;
+    std::size_t nr_populated_ = 0;
+    std::size_t live_bytes_ = 0;
+    alloc_stats stats_;
+    int warn_budget_ = 10;
+};
+
+} // namespace pcpu
