@@ -90,6 +90,13 @@ struct context_traits<gfp> {
     static constexpr bool within(gfp inner, gfp outer) noexcept {
         return narrow(inner, outer) == inner;
     }
+    /// scope_of(c) - the implicit scope a context asks for: its permissions only. A
+    /// scope restricts how memory may be found (block, IO, FS); nowarn, noretry and
+    /// nofail describe one request and stay with it. A context that may not block
+    /// gives a no-reclaim scope, as memalloc_apply_gfp_scope does.
+    static constexpr gfp scope_of(gfp c) noexcept {
+        return gfp{static_cast<std::uint8_t>(c.bits & (gfp::may_block | gfp::may_io | gfp::may_fs))};
+    }
     /// for_backing(c) - what a backing allocator may be asked for: nofail stripped.
     static constexpr gfp for_backing(gfp c) noexcept { return c.without(gfp::nofail); }
 
