@@ -42,6 +42,8 @@
 #include "detail/list.hpp"
 #include "error.hpp"
 #include "platform.hpp"
+#include "populate.hpp"
+#include "scope.hpp"
 
 #include <cstring>
 #include <new>
@@ -81,16 +83,10 @@ struct first_chunk_config {
     std::size_t reserved_size = 0;
     /// metadata storage for the first (and reserved) chunk:
     /// allocator::first_chunk_meta_bytes(unit_size, static_size, reserved_size) bytes
-    /// aligned to allocator::meta_align. Never freed by pcpu.
+    /// aligned to allocator::meta_align. Never freed by pcpu. With a policy that creates
+    /// chunks it may be null: init() then takes it from the platform's alloc_meta().
     void* meta = nullptr;
     std::size_t meta_size = 0;
-};
-
-/// static_only - populate policy: the first chunk is all there is. Never allocates,
-/// never blocks; all pages are populated from the start, so atomic and sleeping
-/// allocations behave alike.
-struct static_only {
-    static constexpr bool creates_chunks = false;
 };
 
 enum class chunk_kind : std::uint8_t { first, reserved, dynamic };
@@ -186,6 +182,8 @@ public:
     /// are demoted to slot 0, where only a change of their contig hint finds them again.
     static constexpr int slot_fail_threshold = 3;
 
+    static_assert(Populate::template check_platform<Platform>(), "pcpu: platform/policy mismatch");
+
     template <class... Args>
     explicit allocator(Args&&... platform_args) noexcept
         : platform_(std::forward<Args>(platform_args)...) {}
@@ -209,17 +207,31 @@ public:
     /// Returns errc::ok, or errc::bad_config (nothing changed) if: already initialised;
     /// nr_cpus is 0 or above max_cpus; unit_size is 0, not a page multiple or above
     /// max_unit_size; units is null or not page aligned; static + reserved leave no
-    /// dynamic space; meta is null, misaligned or smaller than first_chunk_meta_bytes().
+    /// dynamic space; meta is misaligned, smaller than first_chunk_meta_bytes(), or null
+    /// under static_only. out_of_memory if pcpu had to allocate the metadata and could not.
     errc init(const first_chunk_config& cfg) noexcept {
         const std::size_t s = round_up(cfg.static_size, min_alloc_size);
         const std::size_t r = round_up(cfg.reserved_size, min_alloc_size);
         const auto units = reinterpret_cast<std::uintptr_t>(cfg.units);
         if (initialized_ || cfg.nr_cpus == 0 || cfg.nr_cpus > max_cpus || cfg.unit_size == 0 ||
             cfg.unit_size % page_size != 0 || cfg.unit_size > max_unit_size || units == 0 ||
-            units % page_size != 0 || s + r >= cfg.unit_size || cfg.meta == nullptr ||
+            units % page_size != 0 || s + r >= cfg.unit_size ||
+            (cfg.meta == nullptr && !Populate::creates_chunks) ||
             reinterpret_cast<std::uintptr_t>(cfg.meta) % meta_align != 0 ||
-            cfg.meta_size < first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size))
+            (cfg.meta != nullptr &&
+             cfg.meta_size < first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size)))
             return errc::bad_config;
+
+        void* meta_storage = cfg.meta;
+        if (meta_storage == nullptr) {
+            // First-chunk setup asks with the full context on purpose: it runs once, at
+            // start-up, before any caller can hold a lock that reclaim might need.
+            own_meta_bytes_ = first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size);
+            op_bracket op(platform_, ctx_traits::full());
+            if constexpr (Populate::creates_chunks)
+                meta_storage = own_meta_ = platform_.alloc_meta(own_meta_bytes_, meta_align, ctx_traits::full());
+            if (meta_storage == nullptr) return errc::out_of_memory;
+        }
 
         nr_cpus_ = cfg.nr_cpus;
         unit_size_ = cfg.unit_size;
@@ -244,7 +256,12 @@ public:
         to_depopulate_slot_ = base_slot_ + 3;
         nr_slots_ = base_slot_ + 4;
 
-        auto* meta = static_cast<unsigned char*>(cfg.meta);
+        layout_.nr_cpus = nr_cpus_;
+        layout_.unit_size = unit_size_;
+        layout_.unit_pages = static_cast<std::uint32_t>(unit_size_ / page_size);
+        layout_.page_size = page_size;
+
+        auto* meta = static_cast<unsigned char*>(meta_storage);
         build_first_chunk(first_, chunk_kind::first, units, s + r, unit_size_, meta);
         meta += round_up(chunk_type::meta_bytes(first_.map.nr_pages()), meta_align);
         if (r != 0) build_first_chunk(reserved_, chunk_kind::reserved, units, s, s + r, meta);
@@ -280,7 +297,8 @@ public:
 
     /// free(h) - free an allocation made by alloc() or alloc_reserved().
     /// Context: any, interrupts included: takes only the index lock and calls no other
-    /// platform callback but warn(). A null handle is a no-op.
+    /// platform callback but warn() and request_balance(); it never unmaps or destroys
+    /// anything itself. A null handle is a no-op.
     /// Returns ok, or: invalid_pointer (h is not the start of anything pcpu returned),
     /// double_free (h lies in a chunk but its area is not allocated). Nothing changes on
     /// error.
@@ -288,6 +306,7 @@ public:
         if (!h) return errc::ok;
         if (!initialized_) return errc::not_initialized;
         errc err = errc::ok;
+        bool need_balance = false;
         {
             index_guard<Platform> guard(platform_);
             chunk_node* c = find_chunk(h.addr());
@@ -310,10 +329,12 @@ public:
                     ++stats_.nr_dealloc;
                     --stats_.nr_cur_alloc;
                     live_bytes_ -= std::size_t{bits} << min_alloc_shift;
+                    need_balance = after_free(*c);
                 }
             }
             if (err != errc::ok) ++stats_.nr_bad_free;
         }
+        if (need_balance) traits::request_balance(platform_);
         if (err != errc::ok) {
             detail::message<96> m;
             m << "pcpu: free of ";
@@ -322,6 +343,45 @@ public:
         }
         return err;
     }
+
+    /// balance(ctx) - the deferred work (pcpu_balance_workfn): destroy surplus fully free
+    /// chunks (one spare is kept), depopulate empty pages of chunks isolated by free(),
+    /// and refill the atomic reserve to empty_pop_pages_high populated empty pages,
+    /// creating a chunk if needed. Call it when the platform's request_balance() asked,
+    /// from a work queue, idle hook or timer; never from inside a platform callback.
+    /// Context: sleeps (takes the sleeping lock). Runs with ctx narrowed by the
+    /// platform's background_context() (default noio): balance holds the sleeping lock
+    /// that noio callers wait on, so it must never enter IO reclaim itself, which could
+    /// need a lock such a caller holds (Linux has run its balance worker under a NOIO
+    /// scope since 2025 for exactly this).
+    /// Returns ok; would_block if the context may not block; out_of_memory if the
+    /// reserve could not be refilled (nothing is left half done either way).
+    errc balance(context ctx) noexcept {
+        if (!initialized_) return errc::not_initialized;
+        if constexpr (!Populate::creates_chunks) {
+            (void)ctx;
+            return errc::ok;
+        } else {
+            const context eff = ctx_traits::narrow(ctx_traits::narrow(ctx, traits::current_scope(platform_)),
+                                                   traits::background_context(platform_));
+            if (!ctx_traits::may_block(eff)) return errc::would_block;
+            op_bracket op(platform_, eff);
+            // The whole body runs under the context's scope, so even an allocation the
+            // platform makes without a context argument sees it.
+            optional_scope scope(platform_, eff);
+            slow_guard slow(platform_, true);
+            balance_free(false);
+            if constexpr (Populate::on_demand) reclaim_populated();
+            const errc err = balance_populated(ctx_traits::for_backing(eff));
+            balance_free(true);
+            return err;
+        }
+    }
+    errc balance() noexcept { return balance(traits::background_context(platform_)); }
+
+    /// ~allocator() - return every dynamic chunk, its pages, its address space and all
+    /// metadata to the platform, whatever state the allocator is in. Handles die with it.
+    ~allocator() { teardown(); }
 
     /// ptr(h, cpu) - CPU `cpu`'s copy of the allocation h (one load, one add).
     void* ptr(handle h, unsigned cpu) const noexcept {
@@ -374,9 +434,13 @@ public:
     /// verify() - check every invariant the allocator maintains: each chunk's own
     /// (bitmaps against hints and counts, chunk_type::verify()), slot placement, list
     /// integrity, the global counters and the statistics. O(total bitmap size).
+    /// Context: takes the sleeping lock when the policy creates chunks, so that it never
+    /// sees an allocation between its claim and its population (the only moment the
+    /// counters legitimately disagree), then the index lock.
     verify_report verify() const noexcept {
         verify_report rep;
         if (!initialized_) return rep;
+        slow_guard slow(platform_, Populate::creates_chunks);
         index_guard<Platform> guard(platform_);
         auto fail = [&rep](const char* what, const chunk_node* c, std::size_t expected,
                            std::size_t actual) -> verify_report {
@@ -397,7 +461,7 @@ public:
             return true;
         };
 
-        std::size_t live_bits = 0, empty_pages = 0;
+        std::size_t live_bits = 0, empty_pages = 0, populated = region_pages(0, unit_size_);
         std::uint32_t nr_alloc = 0, nr_chunks = 0;
         if (reserved_size_ != 0) {
             if (!check_chunk(reserved_)) return rep;
@@ -413,10 +477,20 @@ public:
                 if (l->next->prev != l || l->prev->next != l) return fail("slot list links", &c, 0, 0);
                 if (!check_chunk(c)) return rep;
                 if (c.slot != slot) return fail("chunk slot field", &c, unsigned(slot), unsigned(c.slot));
+                const bool isolated_slot = slot == sidelined_slot_ || slot == to_depopulate_slot_;
+                if (c.isolated != isolated_slot)
+                    return fail("isolated chunk off the isolation lists (or the reverse)", &c, c.isolated,
+                                isolated_slot);
                 const int want = chunk_slot(c);
                 // A demoted chunk stays in slot 0 until its contig hint changes slot.
-                if (slot != want && !(slot == 0 && want < slot_fail_threshold))
+                if (!c.isolated && slot != want && !(slot == 0 && want < slot_fail_threshold))
                     return fail("chunk on the wrong slot list", &c, unsigned(want), unsigned(slot));
+                if (c.kind == chunk_kind::dynamic) {
+                    if (c.immutable) return fail("dynamic chunk marked immutable", &c, 0, 1);
+                    populated += c.map.nr_populated();
+                } else if (c.map.nr_populated() != c.map.nr_pages()) {
+                    return fail("first chunk not fully populated", &c, c.map.nr_pages(), c.map.nr_populated());
+                }
                 first_seen |= &c == &first_;
                 live_bits += live_bits_of(c);
                 nr_alloc += c.map.nr_alloc();
@@ -425,6 +499,7 @@ public:
             }
         }
         if (!first_seen) return fail("first chunk missing from the slot lists", &first_, 1, 0);
+        if (populated != nr_populated_) return fail("global populated pages", nullptr, populated, nr_populated_);
         if (empty_pages != nr_empty_pop_pages_)
             return fail("global empty populated pages", nullptr, empty_pages, nr_empty_pop_pages_);
         if (nr_alloc != stats_.nr_cur_alloc)
@@ -538,64 +613,186 @@ private:
         return off;
     }
 
+    /// op_bracket - tells the platform (a context checker) which effective context the
+    /// callbacks of this public operation must stay within.
+    struct op_bracket {
+        op_bracket(Platform& p, context c) noexcept : p_(p) { traits::op_begin(p_, c); }
+        ~op_bracket() { traits::op_end(p_); }
+        op_bracket(const op_bracket&) = delete;
+        op_bracket& operator=(const op_bracket&) = delete;
+        Platform& p_;
+    };
+    /// slow_guard - the sleeping lock, taken only when `take` (policies that never
+    /// create chunks have none, and atomic allocations never take it).
+    struct slow_guard {
+        slow_guard(Platform& p, bool take) noexcept : p_(p), held_(take) {
+            if constexpr (Populate::creates_chunks)
+                if (held_) p_.slow_lock();
+        }
+        ~slow_guard() {
+            if constexpr (Populate::creates_chunks)
+                if (held_) p_.slow_unlock();
+        }
+        slow_guard(const slow_guard&) = delete;
+        slow_guard& operator=(const slow_guard&) = delete;
+        Platform& p_;
+        bool held_;
+    };
+    /// optional_scope - the context's implicit scope, where the platform has scopes.
+    struct optional_scope {
+        static constexpr bool has = traits::template has<detail::has_scope_apply>;
+        struct none {
+            none(Platform&, context) noexcept {}
+        };
+        std::conditional_t<has, scope_guard<Platform>, none> guard_;
+        optional_scope(Platform& p, context c) noexcept : guard_(p, c) {}
+    };
+
+    /// locked_context(eff) - the context of every callback made under the sleeping
+    /// lock for a caller whose effective context is eff: eff without nofail (never
+    /// forwarded to backing allocators), capped by the background context. The cap is
+    /// the kernel's 2026 rule: whoever holds the sleeping lock can be waited on by the
+    /// narrowest caller (a noio one holding a lock IO reclaim needs), so nothing done
+    /// under it may enter IO or FS reclaim. A platform that wants the caller's own
+    /// context passed through unchanged returns full from background_context().
+    context locked_context(context eff) noexcept {
+        return ctx_traits::narrow(ctx_traits::for_backing(eff), traits::background_context(platform_));
+    }
+
     result<handle> alloc_impl(std::size_t size, std::size_t align, bool reserved, context ctx) noexcept {
         if (!initialized_) return errc::not_initialized;
         // Effective context: the caller's, narrowed by the task's scope (a NOIO scope
         // makes a full request NOIO), decided once here and passed down.
         const context eff = ctx_traits::narrow(ctx, traits::current_scope(platform_));
         const bool is_atomic = !ctx_traits::may_block(eff);
-        const bool do_warn = !ctx_traits::nowarn(eff);
-
         errc err = errc::ok;
         if (size == 0) err = errc::zero_size;
         else if (size > unit_size_) err = errc::size_too_large;
         else if (align == 0 || (align & (align - 1)) != 0 || align > page_size) err = errc::bad_alignment;
-        if (err != errc::ok) {
+
+        handle h;
+        if (err == errc::ok) {
+            op_bracket op(platform_, eff);
+            err = alloc_area(round_up(size, min_alloc_size), align < min_alloc_size ? min_alloc_size : align,
+                             reserved, is_atomic, eff, h);
+        } else {
             index_guard<Platform> guard(platform_);
             ++stats_.nr_failed;
-        } else {
-            const std::size_t bytes = round_up(size, min_alloc_size);
-            const auto bits = static_cast<std::uint32_t>(bytes >> min_alloc_shift);
-            const auto align_bits = static_cast<std::uint32_t>((align < min_alloc_size ? min_alloc_size : align) >>
-                                                               min_alloc_shift);
-            chunk_node* c = nullptr;
-            std::int32_t off = -1;
-            {
-                index_guard<Platform> guard(platform_);
-                if (reserved) {
-                    if (reserved_size_ != 0) {
-                        c = &reserved_;
-                        off = claim(reserved_, bits, align_bits, is_atomic);
-                    }
-                } else {
-                    off = search(bytes, bits, align_bits, is_atomic, c);
-                }
-                if (off >= 0) {
-                    ++stats_.nr_alloc;
-                    if (++stats_.nr_cur_alloc > stats_.nr_max_alloc) stats_.nr_max_alloc = stats_.nr_cur_alloc;
-                    if (bytes < stats_.min_alloc_size) stats_.min_alloc_size = bytes;
-                    if (bytes > stats_.max_alloc_size) stats_.max_alloc_size = bytes;
-                    live_bytes_ += bytes;
-                } else {
-                    ++stats_.nr_failed;
-                    err = errc::no_space;
-                }
-            }
-            if (err == errc::ok) {
-                const handle h(c->base + (static_cast<std::uintptr_t>(off) << min_alloc_shift));
-                // Outside the lock: the area is ours, and zeroing a large area on many
-                // CPUs must not hold off interrupts.
-                for (unsigned cpu = 0; cpu < nr_cpus_; ++cpu) std::memset(ptr(h, cpu), 0, bytes);
-                return h;
-            }
         }
-        if (do_warn) warn_alloc_failure(size, align, is_atomic, err);
+        if (err == errc::ok) {
+            // Outside every lock: the area is ours, and zeroing a large area on many
+            // CPUs must not hold off interrupts.
+            for (unsigned cpu = 0; cpu < nr_cpus_; ++cpu) std::memset(ptr(h, cpu), 0, round_up(size, min_alloc_size));
+            return h;
+        }
+        if (!ctx_traits::nowarn(eff)) warn_alloc_failure(size, align, is_atomic, err);
         return err;
     }
 
+    /// alloc_area(bytes, align, reserved, is_atomic, eff, out) - pcpu_alloc without the
+    /// argument checks and the zeroing.
+    ///
+    /// A sleeping allocation holds the sleeping lock throughout: only one task creates
+    /// or populates at a time, and no chunk is destroyed under it, which is what allows
+    /// dropping the index lock while a chunk is created or pages are populated. An
+    /// atomic allocation never takes it: it claims only populated space, or fails and
+    /// asks balance to refill the reserve.
+    errc alloc_area(std::size_t bytes, std::size_t align, bool reserved, bool is_atomic, context eff,
+                    handle& out) noexcept {
+        const auto bits = static_cast<std::uint32_t>(bytes >> min_alloc_shift);
+        const auto align_bits = static_cast<std::uint32_t>(align >> min_alloc_shift);
+        const bool sleeping = Populate::creates_chunks && !is_atomic;
+        slow_guard slow(platform_, sleeping);
+        const context locked = locked_context(eff);
+
+        chunk_node* c = nullptr;
+        std::int32_t off = -1;
+        errc err = errc::ok;
+        platform_.index_lock();
+        for (;;) {
+            if (reserved) {
+                // The reserved chunk never grows and is always populated.
+                if (reserved_size_ != 0) {
+                    c = &reserved_;
+                    off = claim(reserved_, bits, align_bits, is_atomic);
+                }
+                break;
+            }
+            off = search(bytes, bits, align_bits, is_atomic, c);
+            if (off >= 0 || !sleeping) break;
+            // Nothing fits. A fully free chunk fits any legal request, so one is created
+            // only while none exists; the sleeping lock makes this task the only creator.
+            if (!slots_[free_slot_].empty()) break;
+            if constexpr (Populate::creates_chunks) {
+                platform_.index_unlock();
+                chunk_node* fresh = create_chunk(locked);
+                platform_.index_lock();
+                if (fresh == nullptr) {
+                    err = errc::out_of_memory;
+                    break;
+                }
+                insert_chunk(*fresh);
+            }
+        }
+        if (off < 0) {
+            if (err == errc::ok)
+                err = is_atomic && Populate::creates_chunks && !reserved ? errc::would_block : errc::no_space;
+            // An atomic failure is what the reserve exists for: refill it with priority.
+            const bool refill = err == errc::would_block;
+            if (refill) atomic_alloc_failed_ = true;
+            ++stats_.nr_failed;
+            platform_.index_unlock();
+            if (refill) traits::request_balance(platform_);
+            return err;
+        }
+
+        const std::uint32_t page_begin = static_cast<std::uint32_t>(off) / chunk_type::block_bits;
+        const std::uint32_t page_end = (static_cast<std::uint32_t>(off) + bits - 1) / chunk_type::block_bits + 1;
+        bool populated = true;
+        if constexpr (Populate::on_demand)
+            populated = bitmap::all_set(c->map.populated_map(), page_begin, page_end);
+        if (!populated) {
+            // Only a sleeping allocation gets here: an atomic fit is populated already.
+            platform_.index_unlock();
+            err = populate_range(*c, page_begin, page_end, locked);
+            platform_.index_lock();
+            if (err != errc::ok) {
+                release_area(*c, static_cast<std::uint32_t>(off));
+                ++stats_.nr_failed;
+                platform_.index_unlock();
+                return err;
+            }
+        }
+        account_alloc(bytes);
+        const bool low = nr_empty_pop_pages_ < empty_pop_pages_low && Populate::creates_chunks;
+        platform_.index_unlock();
+        if (low) traits::request_balance(platform_);
+        out = handle(c->base + (static_cast<std::uintptr_t>(off) << min_alloc_shift));
+        return errc::ok;
+    }
+
+    void account_alloc(std::size_t bytes) noexcept {
+        ++stats_.nr_alloc;
+        if (++stats_.nr_cur_alloc > stats_.nr_max_alloc) stats_.nr_max_alloc = stats_.nr_cur_alloc;
+        if (bytes < stats_.min_alloc_size) stats_.min_alloc_size = bytes;
+        if (bytes > stats_.max_alloc_size) stats_.max_alloc_size = bytes;
+        live_bytes_ += bytes;
+    }
+
+    /// release_area(c, off) - give back an area claimed by an allocation that then
+    /// failed (population), leaving the chunk as if it had never been claimed.
+    void release_area(chunk_node& c, std::uint32_t off) noexcept {
+        const int old_slot = chunk_slot(c);
+        const std::uint32_t empty_before = c.map.nr_empty_pop_pages();
+        c.map.free_area(off);
+        account_empty_pages(c, empty_before);
+        relocate(c, old_slot);
+    }
+
     /// search(bytes, bits, align, pop_only, out) - the normal allocation search:
-    /// slots from the request's size class up to the free slot, fullest chunks first,
-    /// then slot 0. Returns the bit offset in *out, or -1 if no chunk can fit.
+    /// slots from the request's size class up to the free slot, fullest chunks first
+    /// (sidelined chunks come after every chunk in use, and fully free chunks last),
+    /// then slot 0. Returns the bit offset with the chunk in out, or -1.
     std::int32_t search(std::size_t bytes, std::uint32_t bits, std::uint32_t align, bool pop_only,
                         chunk_node*& out) noexcept {
         for (int slot = size_to_slot(bytes); slot <= free_slot_; ++slot) {
@@ -605,7 +802,7 @@ private:
                 l = l->next; // c may move lists below
                 if (c.map.find_fit(bits, align, pop_only) < 0) {
                     // Usually an alignment failure in a nearly full chunk: park it in
-                    // slot 0, which the search never visits, until it changes.
+                    // slot 0, which is searched last, until its contig hint changes.
                     if (slot < slot_fail_threshold) {
                         c.unlink();
                         slots_[0].push_front(c);
@@ -615,6 +812,8 @@ private:
                 }
                 const std::int32_t off = claim(c, bits, align, pop_only);
                 if (off >= 0) {
+                    // Serving from a sidelined chunk puts it back into use.
+                    if (c.isolated) reintegrate(c);
                     out = &c;
                     return off;
                 }
@@ -634,6 +833,330 @@ private:
             }
         }
         return -1;
+    }
+
+    // ---- dynamic chunks -------------------------------------------------------------
+
+    /// empty_pop_pages_low/high - the atomic reserve (PCPU_EMPTY_POP_PAGES_LOW/HIGH):
+    /// an allocation that leaves fewer than low populated empty pages asks for balance,
+    /// which refills to high; reclaim never takes the reserve below high.
+    static constexpr std::size_t empty_pop_pages_low = 2;
+    static constexpr std::size_t empty_pop_pages_high = 4;
+
+    static constexpr std::size_t node_bytes() noexcept { return round_up(sizeof(chunk_node), meta_align); }
+
+    /// create_chunk(ctx) - a new, empty dynamic chunk, not yet on any list; nullptr if
+    /// the metadata or the memory could not be had (and then nothing is left behind).
+    /// Context: sleeping lock held, index lock not held; ctx reaches the metadata
+    /// allocation and the address-space (or units) allocation alike.
+    // Templates only so that policies without chunk creation never instantiate them.
+    template <class Pol = Populate>
+    chunk_node* create_chunk(context ctx) noexcept {
+        const std::size_t bytes = node_bytes() + chunk_type::meta_bytes(layout_.unit_pages);
+        constexpr std::size_t align = alignof(chunk_node) > meta_align ? alignof(chunk_node) : meta_align;
+        void* mem = platform_.alloc_meta(bytes, align, ctx);
+        if (mem == nullptr) return nullptr;
+        auto* c = new (mem) chunk_node;
+        c->map.init(static_cast<unsigned char*>(mem) + node_bytes(), layout_.unit_pages);
+        const std::uintptr_t base = Populate::create(platform_, layout_, ctx);
+        if (base == 0) {
+            c->~chunk_node();
+            platform_.free_meta(mem, bytes);
+            return nullptr;
+        }
+        c->base = c->usable_begin = base;
+        c->usable_end = base + unit_size_;
+        c->kind = chunk_kind::dynamic;
+        // Without an MMU every page exists from creation: population is bookkeeping.
+        if constexpr (!Populate::on_demand) c->map.set_populated(0, layout_.unit_pages);
+        return c;
+    }
+
+    /// destroy_chunk(c) - depopulate what is populated, give the memory and the
+    /// metadata back. c is on no list and out of every global count.
+    /// Context: sleeping lock held, index lock not held. Allocates nothing.
+    // Templates only so that policies without chunk creation never instantiate them.
+    template <class Pol = Populate>
+    void destroy_chunk(chunk_node& c) noexcept {
+        if constexpr (Populate::on_demand) {
+            std::size_t rs = 0, re = 0;
+            for (std::size_t from = 0; bitmap::next_set_region(c.map.populated_map(), layout_.unit_pages, from, rs, re);
+                 from = re) {
+                PCPU_ASSERT(page_array_ != nullptr); // populated once, so it exists
+                Populate::depopulate(platform_, layout_, c.base, static_cast<std::uint32_t>(rs),
+                                     static_cast<std::uint32_t>(re), page_array_);
+                c.map.set_depopulated(static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re));
+            }
+            // No TLB flush: release() retires the whole range next and must flush it.
+        }
+        Populate::destroy(platform_, layout_, c.base);
+        c.~chunk_node();
+        platform_.free_meta(&c, node_bytes() + chunk_type::meta_bytes(layout_.unit_pages));
+    }
+
+    /// ensure_page_array(ctx) - the temporary page array: allocated by the first
+    /// population, with that population's context (it was GFP_KERNEL in Linux before
+    /// 2026: one of the allocations the noio bug went through), then kept for good so
+    /// depopulation never has to allocate.
+    // Templates only so that policies without chunk creation never instantiate them.
+    template <class Pol = Populate>
+    bool ensure_page_array(context ctx) noexcept {
+        if (page_array_ == nullptr)
+            page_array_ = static_cast<page_ref*>(platform_.alloc_meta(page_array_bytes(), alignof(page_ref), ctx));
+        return page_array_ != nullptr;
+    }
+    std::size_t page_array_bytes() const noexcept {
+        return std::size_t{nr_cpus_} * layout_.unit_pages * sizeof(page_ref);
+    }
+
+    /// populate_range(c, b, e, ctx) - populate every unpopulated run of pages [b, e) of
+    /// c and record it. Context: sleeping lock held, index lock not held.
+    errc populate_range(chunk_node& c, std::uint32_t b, std::uint32_t e, context ctx) noexcept {
+        if constexpr (Populate::on_demand) {
+            std::size_t rs = 0, re = 0;
+            for (std::size_t from = b; bitmap::next_clear_region(c.map.populated_map(), e, from, rs, re); from = re) {
+                PCPU_ASSERT(!c.immutable);
+                if (!ensure_page_array(ctx) ||
+                    !Populate::populate(platform_, layout_, c.base, static_cast<std::uint32_t>(rs),
+                                        static_cast<std::uint32_t>(re), page_array_, ctx))
+                    return errc::out_of_memory;
+                index_guard<Platform> guard(platform_);
+                record_population(c, static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re), true);
+            }
+        } else {
+            (void)c, (void)b, (void)e, (void)ctx;
+        }
+        return errc::ok;
+    }
+
+    /// record_population(c, b, e, populated) - pcpu_chunk_(de)populated: the chunk's
+    /// bitmap and counts, and the global ones. Index lock held.
+    void record_population(chunk_node& c, std::uint32_t b, std::uint32_t e, bool populated) noexcept {
+        const std::uint32_t empty_before = c.map.nr_empty_pop_pages();
+        if (populated) {
+            c.map.set_populated(b, e);
+            nr_populated_ += e - b;
+        } else {
+            c.map.set_depopulated(b, e);
+            nr_populated_ -= e - b;
+        }
+        account_empty_pages(c, empty_before);
+    }
+
+    /// after_free(c) - pcpu_free_percpu's background decision. Index lock held.
+    /// Returns true if balance should run.
+    bool after_free(chunk_node& c) noexcept {
+        if constexpr (!Populate::creates_chunks) {
+            (void)c;
+            return false;
+        } else {
+            if (c.kind != chunk_kind::dynamic) return false;
+            if (!c.isolated && c.map.free_bits() == c.map.map_bits()) {
+                // One fully free chunk is kept as a spare; a second one is surplus.
+                const detail::list_link& head = slots_[free_slot_];
+                return head.next != &c || c.next != &head;
+            }
+            if (!should_reclaim(c)) return false;
+            if (!c.isolated) isolate(c);
+            return true;
+        }
+    }
+
+    /// should_reclaim(c) - pcpu_should_reclaim_chunk: worth depopulating when the other
+    /// chunks hold more than the reserve's high mark of empty pages and at least a
+    /// quarter of c is empty populated pages. Only memory that can be unmapped counts:
+    /// never the first chunk, never a contiguous chunk.
+    bool should_reclaim(const chunk_node& c) const noexcept {
+        if (!Populate::on_demand || c.immutable) return false;
+        const std::size_t empty = c.map.nr_empty_pop_pages();
+        if (c.isolated) return empty != 0;
+        return nr_empty_pop_pages_ > empty_pop_pages_high + empty && empty >= c.map.nr_pages() / 4 && empty != 0;
+    }
+
+    /// isolate(c) / reintegrate(c) - take c out of service for reclaim (to_depopulate,
+    /// its empty pages out of the global count) and put it back.
+    void isolate(chunk_node& c) noexcept {
+        nr_empty_pop_pages_ -= c.map.nr_empty_pop_pages();
+        c.isolated = true;
+        c.unlink();
+        slots_[to_depopulate_slot_].push_front(c);
+        c.slot = to_depopulate_slot_;
+    }
+    void reintegrate(chunk_node& c) noexcept {
+        c.isolated = false;
+        nr_empty_pop_pages_ += c.map.nr_empty_pop_pages();
+        c.unlink();
+        c.slot = chunk_slot(c);
+        slots_[c.slot].push_front(c);
+    }
+
+    /// balance_free(empty_only) - destroy every fully free chunk but the first on the
+    /// free list (with empty_only, only those with no populated page left).
+    // Templates only so that policies without chunk creation never instantiate them.
+    template <class Pol = Populate>
+    void balance_free(bool empty_only) noexcept {
+        detail::list_link doomed;
+        {
+            index_guard<Platform> guard(platform_);
+            detail::list_link* head = &slots_[free_slot_];
+            bool spare = false;
+            for (detail::list_link* l = head->next; l != head;) {
+                auto& c = *static_cast<chunk_node*>(l);
+                l = l->next;
+                if (!spare) { // keep one spare
+                    spare = true;
+                    continue;
+                }
+                if (c.immutable || (empty_only && c.map.nr_populated() != 0)) continue;
+                remove_chunk(c);
+                doomed.push_back(c);
+            }
+        }
+        while (!doomed.empty()) {
+            auto& c = *static_cast<chunk_node*>(doomed.next);
+            c.unlink();
+            destroy_chunk(c);
+        }
+    }
+
+    /// remove_chunk(c) - off its list and out of every global count. Index lock held.
+    void remove_chunk(chunk_node& c) noexcept {
+        if (!c.isolated) nr_empty_pop_pages_ -= c.map.nr_empty_pop_pages();
+        nr_populated_ -= c.map.nr_populated();
+        c.unlink();
+        c.slot = -1;
+        --stats_.nr_chunks;
+    }
+
+    /// reclaim_populated() - pcpu_reclaim_populated: for each isolated chunk, unmap its
+    /// empty populated pages from the top down (so what stays populated gathers at the
+    /// chunk's start), while the other chunks keep at least the high mark; one TLB
+    /// flush per chunk. A chunk is then reintegrated if the reserve needs it or it is
+    /// entirely free, else sidelined: searched only after every chunk in use.
+    // Templates only so that policies without chunk creation never instantiate them.
+    template <class Pol = Populate>
+    void reclaim_populated() noexcept {
+        platform_.index_lock();
+        while (!slots_[to_depopulate_slot_].empty()) {
+            auto& c = *static_cast<chunk_node*>(slots_[to_depopulate_slot_].next);
+            bool keep = false;
+            std::uint32_t lo = layout_.unit_pages, hi = 0; // pages unmapped, for the flush
+            std::uint32_t run_end = 0, run_begin = 0;        // pending run [run_begin, run_end)
+            auto flush_run = [&] {
+                platform_.index_unlock();
+                Populate::depopulate(platform_, layout_, c.base, run_begin, run_end, page_array_);
+                platform_.index_lock();
+                record_population(c, run_begin, run_end, false);
+                lo = run_begin < lo ? run_begin : lo;
+                hi = run_end > hi ? run_end : hi;
+                run_end = 0;
+            };
+            for (std::uint32_t i = layout_.unit_pages; i-- > 0;) {
+                const std::uint32_t pending = run_end != 0 ? run_end - run_begin : 0;
+                if (nr_empty_pop_pages_ < empty_pop_pages_high) {
+                    keep = true; // the reserve needs these pages: keep the pending run too
+                    run_end = 0;
+                    break;
+                }
+                if (c.map.nr_empty_pop_pages() == pending) break;
+                if (c.map.is_populated(i) && c.map.block(i).contig_hint == chunk_type::block_bits) {
+                    if (run_end == 0) run_end = i + 1;
+                    run_begin = i;
+                    continue;
+                }
+                if (run_end != 0) flush_run();
+            }
+            if (run_end != 0) flush_run();
+            if (lo < hi) {
+                platform_.index_unlock();
+                traits::flush_tlb(platform_, layout_.span_begin(c.base, lo), layout_.span_end(c.base, hi));
+                platform_.index_lock();
+            }
+            if (keep || c.map.free_bits() == c.map.map_bits()) {
+                reintegrate(c);
+            } else {
+                c.unlink();
+                slots_[sidelined_slot_].push_back(c);
+                c.slot = sidelined_slot_;
+            }
+        }
+        platform_.index_unlock();
+    }
+
+    /// balance_populated(ctx) - pcpu_balance_populated: bring the populated empty pages
+    /// up to the high mark (all of it if an atomic allocation failed since the last
+    /// run), populating chunks that have at least a page of free space first, and
+    /// creating a chunk only if that is not enough.
+    // Templates only so that policies without chunk creation never instantiate them.
+    template <class Pol = Populate>
+    errc balance_populated(context ctx) noexcept {
+        index_guard<Platform> guard(platform_);
+        std::size_t target = atomic_alloc_failed_ ? empty_pop_pages_high
+                             : nr_empty_pop_pages_ < empty_pop_pages_high ? empty_pop_pages_high - nr_empty_pop_pages_
+                                                                          : 0;
+        atomic_alloc_failed_ = false;
+        while (target != 0) {
+            chunk_node* c = nullptr;
+            for (int slot = size_to_slot(page_size); slot <= free_slot_ && c == nullptr; ++slot)
+                for (detail::list_link* l = slots_[slot].next; l != &slots_[slot]; l = l->next) {
+                    auto& cand = *static_cast<chunk_node*>(l);
+                    if (!cand.isolated && cand.map.nr_populated() < cand.map.nr_pages()) {
+                        c = &cand;
+                        break;
+                    }
+                }
+            if (c == nullptr) {
+                platform_.index_unlock();
+                chunk_node* fresh = create_chunk(ctx);
+                platform_.index_lock();
+                if (fresh == nullptr) return errc::out_of_memory;
+                insert_chunk(*fresh);
+                if (!Populate::on_demand) break; // it came populated: all its pages are empty
+                continue;
+            }
+            if constexpr (Populate::on_demand) {
+                std::size_t rs = 0, re = 0;
+                for (std::size_t from = 0; target != 0 && bitmap::next_clear_region(c->map.populated_map(),
+                                                                                     c->map.nr_pages(), from, rs, re);
+                     from = re) {
+                    if (re - rs > target) re = rs + target;
+                    platform_.index_unlock();
+                    const bool ok = ensure_page_array(ctx) &&
+                                    Populate::populate(platform_, layout_, c->base, static_cast<std::uint32_t>(rs),
+                                                       static_cast<std::uint32_t>(re), page_array_, ctx);
+                    platform_.index_lock();
+                    if (!ok) return errc::out_of_memory;
+                    record_population(*c, static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re), true);
+                    target -= re - rs;
+                }
+            }
+        }
+        return errc::ok;
+    }
+
+    /// teardown() - everything dynamic back to the platform.
+    void teardown() noexcept {
+        if (!initialized_) return;
+        if constexpr (Populate::creates_chunks) {
+            // Depopulation and destruction allocate nothing; the bracket only tells a
+            // checker that these callbacks belong to an operation.
+            op_bracket op(platform_, traits::background_context(platform_));
+            for (int slot = 0; slot < nr_slots_; ++slot) {
+                detail::list_link* head = &slots_[slot];
+                for (detail::list_link* l = head->next; l != head;) {
+                    auto& c = *static_cast<chunk_node*>(l);
+                    l = l->next;
+                    if (c.kind != chunk_kind::dynamic) continue;
+                    remove_chunk(c);
+                    destroy_chunk(c);
+                }
+            }
+            if (page_array_ != nullptr) platform_.free_meta(page_array_, page_array_bytes());
+            page_array_ = nullptr;
+            if (own_meta_ != nullptr) platform_.free_meta(own_meta_, own_meta_bytes_);
+            own_meta_ = nullptr;
+        }
+        initialized_ = false;
     }
 
     /// find_chunk(addr) - the chunk whose usable CPU 0 range holds addr, or nullptr.
@@ -707,6 +1230,12 @@ private:
     chunk_node reserved_; // the first chunk's reserved area (if reserved_size_ != 0)
     detail::list_link slots_[max_slots];
     int base_slot_ = 0, sidelined_slot_ = 0, free_slot_ = 0, to_depopulate_slot_ = 0, nr_slots_ = 0;
+
+    unit_layout layout_;
+    page_ref* page_array_ = nullptr;  // the temporary page array, see ensure_page_array()
+    void* own_meta_ = nullptr;        // first-chunk metadata pcpu allocated itself
+    std::size_t own_meta_bytes_ = 0;
+    bool atomic_alloc_failed_ = false;
 
     std::size_t nr_empty_pop_pages_ = 0;
     std::size_t nr_populated_ = 0;

@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: MIT
+// pcpu/populate.hpp - populate policies: where a chunk's memory comes from and when
+// its pages become real (mm/percpu-vm.c, mm/percpu-km.c).
+//
+//   static_only  - the first chunk is all there is; never allocates, never blocks.
+//   contiguous   - no MMU: a new chunk gets all its units at once from alloc_units();
+//                  every page is populated from creation, population is bookkeeping.
+//   lazy_mapped  - MMU: a new chunk reserves address space only; pages are allocated
+//                  and mapped per CPU when an allocation first lands on them, and
+//                  unmapped and freed again by balance when they fall empty.
+//
+// Each policy only moves memory; the allocator decides when, under which lock and with
+// which context. Every function here that can allocate takes that context and passes
+// it on unchanged.
+#pragma once
+
+#include "config.hpp"
+#include "platform.hpp"
+#include "scope.hpp"
+
+namespace pcpu {
+
+/// unit_layout - what a policy needs to know about the units of a chunk.
+struct unit_layout {
+    unsigned nr_cpus = 0;
+    std::size_t unit_size = 0;       ///< bytes; CPU c's unit starts c * unit_size after CPU 0's
+    std::uint32_t unit_pages = 0;
+    std::size_t page_size = 0;
+
+    std::size_t chunk_bytes() const noexcept { return std::size_t{nr_cpus} * unit_size; }
+    std::uintptr_t page_addr(std::uintptr_t base, unsigned cpu, std::uint32_t page) const noexcept {
+        return base + cpu * unit_size + std::size_t{page} * page_size;
+    }
+    /// span(base, b, e) - one range covering pages [b, e) of every CPU: flushes are
+    /// issued once over it instead of once per CPU (pcpu_low/high_unit_cpu).
+    std::uintptr_t span_begin(std::uintptr_t base, std::uint32_t b) const noexcept { return page_addr(base, 0, b); }
+    std::uintptr_t span_end(std::uintptr_t base, std::uint32_t e) const noexcept {
+        return page_addr(base, nr_cpus - 1, e);
+    }
+};
+
+struct static_only {
+    static constexpr bool creates_chunks = false;
+    static constexpr bool on_demand = false;
+    template <class P>
+    static constexpr bool check_platform() noexcept { return true; }
+};
+
+namespace detail {
+template <class P>
+constexpr bool check_creating_platform() noexcept {
+    using t = platform_traits<P>;
+    static_assert(t::template has<has_slow_lock> && t::template has<has_slow_unlock>,
+                  "pcpu: a policy that creates chunks needs `void slow_lock() noexcept` and "
+                  "`void slow_unlock() noexcept` (the sleeping lock, pcpu_alloc_mutex)");
+    static_assert(t::template has<has_alloc_meta> && t::template has<has_free_meta>,
+                  "pcpu: a policy that creates chunks needs `void* alloc_meta(std::size_t bytes, "
+                  "std::size_t align, context ctx) noexcept` and `void free_meta(void*, std::size_t) noexcept`");
+    return true;
+}
+} // namespace detail
+
+struct contiguous {
+    static constexpr bool creates_chunks = true;
+    static constexpr bool on_demand = false;
+
+    template <class P>
+    static constexpr bool check_platform() noexcept {
+        using t = platform_traits<P>;
+        static_assert(t::template has<detail::has_alloc_units> && t::template has<detail::has_free_units>,
+                      "pcpu: the contiguous policy needs `void* alloc_units(std::size_t bytes, context "
+                      "ctx) noexcept` and `void free_units(void*, std::size_t) noexcept`");
+        return detail::check_creating_platform<P>();
+    }
+
+    /// create(p, u, ctx) - every unit of a new chunk in one block (percpu-km); 0 on failure.
+    template <class P, class Ctx>
+    static std::uintptr_t create(P& p, const unit_layout& u, Ctx ctx) noexcept {
+        return reinterpret_cast<std::uintptr_t>(p.alloc_units(u.chunk_bytes(), ctx));
+    }
+    template <class P>
+    static void destroy(P& p, const unit_layout& u, std::uintptr_t base) noexcept {
+        p.free_units(reinterpret_cast<void*>(base), u.chunk_bytes());
+    }
+};
+
+struct lazy_mapped {
+    static constexpr bool creates_chunks = true;
+    static constexpr bool on_demand = true;
+
+    template <class P>
+    static constexpr bool check_platform() noexcept {
+        using t = platform_traits<P>;
+        static_assert(t::template has<detail::has_reserve> && t::template has<detail::has_release>,
+                      "pcpu: the lazy_mapped policy needs `std::uintptr_t reserve(std::size_t, context) "
+                      "noexcept` and `void release(std::uintptr_t, std::size_t) noexcept`");
+        static_assert(t::template has<detail::has_alloc_pages> && t::template has<detail::has_free_pages>,
+                      "pcpu: the lazy_mapped policy needs `bool alloc_pages(unsigned cpu, page_ref*, "
+                      "std::size_t, context) noexcept` and `void free_pages(unsigned, const page_ref*, "
+                      "std::size_t) noexcept`");
+        static_assert(t::template has<detail::has_map> && t::template has<detail::has_unmap>,
+                      "pcpu: the lazy_mapped policy needs `bool map(std::uintptr_t, const page_ref*, "
+                      "std::size_t, context) noexcept` and `void unmap(std::uintptr_t, page_ref*, "
+                      "std::size_t) noexcept`");
+        static_assert(t::template has<detail::has_scope_apply> && t::template has<detail::has_current_scope>,
+                      "pcpu: the lazy_mapped policy needs `scope_token scope_apply(context) noexcept`, "
+                      "`void scope_restore(scope_token) noexcept` and `context current_scope() noexcept`: "
+                      "map() runs under the caller's scope");
+        return detail::check_creating_platform<P>();
+    }
+
+    /// create(p, u, ctx) - address space for every unit of a new chunk, nothing mapped
+    /// (pcpu_get_vm_areas, which takes the caller's gfp since the 2026 series); 0 on
+    /// failure.
+    template <class P, class Ctx>
+    static std::uintptr_t create(P& p, const unit_layout& u, Ctx ctx) noexcept {
+        return p.reserve(u.chunk_bytes(), ctx);
+    }
+    /// destroy(p, u, base) - precondition: every page already depopulated.
+    template <class P>
+    static void destroy(P& p, const unit_layout& u, std::uintptr_t base) noexcept {
+        p.release(base, u.chunk_bytes());
+    }
+
+    /// populate(p, u, base, b, e, pages, ctx) - back pages [b, e) of every CPU's unit
+    /// (pcpu_populate_chunk). `pages` is the temporary page array, nr_cpus * unit_pages
+    /// entries, CPU c's page i at c * unit_pages + i.
+    /// Returns true, or false with nothing left allocated or mapped.
+    /// Context: ctx reaches every page allocation and every map call, and map runs
+    /// under ctx's implicit scope as well: a real MMU allocates page tables inside
+    /// map() with a fixed mask that no argument reaches (the hole the 2026 kernel
+    /// series closed with memalloc_apply_gfp_scope).
+    template <class P, class Ctx>
+    static bool populate(P& p, const unit_layout& u, std::uintptr_t base, std::uint32_t b, std::uint32_t e,
+                         page_ref* pages, Ctx ctx) noexcept {
+        const std::size_t n = e - b;
+        auto slot = [&](unsigned cpu) { return pages + std::size_t{cpu} * u.unit_pages + b; };
+        for (unsigned cpu = 0; cpu < u.nr_cpus; ++cpu) {
+            if (!p.alloc_pages(cpu, slot(cpu), n, ctx)) {
+                // alloc_pages is all or nothing: free the CPUs before this one.
+                while (cpu-- != 0) p.free_pages(cpu, slot(cpu), n);
+                return false;
+            }
+        }
+        for (unsigned cpu = 0; cpu < u.nr_cpus; ++cpu) {
+            bool mapped;
+            {
+                scope_guard<P> scope(p, ctx);
+                mapped = p.map(u.page_addr(base, cpu, b), slot(cpu), n, ctx);
+            }
+            if (!mapped) {
+                // map is all or nothing: unmap the CPUs before this one, flush their
+                // stale translations, then free every CPU's pages.
+                for (unsigned c = 0; c < cpu; ++c) p.unmap(u.page_addr(base, c, b), slot(c), n);
+                if (cpu != 0)
+                    platform_traits<P>::flush_tlb(p, u.span_begin(base, b), u.page_addr(base, cpu - 1, e));
+                for (unsigned c = 0; c < u.nr_cpus; ++c) p.free_pages(c, slot(c), n);
+                return false;
+            }
+        }
+        platform_traits<P>::flush_after_map(p, u.span_begin(base, b), u.span_end(base, e));
+        return true;
+    }
+
+    /// depopulate(p, u, base, b, e, pages) - unmap and free pages [b, e) of every CPU
+    /// (pcpu_depopulate_chunk). Allocates nothing: the page array already exists, it
+    /// only receives the pages unmap() reports. No TLB flush here: the caller issues
+    /// one per chunk per pass (or none when the address space is released next).
+    template <class P>
+    static void depopulate(P& p, const unit_layout& u, std::uintptr_t base, std::uint32_t b, std::uint32_t e,
+                           page_ref* pages) noexcept {
+        const std::size_t n = e - b;
+        platform_traits<P>::flush_before_unmap(p, u.span_begin(base, b), u.span_end(base, e));
+        for (unsigned cpu = 0; cpu < u.nr_cpus; ++cpu)
+            p.unmap(u.page_addr(base, cpu, b), pages + std::size_t{cpu} * u.unit_pages + b, n);
+        for (unsigned cpu = 0; cpu < u.nr_cpus; ++cpu)
+            p.free_pages(cpu, pages + std::size_t{cpu} * u.unit_pages + b, n);
+    }
+};
+
+} // namespace pcpu
