@@ -307,6 +307,8 @@ public:
         if (!initialized_) return errc::not_initialized;
         errc err = errc::ok;
         bool need_balance = false;
+        // free() never blocks: to a checker it is an atomic operation.
+        op_bracket op(platform_, ctx_traits::atomic());
         {
             index_guard<Platform> guard(platform_);
             chunk_node* c = find_chunk(h.addr());
@@ -371,7 +373,10 @@ public:
             optional_scope scope(platform_, eff);
             slow_guard slow(platform_, true);
             balance_free(false);
-            if constexpr (Populate::on_demand) reclaim_populated();
+            if constexpr (Populate::on_demand) {
+                isolate_surplus();
+                reclaim_populated();
+            }
             const errc err = balance_populated(ctx_traits::for_backing(eff));
             balance_free(true);
             return err;
@@ -379,8 +384,11 @@ public:
     }
     errc balance() noexcept { return balance(traits::background_context(platform_)); }
 
-    /// ~allocator() - return every dynamic chunk, its pages, its address space and all
-    /// metadata to the platform, whatever state the allocator is in. Handles die with it.
+    /// shutdown() - return every dynamic chunk, its pages, its address space and all
+    /// metadata pcpu allocated to the platform, whatever state the allocator is in, and
+    /// leave it uninitialised. Every handle dies with it. The destructor calls it.
+    /// Context: sleeps for policies that create chunks (unmapping); allocates nothing.
+    void shutdown() noexcept { teardown(); }
     ~allocator() { teardown(); }
 
     /// ptr(h, cpu) - CPU `cpu`'s copy of the allocation h (one load, one add).
@@ -1028,11 +1036,33 @@ private:
         --stats_.nr_chunks;
     }
 
+    /// isolate_surplus() - beyond the kernel, which reclaims only chunks that free()
+    /// isolated: when the reserve holds more than the high mark, isolate every chunk
+    /// whose empty populated pages make up at least a quarter of it (the kernel's
+    /// threshold against churn), the spare free chunk included, so that reclaim brings
+    /// the reserve down to the high mark. The first chunk is never touched.
+    void isolate_surplus() noexcept {
+        index_guard<Platform> guard(platform_);
+        for (int slot = 0; slot < nr_slots_ && nr_empty_pop_pages_ > empty_pop_pages_high; ++slot) {
+            if (slot == sidelined_slot_ || slot == to_depopulate_slot_) continue;
+            detail::list_link* head = &slots_[slot];
+            for (detail::list_link* l = head->next; l != head;) {
+                auto& c = *static_cast<chunk_node*>(l);
+                l = l->next;
+                const std::uint32_t empty = c.map.nr_empty_pop_pages();
+                if (!c.immutable && empty != 0 && empty >= c.map.nr_pages() / 4) isolate(c);
+            }
+        }
+    }
+
     /// reclaim_populated() - pcpu_reclaim_populated: for each isolated chunk, unmap its
     /// empty populated pages from the top down (so what stays populated gathers at the
-    /// chunk's start), while the other chunks keep at least the high mark; one TLB
-    /// flush per chunk. A chunk is then reintegrated if the reserve needs it or it is
-    /// entirely free, else sidelined: searched only after every chunk in use.
+    /// chunk's start), one TLB flush per chunk. It stops where the reserve, counting
+    /// the pages this chunk keeps, would drop below the high mark (the kernel stops as
+    /// soon as the *other* chunks are below it, and then keeps every page of this one,
+    /// which can leave far more than the high mark populated). A chunk is then
+    /// reintegrated if the reserve needs it or it is entirely free, else sidelined:
+    /// searched only after every chunk in use.
     // Templates only so that policies without chunk creation never instantiate them.
     template <class Pol = Populate>
     void reclaim_populated() noexcept {
@@ -1053,13 +1083,15 @@ private:
             };
             for (std::uint32_t i = layout_.unit_pages; i-- > 0;) {
                 const std::uint32_t pending = run_end != 0 ? run_end - run_begin : 0;
-                if (nr_empty_pop_pages_ < empty_pop_pages_high) {
-                    keep = true; // the reserve needs these pages: keep the pending run too
-                    run_end = 0;
-                    break;
-                }
-                if (c.map.nr_empty_pop_pages() == pending) break;
+                const std::uint32_t empty = c.map.nr_empty_pop_pages();
+                if (empty == pending) break; // nothing else here to reclaim
                 if (c.map.is_populated(i) && c.map.block(i).contig_hint == chunk_type::block_bits) {
+                    // The reserve counts this chunk's remaining empty pages too: stop
+                    // where unmapping one more would leave fewer than the high mark.
+                    if (nr_empty_pop_pages_ + empty - pending - 1 < empty_pop_pages_high) {
+                        keep = true;
+                        break;
+                    }
                     if (run_end == 0) run_end = i + 1;
                     run_begin = i;
                     continue;

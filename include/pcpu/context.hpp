@@ -74,6 +74,7 @@ struct context_traits<gfp> {
     using type = gfp;
     static constexpr gfp full() noexcept { return ctx::full; }
     static constexpr gfp noio() noexcept { return ctx::noio; }
+    static constexpr gfp atomic() noexcept { return ctx::atomic; }
     static constexpr bool may_block(gfp c) noexcept { return c.has(gfp::may_block); }
     static constexpr bool may_io(gfp c) noexcept { return c.has(gfp::may_io); }
     static constexpr bool may_fs(gfp c) noexcept { return c.has(gfp::may_fs); }
