@@ -448,6 +448,9 @@ public:
     verify_report verify() const noexcept {
         verify_report rep;
         if (!initialized_) return rep;
+        // Taking the sleeping lock is a blocking operation of its own; it allocates
+        // nothing, so the background context bounds it.
+        op_bracket op(platform_, traits::background_context(platform_));
         slow_guard slow(platform_, Populate::creates_chunks);
         index_guard<Platform> guard(platform_);
         auto fail = [&rep](const char* what, const chunk_node* c, std::size_t expected,
@@ -584,6 +587,14 @@ private:
         c.slot = chunk_slot(c);
         slots_[c.slot].push_front(c);
         if (++stats_.nr_chunks > stats_.nr_max_chunks) stats_.nr_max_chunks = stats_.nr_chunks;
+    }
+
+    /// adopt_chunk(c) - put a chunk fresh from create_chunk() into service. Index lock
+    /// held. Without an MMU every page exists from creation, so its population is
+    /// recorded here, under the lock, together with the global counts.
+    void adopt_chunk(chunk_node& c) noexcept {
+        insert_chunk(c);
+        if constexpr (!Populate::on_demand) record_population(c, 0, layout_.unit_pages, true);
     }
 
     /// relocate(c, old_slot) - pcpu_chunk_relocate: move c if its computed slot changed;
@@ -739,7 +750,7 @@ private:
                     err = errc::out_of_memory;
                     break;
                 }
-                insert_chunk(*fresh);
+                adopt_chunk(*fresh);
             }
         }
         if (off < 0) {
@@ -875,8 +886,6 @@ private:
         c->base = c->usable_begin = base;
         c->usable_end = base + unit_size_;
         c->kind = chunk_kind::dynamic;
-        // Without an MMU every page exists from creation: population is bookkeeping.
-        if constexpr (!Populate::on_demand) c->map.set_populated(0, layout_.unit_pages);
         return c;
     }
 
@@ -998,8 +1007,11 @@ private:
         slots_[c.slot].push_front(c);
     }
 
-    /// balance_free(empty_only) - destroy every fully free chunk but the first on the
-    /// free list (with empty_only, only those with no populated page left).
+    /// balance_free(empty_only) - destroy every fully free chunk but one spare (with
+    /// empty_only, only those with no populated page left). The spare is the first
+    /// free chunk that still has populated pages, else the first one. The kernel
+    /// keeps the first one whatever it holds, so after reclaim it can keep an
+    /// unpopulated spare beside a populated free chunk: two spares.
     // Templates only so that policies without chunk creation never instantiate them.
     template <class Pol = Populate>
     void balance_free(bool empty_only) noexcept {
@@ -1007,15 +1019,17 @@ private:
         {
             index_guard<Platform> guard(platform_);
             detail::list_link* head = &slots_[free_slot_];
-            bool spare = false;
+            const detail::list_link* spare = head->next;
+            for (const detail::list_link* l = head->next; l != head; l = l->next) {
+                if (static_cast<const chunk_node*>(l)->map.nr_populated() != 0) {
+                    spare = l;
+                    break;
+                }
+            }
             for (detail::list_link* l = head->next; l != head;) {
                 auto& c = *static_cast<chunk_node*>(l);
                 l = l->next;
-                if (!spare) { // keep one spare
-                    spare = true;
-                    continue;
-                }
-                if (c.immutable || (empty_only && c.map.nr_populated() != 0)) continue;
+                if (&c == spare || c.immutable || (empty_only && c.map.nr_populated() != 0)) continue;
                 remove_chunk(c);
                 doomed.push_back(c);
             }
@@ -1142,7 +1156,7 @@ private:
                 chunk_node* fresh = create_chunk(ctx);
                 platform_.index_lock();
                 if (fresh == nullptr) return errc::out_of_memory;
-                insert_chunk(*fresh);
+                adopt_chunk(*fresh);
                 if (!Populate::on_demand) break; // it came populated: all its pages are empty
                 continue;
             }

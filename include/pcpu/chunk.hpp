@@ -2,16 +2,39 @@
 // pcpu/chunk.hpp - one chunk's bitmap allocator (struct pcpu_chunk, pcpu_find_block_fit,
 // pcpu_alloc_area, pcpu_free_area).
 //
-// INTERFACE CONTRACT (used by allocator.hpp). The chunk knows nothing about CPUs,
-// addresses, locks or contexts: it manages offsets inside one unit. All positions and
-// sizes are in bits (1 bit = min_alloc_size = 4 bytes) unless a name says _bytes or
-// _pages. Metadata storage is supplied by the caller (static storage for the first
-// chunk, platform alloc_meta for dynamic chunks), so the chunk itself never allocates.
+// The chunk knows nothing about CPUs, addresses, locks or contexts: it manages
+// offsets inside one unit. All positions and sizes are in bits (1 bit =
+// min_alloc_size = 4 bytes) unless a name says _bytes or _pages. Metadata storage is
+// supplied by the caller (static storage for the first chunk, platform alloc_meta for
+// dynamic chunks), so the chunk itself never allocates.
+//
+// The allocation map is the ground truth; everything else summarises it so that a
+// request can be placed, or rejected, without reading it:
+//
+//  - alloc_map: 1 bit per min_alloc_size bytes, set = allocated (hidden head/tail
+//    of a first chunk included).
+//  - bound_map: map_bits + 1 bits, written only on allocation: an allocation of
+//    [s, e) sets bit s, clears s+1 .. e-1 and sets bit e. Free reads an allocation's
+//    size as the distance to the next set bit. Free space may keep stale set bits;
+//    they are harmless because every allocation rewrites its own bits and both ends.
+//  - one block_md per page (a block is a page, so "block entirely free" means "page
+//    empty"), block relative.
+//  - chunk_md: the same summary for the whole chunk, chunk absolute.
+//
+// Exactness. Block contig hints, left_free and right_free are exact after every
+// public call, and so is the chunk contig hint (the kernel lets the latter fall
+// behind after frees; here a free merges the run it creates into chunk_md, chunk
+// absolute at both ends and extended over the neighbouring blocks' edges). With
+// align == 1 a request therefore fails only if no free run is long enough. Scan
+// hints are heuristics, but kept safe: no run wholly before a scan hint is longer
+// than it, so a search that skips to its end skips nothing that fits.
 #pragma once
 
 #include "bitmap.hpp"
 #include "block.hpp"
 #include "config.hpp"
+
+#include <new>
 
 namespace pcpu {
 
@@ -31,10 +54,16 @@ class basic_chunk {
 public:
     using geometry = page_geometry<PageShift>;
     static constexpr std::uint32_t block_bits = geometry::block_bits;
+    /// max_pages - largest chunk: bit offsets (and find_fit's result) must fit an
+    /// int32_t, and a window end (offset + bits + block_bits) a uint32_t.
+    static constexpr std::uint32_t max_pages = (0x7fffffffu - block_bits) / block_bits;
 
     /// meta_bytes(nr_pages) - bytes of metadata (alloc_map, bound_map of map_bits + 1
     /// bits, one block_md per page, populated bitmap) for a chunk of nr_pages pages.
-    static constexpr std::size_t meta_bytes(std::uint32_t nr_pages) noexcept;
+    static constexpr std::size_t meta_bytes(std::uint32_t nr_pages) noexcept {
+        return (map_words(nr_pages) + bound_words(nr_pages) + populated_words(nr_pages)) * sizeof(bitmap::word) +
+               std::size_t{nr_pages} * sizeof(block_md);
+    }
     /// meta_align - required alignment of that storage.
     static constexpr std::size_t meta_align = alignof(bitmap::word) > alignof(block_md)
                                                   ? alignof(bitmap::word)
@@ -43,63 +72,656 @@ public:
     /// init(meta, nr_pages) - lay the metadata out in `meta` (meta_bytes(nr_pages)
     /// bytes, meta_align aligned, contents arbitrary) and make the chunk entirely free
     /// and entirely unpopulated. map_bits() == nr_pages * block_bits.
-    void init(void* meta, std::uint32_t nr_pages) noexcept;
+    void init(void* meta, std::uint32_t nr_pages) noexcept {
+        PCPU_ASSERT(meta != nullptr);
+        PCPU_ASSERT(reinterpret_cast<std::uintptr_t>(meta) % meta_align == 0);
+        PCPU_ASSERT(nr_pages > 0 && nr_pages <= max_pages);
+        // Layout: alloc_map | bound_map | populated | md_blocks. The word arrays
+        // come first so the block array needs no padding (static_assert below).
+        auto* words = static_cast<bitmap::word*>(meta);
+        const std::size_t nr_words = map_words(nr_pages) + bound_words(nr_pages) + populated_words(nr_pages);
+        for (std::size_t i = 0; i < nr_words; ++i) words[i] = 0;
+        alloc_map_ = words;
+        bound_map_ = alloc_map_ + map_words(nr_pages);
+        populated_ = bound_map_ + bound_words(nr_pages);
+        md_blocks_ = static_cast<block_md*>(static_cast<void*>(words + nr_words));
+
+        nr_pages_ = nr_pages;
+        map_bits_ = nr_pages * block_bits;
+        for (std::uint32_t b = 0; b < nr_pages; ++b) block_init(*new (&md_blocks_[b]) block_md{}, block_bits);
+        block_init(chunk_md_, map_bits_);
+        free_bits_ = map_bits_;
+        nr_populated_ = 0;
+        nr_empty_pop_pages_ = 0;
+        nr_alloc_ = 0;
+        max_alloc_bits_ = 0;
+        hide_begin_ = 0;
+        hide_end_ = map_bits_;
+    }
 
     /// hide(begin, end) - mark [0, begin) and [end, map_bits()) permanently allocated:
     /// the first chunk's head (static area, reserved area, alignment) and tail. Done
     /// once, right after init() and set_populated(), through the normal hint update.
     /// These bits are never freeable: area_size() reports 0 for them.
-    void hide(std::uint32_t begin, std::uint32_t end) noexcept;
+    void hide(std::uint32_t begin, std::uint32_t end) noexcept {
+        PCPU_ASSERT(begin <= end && end <= map_bits_);
+        PCPU_ASSERT(is_empty() && hide_begin_ == 0 && hide_end_ == map_bits_);
+        // Hidden areas are claimed like allocations (bound bits included) so every
+        // hint sees them; they are simply not counted and not freeable.
+        if (begin > 0) claim(0, begin);
+        if (end < map_bits_) claim(end, map_bits_);
+        hide_begin_ = begin;
+        hide_end_ = end;
+    }
 
     /// set_populated/set_depopulated(page_begin, page_end) - population bookkeeping for
     /// pages [page_begin, page_end); every page in the range must currently be
     /// unpopulated (populated). Keeps nr_populated() and nr_empty_pop_pages() exact.
-    void set_populated(std::uint32_t page_begin, std::uint32_t page_end) noexcept;
-    void set_depopulated(std::uint32_t page_begin, std::uint32_t page_end) noexcept;
-    bool is_populated(std::uint32_t page) const noexcept;
-    const bitmap::word* populated_map() const noexcept;
+    void set_populated(std::uint32_t page_begin, std::uint32_t page_end) noexcept {
+        PCPU_ASSERT(page_begin <= page_end && page_end <= nr_pages_);
+        PCPU_ASSERT(bitmap::all_clear(populated_, page_begin, page_end));
+        bitmap::set_range(populated_, page_begin, page_end);
+        nr_populated_ += page_end - page_begin;
+        // A page counts as an empty populated page exactly while both hold; the
+        // allocation paths keep the other half of that bargain.
+        for (std::uint32_t p = page_begin; p < page_end; ++p)
+            if (block_is_free(md_blocks_[p])) ++nr_empty_pop_pages_;
+    }
+    void set_depopulated(std::uint32_t page_begin, std::uint32_t page_end) noexcept {
+        PCPU_ASSERT(page_begin <= page_end && page_end <= nr_pages_);
+        PCPU_ASSERT(bitmap::all_set(populated_, page_begin, page_end));
+        bitmap::clear_range(populated_, page_begin, page_end);
+        nr_populated_ -= page_end - page_begin;
+        for (std::uint32_t p = page_begin; p < page_end; ++p)
+            if (block_is_free(md_blocks_[p])) --nr_empty_pop_pages_;
+    }
+    bool is_populated(std::uint32_t page) const noexcept {
+        PCPU_ASSERT(page < nr_pages_);
+        return bitmap::test(populated_, page);
+    }
+    const bitmap::word* populated_map() const noexcept { return populated_; }
 
     /// find_fit(bits, align, pop_only) - a bit offset where alloc_area() should start
     /// looking (pcpu_find_block_fit), or -1 if the hints say nothing fits. `align` is
     /// in bits, a power of two <= block_bits. With pop_only, only regions whose pages are
     /// all populated are accepted (the atomic path).
-    std::int32_t find_fit(std::uint32_t bits, std::uint32_t align, bool pop_only) const noexcept;
+    ///
+    /// A non-negative result guarantees that alloc_area(bits, align, result) succeeds
+    /// (its window always holds the fit the hints promised, and its first fit lies no
+    /// later than that one), and with pop_only that the area it claims lies on
+    /// populated pages. The result may be below an earlier position the search
+    /// skipped to; it is where the bitmap scan should begin, not the area's offset.
+    /// -1 is certain when align == 1 and nothing fits. With align > 1 the search trusts
+    /// the hints as the kernel does: it rejects the chunk when the chunk's contig run
+    /// cannot hold the aligned request, and inside a block it looks only at the
+    /// block's contig run and at runs touching the block's edges, so an aligned fit in
+    /// a shorter run in the middle of a block can be missed.
+    /// O(blocks); reads no bitmap but the populated one.
+    std::int32_t find_fit(std::uint32_t bits, std::uint32_t align, bool pop_only) const noexcept {
+        PCPU_ASSERT(bits > 0 && align > 0 && (align & (align - 1)) == 0 && align <= block_bits);
+        if (!block_check_hint(chunk_md_, bits, align)) return -1;
+        std::uint32_t pos = block_next_hint(chunk_md_, bits);
+        std::uint32_t off = 0, len = 0;
+        while (next_fit_region(bits, align, pos, off, len)) {
+            if (!pop_only) return static_cast<std::int32_t>(off);
+            const std::uint32_t page_begin = off / block_bits;
+            const std::uint32_t page_end = (off + len - 1) / block_bits + 1;
+            const auto hole = u32(bitmap::find_next_clear(populated_, page_end, page_begin));
+            if (hole == page_end) return static_cast<std::int32_t>(off);
+            // Nothing that fits can use an unpopulated page: go on after the run of
+            // them. The region lies at or after pos's block, so this makes progress.
+            const auto next = u32(bitmap::find_next_set(populated_, nr_pages_, hole));
+            if (next >= nr_pages_) return -1;
+            pos = next * block_bits;
+        }
+        return -1;
+    }
 
     /// alloc_area(bits, align, start) - claim the first `align`-aligned run of `bits`
     /// free bits in [start, min(start + bits + block_bits, map_bits())), updating every
     /// hint incrementally. Returns the bit offset, or -1 if none in the window.
-    std::int32_t alloc_area(std::uint32_t bits, std::uint32_t align, std::uint32_t start) noexcept;
+    std::int32_t alloc_area(std::uint32_t bits, std::uint32_t align, std::uint32_t start) noexcept {
+        PCPU_ASSERT(bits > 0 && align > 0 && (align & (align - 1)) == 0 && align <= block_bits);
+        if (start >= map_bits_) return -1;
+        const std::uint64_t limit = std::uint64_t{start} + bits + block_bits;
+        const std::uint32_t end = limit < map_bits_ ? static_cast<std::uint32_t>(limit) : map_bits_;
+
+        // pcpu_find_zero_area, run by run: the first aligned fit wins; remember the
+        // longest run passed over on the way (better aligned on a tie), which may
+        // become a scan hint so the next search of this size skips this prefix.
+        std::uint32_t at = 0, skip_s = 0, skip_e = 0;
+        bool found = false;
+        std::size_t rs = 0, re = 0;
+        for (std::size_t from = start; bitmap::next_clear_region(alloc_map_, end, from, rs, re); from = re) {
+            const std::uint32_t a = align_up(u32(rs), align);
+            if (std::uint64_t{a} + bits <= re) {
+                at = a;
+                found = true;
+                break;
+            }
+            // A run cut by the window's end is not a whole run; nothing follows it.
+            if (re == end) break;
+            const std::uint32_t len = u32(re - rs);
+            if (len > skip_e - skip_s || (len == skip_e - skip_s && better_aligned(u32(rs), skip_s))) {
+                skip_s = u32(rs);
+                skip_e = u32(re);
+            }
+        }
+        if (!found) return -1;
+        if (skip_e != 0) block_update_scan_area(start, skip_s, skip_e);
+
+        claim(at, at + bits);
+        ++nr_alloc_;
+        if (bits > max_alloc_bits_) max_alloc_bits_ = bits;
+        return static_cast<std::int32_t>(at);
+    }
 
     /// area_size(off) - size in bits of the live allocation that starts at bit `off`, or
     /// 0 if `off` is not the start of a live allocation (free bit, interior bit, hidden
     /// region, out of range). Used to reject bad frees before touching anything.
-    std::uint32_t area_size(std::uint32_t off) const noexcept;
+    std::uint32_t area_size(std::uint32_t off) const noexcept {
+        if (off >= map_bits_ || off < hide_begin_ || off >= hide_end_) return 0;
+        // Interiors of live allocations have clear bound bits, so a set bound bit on
+        // an allocated bit is always a live allocation's start.
+        if (!bitmap::test(alloc_map_, off) || !bitmap::test(bound_map_, off)) return 0;
+        return u32(bitmap::find_next_set(bound_map_, std::size_t{map_bits_} + 1, std::size_t{off} + 1)) - off;
+    }
 
     /// free_area(off) - free the live allocation starting at `off` (precondition:
     /// area_size(off) != 0). Returns the freed size in bits.
-    std::uint32_t free_area(std::uint32_t off) noexcept;
+    std::uint32_t free_area(std::uint32_t off) noexcept {
+        const std::uint32_t bits = area_size(off);
+        PCPU_ASSERT(bits != 0);
+        const std::uint32_t end = off + bits;
+        bitmap::clear_range(alloc_map_, off, end);
+        free_bits_ += bits;
+        --nr_alloc_;
+        if (off < chunk_md_.first_free) chunk_md_.first_free = off;
+        block_update_hint_free(off, end);
+        return bits;
+    }
 
     // --- state, all exact at every return from a public member --------------------
-    std::uint32_t nr_pages() const noexcept;
-    std::uint32_t map_bits() const noexcept;
-    std::uint32_t free_bits() const noexcept;          ///< clear alloc_map bits
-    std::uint32_t contig_bits() const noexcept;        ///< largest free run (chunk_md contig hint)
-    std::uint32_t first_free() const noexcept;         ///< first clear bit (map_bits() if none)
-    std::uint32_t nr_populated() const noexcept;       ///< popcount of populated bitmap
-    std::uint32_t nr_empty_pop_pages() const noexcept; ///< populated pages whose block is entirely free
-    std::uint32_t nr_alloc() const noexcept;           ///< live allocations (hidden regions excluded)
-    std::uint32_t max_alloc_bits() const noexcept;     ///< largest allocation ever made here
-    bool is_empty() const noexcept;                    ///< no live allocation and nothing hidden
-    const block_md& chunk_md() const noexcept;
-    const block_md& block(std::uint32_t i) const noexcept;
-    const bitmap::word* alloc_map() const noexcept;
-    const bitmap::word* bound_map() const noexcept;
+    std::uint32_t nr_pages() const noexcept { return nr_pages_; }
+    std::uint32_t map_bits() const noexcept { return map_bits_; }
+    std::uint32_t free_bits() const noexcept { return free_bits_; }            ///< clear alloc_map bits
+    std::uint32_t contig_bits() const noexcept { return chunk_md_.contig_hint; } ///< largest free run (chunk_md contig hint)
+    std::uint32_t first_free() const noexcept { return chunk_md_.first_free; }  ///< first clear bit (map_bits() if none)
+    std::uint32_t nr_populated() const noexcept { return nr_populated_; }      ///< popcount of populated bitmap
+    std::uint32_t nr_empty_pop_pages() const noexcept { return nr_empty_pop_pages_; } ///< populated pages whose block is entirely free
+    std::uint32_t nr_alloc() const noexcept { return nr_alloc_; }              ///< live allocations (hidden regions excluded)
+    std::uint32_t max_alloc_bits() const noexcept { return max_alloc_bits_; }  ///< largest allocation ever made here
+    bool is_empty() const noexcept { return free_bits_ == map_bits_; }         ///< no live allocation and nothing hidden
+    const block_md& chunk_md() const noexcept { return chunk_md_; }
+    const block_md& block(std::uint32_t i) const noexcept {
+        PCPU_ASSERT(i < nr_pages_);
+        return md_blocks_[i];
+    }
+    const bitmap::word* alloc_map() const noexcept { return alloc_map_; }
+    const bitmap::word* bound_map() const noexcept { return bound_map_; }
+    /// hidden_begin/hidden_end - the bounds given to hide(): [hidden_begin,
+    /// hidden_end) is the part of the map that allocations can use (0 and
+    /// map_bits() when nothing is hidden).
+    std::uint32_t hidden_begin() const noexcept { return hide_begin_; }
+    std::uint32_t hidden_end() const noexcept { return hide_end_; }
 
     /// verify() - recompute every block hint, the chunk hints, the free and empty-page
     /// counts from the bitmaps and report the first mismatch (see the invariants listed
     /// with the members that maintain them). O(map_bits).
     chunk_verify_report verify() const noexcept;
+
+private:
+    static_assert(sizeof(bitmap::word) % alignof(block_md) == 0, "pcpu: block_md array would be misaligned");
+
+    static constexpr std::size_t map_words(std::uint32_t nr_pages) noexcept {
+        return bitmap::words_for(std::size_t{nr_pages} * block_bits);
+    }
+    static constexpr std::size_t bound_words(std::uint32_t nr_pages) noexcept {
+        return bitmap::words_for(std::size_t{nr_pages} * block_bits + 1);
+    }
+    static constexpr std::size_t populated_words(std::uint32_t nr_pages) noexcept {
+        return bitmap::words_for(nr_pages);
+    }
+    /// u32(v) - a bitmap position back in the chunk's 32-bit domain (map_bits fits).
+    static constexpr std::uint32_t u32(std::size_t v) noexcept { return static_cast<std::uint32_t>(v); }
+    static constexpr bool overlaps(std::uint32_t s1, std::uint32_t e1, std::uint32_t s2, std::uint32_t e2) noexcept {
+        return s1 < e2 && s2 < e1;
+    }
+    static constexpr std::uint32_t min_u32(std::uint32_t a, std::uint32_t b) noexcept { return a < b ? a : b; }
+
+    static chunk_verify_report mismatch(const char* what, std::uint32_t index, std::uint32_t expected,
+                                        std::uint32_t actual) noexcept {
+        chunk_verify_report r;
+        r.ok = false;
+        r.what = what;
+        r.index = index;
+        r.expected = expected;
+        r.actual = actual;
+        return r;
+    }
+
+    /// next_fit_region(bits, align, pos, off, len) - pcpu_next_fit_region: walk the
+    /// block metadata from the block holding `pos` for a region [off, off + len) that
+    /// holds an aligned fit, such that the first fit a bitmap scan from off finds also
+    /// ends by off + len. Returns false if there is none at or after pos.
+    ///
+    /// A run crossing block edges is carried from one block's right_free through the
+    /// following blocks' left_free; a run inside a block is found by the block's
+    /// contig hint. A walk that begins on a block boundary starts with an empty
+    /// carried run there, so the left edge of that block is not missed (the atomic
+    /// path restarts on page boundaries).
+    bool next_fit_region(std::uint32_t bits, std::uint32_t align, std::uint32_t pos, std::uint32_t& off,
+                         std::uint32_t& len) const noexcept {
+        std::uint32_t b = pos / block_bits;
+        bool carrying = pos % block_bits == 0;
+        std::uint32_t carry_start = pos; // aligned start of the carried candidate
+        for (; b < nr_pages_; ++b) {
+            const block_md& md = md_blocks_[b];
+            const std::uint32_t base = b * block_bits;
+            if (carrying) {
+                if (base + md.left_free - carry_start >= bits) {
+                    off = carry_start;
+                    len = bits;
+                    return true;
+                }
+                if (md.left_free == block_bits) continue;
+                carrying = false;
+            }
+            // Runs of this block before pos are either before first_free or, when pos
+            // is the chunk scan hint's end, no longer than that scan hint, which is
+            // shorter than the request: a contig hint before pos cannot fit.
+            const std::uint32_t rel = base < pos ? pos - base : 0;
+            if (md.contig_hint_start >= rel && block_check_hint(md, bits, align)) {
+                // Let the bitmap scan begin at the block's own hint: it may find an
+                // earlier hole, and at worst ends on the contig hint, which lies within
+                // a block of the start, hence inside alloc_area()'s window.
+                off = base + block_next_hint(md, bits);
+                len = base + align_up(md.contig_hint_start, align) + bits - off;
+                return true;
+            }
+            std::uint32_t run_start = base + block_bits - md.right_free;
+            if (run_start < pos) run_start = pos;
+            // align <= block_bits, so this never passes the block's end.
+            carry_start = align_up(run_start, align);
+            if (base + block_bits - carry_start >= bits) {
+                off = carry_start;
+                len = bits;
+                return true;
+            }
+            carrying = true;
+        }
+        return false;
+    }
+
+    /// block_update_scan_area(start, s, e) - pcpu_block_update_scan: offer the longest
+    /// run [s, e) an allocation's scan from `start` passed over to its block as a
+    /// scan hint. Only a run inside one block qualifies, and only if the scan began no
+    /// later than where the block's knowledge ends (its scan hint's end, or first_free):
+    /// then every run before s in the block is known to be no longer than this one.
+    void block_update_scan_area(std::uint32_t start, std::uint32_t s, std::uint32_t e) noexcept {
+        const std::uint32_t b = s / block_bits;
+        if ((e - 1) / block_bits != b) return;
+        const std::uint32_t base = b * block_bits;
+        block_md& md = md_blocks_[b];
+        const std::uint32_t known = md.scan_hint != 0 ? md.scan_hint_start + md.scan_hint : md.first_free;
+        if (start > base + known) return;
+        // The scan may have begun inside the run; the hint must name the whole run.
+        if (s == start && s > base) {
+            const auto last = u32(bitmap::find_last_set(alloc_map_, base, s));
+            s = last == s ? base : last + 1;
+        }
+        block_update_scan(md, s - base, e - base);
+    }
+
+    /// claim(s, e) - mark [s, e) allocated and bring every hint up to date (the tail of
+    /// pcpu_alloc_area, shared with hide()).
+    void claim(std::uint32_t s, std::uint32_t e) noexcept {
+        bitmap::set_range(alloc_map_, s, e);
+        bitmap::set(bound_map_, s);
+        bitmap::clear_range(bound_map_, std::size_t{s} + 1, e);
+        bitmap::set(bound_map_, e);
+        free_bits_ -= e - s;
+        // chunk first_free is exact: if the allocation began there, the next free bit
+        // is the first one after it.
+        if (s == chunk_md_.first_free) chunk_md_.first_free = u32(bitmap::find_next_clear(alloc_map_, map_bits_, e));
+        block_update_hint_alloc(s, e);
+    }
+
+    /// block_update_hint_alloc(s, e) - pcpu_block_update_hint_alloc: hints after
+    /// [s, e) became allocated. O(1) per block touched unless the allocation breaks a
+    /// block's contig hint (rescan of that block) or the chunk's (metadata walk).
+    void block_update_hint_alloc(std::uint32_t s, std::uint32_t e) noexcept {
+        const std::uint32_t s_block = s / block_bits;
+        const std::uint32_t e_block = (e - 1) / block_bits;
+        const std::uint32_t s_off = s - s_block * block_bits;
+        const std::uint32_t e_off = e - e_block * block_bits; // in (0, block_bits]
+
+        // Every block that was entirely free is an empty page no more; count only the
+        // populated ones, so nr_empty_pop_pages stays exact (middle blocks were
+        // necessarily entirely free).
+        std::uint32_t consumed = 0;
+        if (block_is_free(md_blocks_[s_block]) && bitmap::test(populated_, s_block)) ++consumed;
+        if (e_block != s_block) {
+            if (block_is_free(md_blocks_[e_block]) && bitmap::test(populated_, e_block)) ++consumed;
+            if (e_block > s_block + 1) consumed += u32(bitmap::count_set(populated_, s_block + 1, e_block));
+        }
+        nr_empty_pop_pages_ -= consumed;
+
+        // First block. left_free/right_free shrink exactly: the allocation lies in
+        // free space, so if it starts inside the left run that run now ends at s_off,
+        // and if it ends inside the right run that run now starts at e_off.
+        block_md& first = md_blocks_[s_block];
+        const std::uint32_t first_end = s_block == e_block ? e_off : block_bits;
+        if (s_off == first.first_free) {
+            const std::uint32_t base = s_block * block_bits;
+            first.first_free = u32(bitmap::find_next_clear(alloc_map_, base + block_bits, base + first_end)) - base;
+        }
+        if (first.scan_hint != 0 &&
+            overlaps(first.scan_hint_start, first.scan_hint_start + first.scan_hint, s_off, first_end))
+            first.scan_hint = 0;
+        first.left_free = min_u32(first.left_free, s_off);
+        first.right_free = s_block == e_block ? min_u32(first.right_free, block_bits - e_off) : 0;
+        if (overlaps(first.contig_hint_start, first.contig_hint_start + first.contig_hint, s_off, first_end))
+            block_refresh_hint(s_block);
+
+        if (e_block != s_block) {
+            for (std::uint32_t b = s_block + 1; b < e_block; ++b) block_set_full(md_blocks_[b]);
+            block_md& last = md_blocks_[e_block];
+            if (e_off == block_bits) {
+                block_set_full(last);
+            } else {
+                // [0, e_off) was free, so first_free was 0; the first free bit is now
+                // the first one after the allocation.
+                const std::uint32_t base = e_block * block_bits;
+                last.first_free = u32(bitmap::find_next_clear(alloc_map_, base + block_bits, base + e_off)) - base;
+                if (last.scan_hint != 0 && last.scan_hint_start < e_off) last.scan_hint = 0;
+                last.left_free = 0;
+                last.right_free = min_u32(last.right_free, block_bits - e_off);
+                if (last.contig_hint_start < e_off) block_refresh_hint(e_block);
+            }
+        }
+
+        // Chunk level: runs only shrank, so the contig hint stays exact unless the
+        // allocation took from it.
+        block_md& cm = chunk_md_;
+        if (cm.scan_hint != 0 && overlaps(cm.scan_hint_start, cm.scan_hint_start + cm.scan_hint, s, e))
+            cm.scan_hint = 0;
+        cm.left_free = min_u32(cm.left_free, s);
+        cm.right_free = min_u32(cm.right_free, map_bits_ - e);
+        if (overlaps(cm.contig_hint_start, cm.contig_hint_start + cm.contig_hint, s, e)) chunk_refresh_hint(false);
+    }
+
+    /// block_refresh_hint(b) - pcpu_block_refresh_hint: recompute block b's contig and
+    /// scan hints from its bitmap. A scan hint, if any, becomes the contig hint and
+    /// only what follows it is scanned: nothing before it is longer. Otherwise the
+    /// scan starts at first_free.
+    void block_refresh_hint(std::uint32_t b) noexcept {
+        block_md& md = md_blocks_[b];
+        const std::uint32_t base = b * block_bits;
+        std::uint32_t from;
+        if (md.scan_hint != 0) {
+            md.contig_hint_start = md.scan_hint_start;
+            md.contig_hint = md.scan_hint;
+            md.scan_hint = 0;
+            from = md.contig_hint_start + md.contig_hint;
+        } else {
+            md.contig_hint_start = 0;
+            md.contig_hint = 0;
+            from = md.first_free;
+        }
+        std::size_t rs = 0, re = 0;
+        for (std::size_t f = base + from; bitmap::next_clear_region(alloc_map_, base + block_bits, f, rs, re); f = re)
+            block_update(md, u32(rs) - base, u32(re) - base);
+    }
+
+    /// chunk_refresh_hint(full_scan) - pcpu_chunk_refresh_hint: recompute chunk_md's
+    /// contig and scan hints from the block metadata (never the bitmap). Candidates, in
+    /// ascending order, are runs carried across block edges (right_free of one block,
+    /// left_free of the next ones) and each block's contig run when it touches neither
+    /// edge; every other run is no longer than its block's contig run. Unless
+    /// full_scan, a chunk scan hint is promoted and only what follows it is walked.
+    void chunk_refresh_hint(bool full_scan) noexcept {
+        block_md& cm = chunk_md_;
+        std::uint32_t from;
+        if (!full_scan && cm.scan_hint != 0) {
+            cm.contig_hint_start = cm.scan_hint_start;
+            cm.contig_hint = cm.scan_hint;
+            cm.scan_hint = 0;
+            from = cm.contig_hint_start + cm.contig_hint;
+        } else {
+            cm.contig_hint_start = 0;
+            cm.contig_hint = 0;
+            cm.scan_hint = 0;
+            from = cm.first_free;
+        }
+        if (from >= map_bits_) return;
+
+        const std::uint32_t first_block = from / block_bits;
+        bool carrying = from % block_bits == 0;
+        std::uint32_t run_start = from;
+        for (std::uint32_t b = first_block; b < nr_pages_; ++b) {
+            const block_md& md = md_blocks_[b];
+            const std::uint32_t base = b * block_bits;
+            if (carrying) {
+                if (md.left_free == block_bits) continue;
+                if (base + md.left_free > run_start) block_update(cm, run_start, base + md.left_free);
+                carrying = false;
+            }
+            const std::uint32_t rel = b == first_block ? from - base : 0;
+            if (md.contig_hint != 0 && md.contig_hint_start > 0 &&
+                md.contig_hint_start + md.contig_hint < block_bits && md.contig_hint_start >= rel)
+                block_update(cm, base + md.contig_hint_start, base + md.contig_hint_start + md.contig_hint);
+            run_start = base + block_bits - md.right_free;
+            if (run_start < from) run_start = from;
+            carrying = true;
+        }
+        if (carrying && map_bits_ > run_start) block_update(cm, run_start, map_bits_);
+    }
+
+    /// block_update_hint_free(s, e) - pcpu_block_update_hint_free: hints after [s, e)
+    /// became free. The new run is found at block granularity (from the hints when it
+    /// meets one, else by a scan bounded by the block), merged into the first and last
+    /// blocks; blocks in between become entirely free. At chunk level the run is
+    /// extended over the neighbouring blocks' edges and merged, chunk absolute at both
+    /// ends, which keeps the chunk contig hint exact; a free spanning blocks, or a run
+    /// that covers a whole block, takes the full metadata walk instead.
+    void block_update_hint_free(std::uint32_t s, std::uint32_t e) noexcept {
+        const std::uint32_t s_block = s / block_bits;
+        const std::uint32_t e_block = (e - 1) / block_bits;
+        const std::uint32_t s_off = s - s_block * block_bits;
+        const std::uint32_t e_off = e - e_block * block_bits; // in (0, block_bits]
+        const std::uint32_t s_base = s_block * block_bits;
+        const std::uint32_t e_base = e_block * block_bits;
+        block_md& first = md_blocks_[s_block];
+        block_md& last = md_blocks_[e_block];
+
+        // Where the new run begins in the first block: at a hinted run ending exactly
+        // at s, or after the last allocated bit before s.
+        std::uint32_t start;
+        if (first.contig_hint != 0 && s_off == first.contig_hint_start + first.contig_hint) {
+            start = first.contig_hint_start;
+        } else if (first.scan_hint != 0 && s_off == first.scan_hint_start + first.scan_hint) {
+            start = first.scan_hint_start;
+        } else if (s_off == first.left_free) {
+            start = 0;
+        } else {
+            const auto prev = u32(bitmap::find_last_set(alloc_map_, s_base, s));
+            start = prev == s ? 0 : prev + 1 - s_base;
+        }
+        // Where it ends in the last block: at a hinted run beginning exactly at e, or
+        // at the next allocated bit.
+        std::uint32_t end;
+        if (e_off == block_bits || e_off == block_bits - last.right_free) {
+            end = block_bits;
+        } else if (last.contig_hint != 0 && e_off == last.contig_hint_start) {
+            end = last.contig_hint_start + last.contig_hint;
+        } else if (last.scan_hint != 0 && e_off == last.scan_hint_start) {
+            end = last.scan_hint_start + last.scan_hint;
+        } else {
+            end = u32(bitmap::find_next_set(alloc_map_, e_base + block_bits, e)) - e_base;
+        }
+
+        // Blocks that became entirely free are empty pages again if populated.
+        std::uint32_t freed = 0;
+        if (s_block == e_block) {
+            block_update(first, start, end);
+            if (block_is_free(first) && bitmap::test(populated_, s_block)) ++freed;
+        } else {
+            block_update(first, start, block_bits);
+            if (block_is_free(first) && bitmap::test(populated_, s_block)) ++freed;
+            for (std::uint32_t b = s_block + 1; b < e_block; ++b) block_init(md_blocks_[b], block_bits);
+            if (e_block > s_block + 1) freed += u32(bitmap::count_set(populated_, s_block + 1, e_block));
+            block_update(last, 0, end);
+            if (block_is_free(last) && bitmap::test(populated_, e_block)) ++freed;
+        }
+        nr_empty_pop_pages_ += freed;
+
+        if (s_block != e_block || end - start == block_bits) {
+            chunk_refresh_hint(true);
+            return;
+        }
+        // The run stays within one block but may continue into a neighbour's edge
+        // run. An edge run that fills its whole block could continue further: walk.
+        std::uint32_t run_s = s_base + start;
+        std::uint32_t run_e = s_base + end;
+        if (start == 0 && s_block > 0) {
+            const std::uint32_t rf = md_blocks_[s_block - 1].right_free;
+            if (rf == block_bits) {
+                chunk_refresh_hint(true);
+                return;
+            }
+            run_s -= rf;
+        }
+        if (end == block_bits && s_block + 1 < nr_pages_) {
+            const std::uint32_t lf = md_blocks_[s_block + 1].left_free;
+            if (lf == block_bits) {
+                chunk_refresh_hint(true);
+                return;
+            }
+            run_e += lf;
+        }
+        // Every other run is unchanged and the old contig run can only have been
+        // swallowed by a longer one, so the merge rule keeps the contig hint exact.
+        block_update(chunk_md_, run_s, run_e);
+    }
+
+    bitmap::word* alloc_map_ = nullptr;
+    bitmap::word* bound_map_ = nullptr;
+    bitmap::word* populated_ = nullptr;
+    block_md* md_blocks_ = nullptr;
+    block_md chunk_md_{};
+    std::uint32_t nr_pages_ = 0;
+    std::uint32_t map_bits_ = 0;
+    std::uint32_t free_bits_ = 0;
+    std::uint32_t nr_populated_ = 0;
+    std::uint32_t nr_empty_pop_pages_ = 0;
+    std::uint32_t nr_alloc_ = 0;
+    std::uint32_t max_alloc_bits_ = 0;
+    std::uint32_t hide_begin_ = 0; ///< [hide_begin_, hide_end_) is usable; the rest is hidden
+    std::uint32_t hide_end_ = 0;
 };
+
+template <unsigned PageShift>
+chunk_verify_report basic_chunk<PageShift>::verify() const noexcept {
+    // Block level: recount each block's runs from the bitmap.
+    std::uint32_t empty_pages = 0;
+    std::size_t rs = 0, re = 0;
+    for (std::uint32_t b = 0; b < nr_pages_; ++b) {
+        const block_md& md = md_blocks_[b];
+        const std::uint32_t base = b * block_bits;
+        if (md.nr_bits != block_bits) return mismatch("block nr_bits", b, block_bits, md.nr_bits);
+        std::uint32_t contig = 0, left = 0, right = 0, first = block_bits, before_scan = 0;
+        for (std::size_t f = base; bitmap::next_clear_region(alloc_map_, base + block_bits, f, rs, re); f = re) {
+            const std::uint32_t s = u32(rs) - base, e = u32(re) - base, len = e - s;
+            if (first == block_bits) first = s;
+            if (s == 0) left = len;
+            if (e == block_bits) right = len;
+            if (len > contig) contig = len;
+            if (e <= md.scan_hint_start && len > before_scan) before_scan = len;
+        }
+        if (md.contig_hint != contig) return mismatch("block contig_hint", b, contig, md.contig_hint);
+        if (contig != 0 && (md.contig_hint_start > block_bits - contig ||
+                            !bitmap::all_clear(alloc_map_, base + md.contig_hint_start,
+                                               base + md.contig_hint_start + contig)))
+            return mismatch("block contig_hint_start: not a free run of contig_hint bits", b, contig,
+                            md.contig_hint_start);
+        if (md.left_free != left) return mismatch("block left_free", b, left, md.left_free);
+        if (md.right_free != right) return mismatch("block right_free", b, right, md.right_free);
+        if (md.first_free > first) return mismatch("block first_free above the first free bit", b, first, md.first_free);
+        if (md.scan_hint != 0) {
+            const std::uint32_t ss = md.scan_hint_start, se = ss + md.scan_hint;
+            if (md.scan_hint > md.contig_hint) return mismatch("block scan_hint > contig_hint", b, md.contig_hint, md.scan_hint);
+            if (ss > block_bits - md.scan_hint || !bitmap::all_clear(alloc_map_, base + ss, base + se) ||
+                (ss != 0 && !bitmap::test(alloc_map_, base + ss - 1)) ||
+                (se != block_bits && !bitmap::test(alloc_map_, base + se)))
+                return mismatch("block scan_hint: not a free run", b, md.scan_hint, ss);
+            if (md.scan_hint == md.contig_hint ? ss == md.contig_hint_start : se > md.contig_hint_start)
+                return mismatch("block scan_hint: not before contig_hint", b, md.contig_hint_start, ss);
+            if (before_scan > md.scan_hint)
+                return mismatch("block scan_hint: a longer run lies before it", b, before_scan, md.scan_hint);
+        }
+        if (contig == block_bits && bitmap::test(populated_, b)) ++empty_pages;
+    }
+
+    // Chunk level: the same from the whole map.
+    const block_md& cm = chunk_md_;
+    if (cm.nr_bits != map_bits_) return mismatch("chunk nr_bits", 0, map_bits_, cm.nr_bits);
+    std::uint32_t contig = 0, left = 0, right = 0, first = map_bits_, before_scan = 0, nr_free = 0;
+    for (std::size_t f = 0; bitmap::next_clear_region(alloc_map_, map_bits_, f, rs, re); f = re) {
+        const std::uint32_t s = u32(rs), e = u32(re), len = e - s;
+        if (first == map_bits_) first = s;
+        if (s == 0) left = len;
+        if (e == map_bits_) right = len;
+        if (len > contig) contig = len;
+        if (e <= cm.scan_hint_start && len > before_scan) before_scan = len;
+        nr_free += len;
+    }
+    if (cm.contig_hint != contig) return mismatch("chunk contig_hint", 0, contig, cm.contig_hint);
+    if (contig != 0 &&
+        (cm.contig_hint_start > map_bits_ - contig ||
+         !bitmap::all_clear(alloc_map_, cm.contig_hint_start, std::size_t{cm.contig_hint_start} + contig)))
+        return mismatch("chunk contig_hint_start: not a free run of contig_hint bits", 0, contig, cm.contig_hint_start);
+    if (cm.first_free != first) return mismatch("chunk first_free", 0, first, cm.first_free);
+    if (cm.left_free != left) return mismatch("chunk left_free", 0, left, cm.left_free);
+    if (cm.right_free != right) return mismatch("chunk right_free", 0, right, cm.right_free);
+    if (cm.scan_hint != 0) {
+        const std::uint32_t ss = cm.scan_hint_start, se = ss + cm.scan_hint;
+        if (cm.scan_hint > cm.contig_hint) return mismatch("chunk scan_hint > contig_hint", 0, cm.contig_hint, cm.scan_hint);
+        if (ss > map_bits_ - cm.scan_hint || !bitmap::all_clear(alloc_map_, ss, se) ||
+            (ss != 0 && !bitmap::test(alloc_map_, ss - 1)) || (se != map_bits_ && !bitmap::test(alloc_map_, se)))
+            return mismatch("chunk scan_hint: not a free run", 0, cm.scan_hint, ss);
+        if (cm.scan_hint == cm.contig_hint ? ss == cm.contig_hint_start : se > cm.contig_hint_start)
+            return mismatch("chunk scan_hint: not before contig_hint", 0, cm.contig_hint_start, ss);
+        if (before_scan > cm.scan_hint)
+            return mismatch("chunk scan_hint: a longer run lies before it", 0, before_scan, cm.scan_hint);
+    }
+
+    // Counts.
+    if (free_bits_ != nr_free) return mismatch("free_bits", 0, nr_free, free_bits_);
+    const auto populated = u32(bitmap::count_set(populated_, 0, nr_pages_));
+    if (nr_populated_ != populated) return mismatch("nr_populated", 0, populated, nr_populated_);
+    if (nr_empty_pop_pages_ != empty_pages) return mismatch("nr_empty_pop_pages", 0, empty_pages, nr_empty_pop_pages_);
+
+    // Hidden head and tail stay allocated.
+    if (hide_begin_ > hide_end_ || hide_end_ > map_bits_) return mismatch("hidden bounds", 0, hide_end_, hide_begin_);
+    if (!bitmap::all_set(alloc_map_, 0, hide_begin_) || !bitmap::all_set(alloc_map_, hide_end_, map_bits_))
+        return mismatch("hidden region not allocated", 0, hide_begin_, hide_end_);
+
+    // Every allocated run of the usable part is a sequence of live allocations, each
+    // with its start bound bit set, interior bound bits clear and end bound bit set.
+    std::uint32_t nr_alloc = 0;
+    for (std::size_t f = hide_begin_; bitmap::next_set_region(alloc_map_, hide_end_, f, rs, re); f = re) {
+        for (std::size_t p = rs; p < re;) {
+            if (!bitmap::test(bound_map_, p)) return mismatch("bound_map: allocated bit without an allocation start", u32(p), 1, 0);
+            const std::size_t q = bitmap::find_next_set(bound_map_, std::size_t{map_bits_} + 1, p + 1);
+            if (q > re) return mismatch("bound_map: allocation ends past its allocated run", u32(p), u32(re), u32(q));
+            ++nr_alloc;
+            p = q;
+        }
+    }
+    if (nr_alloc_ != nr_alloc) return mismatch("nr_alloc", 0, nr_alloc, nr_alloc_);
+    return chunk_verify_report{};
+}
 
 using chunk = basic_chunk<>;
 

@@ -76,6 +76,6 @@ struct static_setup {
     do {                                                                                           \
         const pcpu::verify_report rep_ = (a).verify();                                             \
         char buf_[200];                                                                            \
-        INFO("verify: " << rep_.describe(buf_, sizeof buf_));                                      \
+        INFO("verify: " << std::string(rep_.describe(buf_, sizeof buf_)));                                      \
         REQUIRE(rep_.ok);                                                                          \
     } while (0)

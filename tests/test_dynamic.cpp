@@ -1,0 +1,535 @@
+// SPDX-License-Identifier: MIT
+// tests/test_dynamic.cpp - dynamic chunks, population, the atomic path, balance, and the
+// allocation context end to end, against the instrumented sim_platform under the
+// context checker. Every allocator operation is followed by verify().
+#include "support/sim_platform.hpp"
+#include "support/static_platform.hpp"
+
+#include <pcpu/allocator.hpp>
+#include <pcpu/debug/context_checker.hpp>
+#include <pcpu/debug/platform_wrapper.hpp>
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using sim = pcpu_test::sim_platform<12, 8>;
+using checked = pcpu::debug::context_checker<sim>;
+using cb = pcpu::debug::callback;
+namespace ctx = pcpu::ctx;
+
+constexpr std::size_t unit = 32 * 1024; // 8 pages
+constexpr unsigned cpus = 4;
+
+/// A first chunk with only `dyn` bytes of dynamic space, so allocations soon need
+/// dynamic chunks.
+template <class Alloc>
+struct fixture : pcpu_test::static_setup<Alloc> {
+    explicit fixture(std::size_t dyn = 8 * 1024) : pcpu_test::static_setup<Alloc>(cpus, unit, unit - dyn, 0) {
+        this->alloc.platform().set_violation_handler(&checked::record_only);
+    }
+};
+
+template <class A>
+auto& sim_of(A& a) {
+    return a.platform().inner();
+}
+
+/// CHECK_CLEAN(a) - verify(), no violation seen by the checker, no misuse seen by the sim.
+#define CHECK_CLEAN(a)                                                                             \
+    do {                                                                                           \
+        CHECK_VERIFIED(a);                                                                         \
+        INFO("checker: " << std::string((a).platform().last_violation()));                                      \
+        CHECK((a).platform().violations() == 0);                                                   \
+        INFO("sim bugs: " << std::string(sim_of(a).describe_bugs()));                                           \
+        CHECK(sim_of(a).bugs() == 0);                                                              \
+    } while (0)
+
+template <class A>
+void write_all(A& a, pcpu::handle h, std::size_t size, unsigned char v) {
+    for (unsigned cpu = 0; cpu < a.nr_cpus(); ++cpu) std::memset(a.ptr(h, cpu), static_cast<int>(v + cpu), size);
+}
+template <class A>
+bool holds_all(A& a, pcpu::handle h, std::size_t size, unsigned char v) {
+    for (unsigned cpu = 0; cpu < a.nr_cpus(); ++cpu) {
+        auto* p = static_cast<unsigned char*>(a.ptr(h, cpu));
+        for (std::size_t i = 0; i < size; ++i)
+            if (p[i] != static_cast<unsigned char>(v + cpu)) return false;
+    }
+    return true;
+}
+
+/// widen_map<Inner> - a deliberately wrong platform layer: it passes the full context
+/// to map whatever pcpu asked for. The checker below it must catch it.
+template <class Inner>
+struct widen_map : pcpu::debug::platform_wrapper<Inner> {
+    using pcpu::debug::platform_wrapper<Inner>::platform_wrapper;
+    bool map(std::uintptr_t addr, const pcpu::page_ref* pages, std::size_t n, pcpu::gfp) noexcept {
+        return this->inner().map(addr, pages, n, ctx::full);
+    }
+};
+
+/// forget_scope<Inner> - another wrong layer: it opens a full scope around map, as a
+/// platform that "helpfully" lifts restrictions would.
+template <class Inner>
+struct forget_scope : pcpu::debug::platform_wrapper<Inner> {
+    using pcpu::debug::platform_wrapper<Inner>::platform_wrapper;
+    bool map(std::uintptr_t addr, const pcpu::page_ref* pages, std::size_t n, pcpu::gfp c) noexcept {
+        auto& s = this->inner().inner(); // the sim, under the checker
+        const auto saved = s.current_scope();
+        s.scope_restore(ctx::full); // lift every restriction for the call
+        const bool ok = this->inner().map(addr, pages, n, c);
+        s.scope_restore(saved);
+        return ok;
+    }
+};
+
+} // namespace
+
+TEST_SUITE("dynamic") {
+
+TEST_CASE("the seed's deadlock: a noio caller holding a lock IO reclaim needs") {
+    using alloc_t = pcpu::allocator<checked, pcpu::lazy_mapped>;
+    fixture<alloc_t> f;
+    auto& a = f.alloc;
+    // Background full: nothing caps the callbacks, so only the caller's own noio,
+    // carried through every step, keeps them out of IO reclaim.
+    sim_of(a).set_background_context(ctx::full);
+    std::mutex fs_lock; // what IO reclaim would need
+    sim_of(a).set_reclaim_lock(&fs_lock);
+    REQUIRE(f.init() == pcpu::errc::ok);
+    CHECK_CLEAN(a);
+
+    std::lock_guard<std::mutex> hold(fs_lock); // the caller holds it and allocates
+    // (a) a new chunk, (b) population of its pages, (c) the page array's first allocation
+    auto r1 = a.alloc(12 * 1024, 8, ctx::noio);
+    REQUIRE(r1.ok());
+    CHECK_CLEAN(a);
+    CHECK(a.stats().nr_chunks == 2);
+    CHECK(a.platform().calls(cb::reserve) == 1);
+    CHECK(a.platform().calls(cb::alloc_meta) == 2); // chunk metadata, page array
+    CHECK(a.platform().calls(cb::map) == cpus);
+    // (b) again: more pages of the same chunk, the page array already there (12 KiB
+    // does not fit the first chunk's 8 KiB dynamic area either)
+    auto r2 = a.alloc(12 * 1024, 8, ctx::noio);
+    REQUIRE(r2.ok());
+    CHECK_CLEAN(a);
+    CHECK(a.platform().calls(cb::alloc_meta) == 2);
+    CHECK(a.platform().calls(cb::map) == 2 * cpus);
+    write_all(a, r1.value(), 12 * 1024, 1);
+    write_all(a, r2.value(), 12 * 1024, 9);
+    CHECK(holds_all(a, r1.value(), 12 * 1024, 1));
+
+    CHECK(sim_of(a).deadlocks() == 0);
+    for (cb k : {cb::alloc_meta, cb::reserve, cb::alloc_pages, cb::map, cb::scope_apply})
+        CHECK(a.platform().all_within(k, ctx::noio));
+    CHECK(a.platform().map_scopes_within(ctx::noio));
+    CHECK(a.platform().calls(cb::alloc_pages, ctx::noio) == 2 * cpus);
+
+    CHECK(a.free(r1.value()) == pcpu::errc::ok);
+    CHECK(a.free(r2.value()) == pcpu::errc::ok);
+    CHECK_CLEAN(a);
+    a.shutdown();
+    INFO(sim_of(a).describe_leaks());
+    CHECK_FALSE(sim_of(a).leaks());
+}
+
+TEST_CASE("the checker catches a layer that passes full to map, and the sim shows the deadlock") {
+    using alloc_t = pcpu::allocator<widen_map<checked>, pcpu::lazy_mapped>;
+    pcpu_test::static_setup<alloc_t> f(cpus, unit, unit - 8 * 1024, 0);
+    auto& chk = f.alloc.platform().inner();
+    chk.set_violation_handler(&checked::record_only);
+    auto& s = chk.inner();
+    std::mutex fs_lock;
+    s.set_reclaim_lock(&fs_lock);
+    REQUIRE(f.init() == pcpu::errc::ok);
+    {
+        std::lock_guard<std::mutex> hold(fs_lock);
+        auto r = f.alloc.alloc(12 * 1024, 8, ctx::noio);
+        // The widened map entered reclaim and "deadlocked": the sim failed it, so the
+        // allocation fails cleanly instead of hanging.
+        CHECK(r.error() == pcpu::errc::out_of_memory);
+        CHECK_VERIFIED(f.alloc);
+    }
+    CHECK(s.deadlocks() >= 1);
+    REQUIRE(chk.violations() >= 1);
+    const std::string msg = chk.violation(0);
+    INFO(msg);
+    CHECK(msg.find("map") != std::string::npos);
+    CHECK(msg.find("block|io|fs") != std::string::npos);
+    CHECK(msg.find("block") != std::string::npos);
+    f.alloc.shutdown();
+    CHECK_FALSE(s.leaks());
+}
+
+TEST_CASE("the checker catches map run outside the caller's scope") {
+    using alloc_t = pcpu::allocator<forget_scope<checked>, pcpu::lazy_mapped>;
+    pcpu_test::static_setup<alloc_t> f(cpus, unit, unit - 8 * 1024, 0);
+    auto& chk = f.alloc.platform().inner();
+    chk.set_violation_handler(&checked::record_only);
+    REQUIRE(f.init() == pcpu::errc::ok);
+    auto r = f.alloc.alloc(12 * 1024, 8, ctx::noio);
+    CHECK(r.ok());
+    CHECK_VERIFIED(f.alloc);
+    REQUIRE(chk.violations() >= 1);
+    INFO(std::string(chk.last_violation()));
+    CHECK(std::string(chk.last_violation()).find("scope") != std::string::npos);
+}
+
+TEST_CASE("scopes: the effective context is the caller's narrowed by the task's scope") {
+    using alloc_t = pcpu::allocator<checked, pcpu::lazy_mapped>;
+    fixture<alloc_t> f;
+    auto& a = f.alloc;
+    sim_of(a).set_background_context(ctx::full);
+    REQUIRE(f.init() == pcpu::errc::ok);
+    {
+        pcpu::scope_guard<sim> nofs(sim_of(a), ctx::nofs);
+        CHECK(sim_of(a).current_scope() == ctx::nofs);
+        {
+            pcpu::scope_guard<sim> noio(sim_of(a), ctx::noio);
+            CHECK(sim_of(a).current_scope() == ctx::noio);
+            {
+                pcpu::scope_guard<sim> nofs2(sim_of(a), ctx::nofs); // NOIO wins
+                CHECK(sim_of(a).current_scope() == ctx::noio);
+                // A full request inside a noio scope is a noio request, all the way down.
+                auto r = a.alloc(12 * 1024, 8, ctx::full);
+                REQUIRE(r.ok());
+                CHECK_CLEAN(a);
+            }
+            CHECK(sim_of(a).current_scope() == ctx::noio);
+        }
+        CHECK(sim_of(a).current_scope() == ctx::nofs);
+    }
+    CHECK(sim_of(a).current_scope() == ctx::full);
+    for (cb k : {cb::alloc_meta, cb::reserve, cb::alloc_pages, cb::map}) CHECK(a.platform().all_within(k, ctx::noio));
+    // An allocation map makes on its own (page tables) sees the scope pcpu opened.
+    CHECK(a.platform().map_scopes_within(ctx::noio));
+    CHECK(a.platform().map_scope_calls(ctx::noio) == cpus);
+}
+
+TEST_CASE("nofs reaches the callbacks as nofs; nofail never does; the background cap applies under the lock") {
+    using alloc_t = pcpu::allocator<checked, pcpu::lazy_mapped>;
+    fixture<alloc_t> f;
+    auto& a = f.alloc;
+    REQUIRE(f.init() == pcpu::errc::ok);
+    // Default background context noio: even a full caller's callbacks are noio.
+    auto r = a.alloc(12 * 1024, 8, ctx::full | pcpu::gfp::nofail | pcpu::gfp::noretry);
+    REQUIRE(r.ok());
+    CHECK_CLEAN(a);
+    CHECK(a.platform().all_within(cb::alloc_pages, ctx::noio | pcpu::gfp::noretry));
+    CHECK(a.platform().calls(cb::alloc_pages, ctx::noio | pcpu::gfp::noretry) == cpus);
+
+    sim_of(a).set_background_context(ctx::full);
+    a.platform().clear_calls();
+    auto r2 = a.alloc(16 * 1024, 8, ctx::nofs);
+    REQUIRE(r2.ok());
+    CHECK_CLEAN(a);
+    CHECK(a.platform().calls(cb::alloc_pages, ctx::nofs) > 0);
+    CHECK(a.platform().all_within(cb::alloc_pages, ctx::nofs));
+}
+
+TEST_CASE("atomic: only populated space, no blocking callback, would_block, then balance refills") {
+    using alloc_t = pcpu::allocator<checked, pcpu::lazy_mapped>;
+    fixture<alloc_t> f(8 * 1024);
+    auto& a = f.alloc;
+    REQUIRE(f.init() == pcpu::errc::ok);
+    const auto blocking = [&] {
+        std::uint32_t n = 0;
+        for (cb k : {cb::slow_lock, cb::alloc_meta, cb::reserve, cb::alloc_pages, cb::map}) n += a.platform().calls(k);
+        return n;
+    };
+    std::vector<pcpu::handle> got;
+    pcpu::errc last = pcpu::errc::ok;
+    for (int i = 0; i < 100; ++i) {
+        // Counted around the allocation alone: verify() takes the sleeping lock.
+        const std::uint32_t before = blocking();
+        auto r = a.alloc(256, 4, ctx::atomic);
+        CHECK(blocking() == before); // never reached a blocking callback
+        CHECK_CLEAN(a);
+        if (!r) {
+            last = r.error();
+            break;
+        }
+        got.push_back(r.value());
+    }
+    CHECK(last == pcpu::errc::would_block);
+    CHECK(got.size() == 8 * 1024 / 256);   // the first chunk's dynamic area, nothing more
+    CHECK(sim_of(a).balance_requests() >= 1);
+    CHECK(a.alloc(256, 4, ctx::nowait).error() == pcpu::errc::would_block);
+    CHECK(sim_of(a).warnings().size() == 1); // atomic warns, nowait does not
+
+    REQUIRE(a.balance() == pcpu::errc::ok);
+    CHECK_CLEAN(a);
+    const auto st = a.stats();
+    CHECK(st.nr_empty_pop_pages >= 2);
+    CHECK(st.nr_empty_pop_pages <= 4);
+    for (int i = 0; i < 16; ++i) {
+        auto r = a.alloc(256, 4, ctx::atomic);
+        REQUIRE(r.ok());
+        CHECK_CLEAN(a);
+        got.push_back(r.value());
+    }
+    for (auto h : got) {
+        REQUIRE(a.free(h) == pcpu::errc::ok);
+        CHECK_CLEAN(a);
+    }
+    a.shutdown();
+    CHECK_FALSE(sim_of(a).leaks());
+}
+
+TEST_CASE("fault injection: each callback fails in turn during creation and population") {
+    using alloc_t = pcpu::allocator<checked, pcpu::lazy_mapped>;
+    for (auto kind : {pcpu_test::fault::meta, pcpu_test::fault::reserve, pcpu_test::fault::pages, pcpu_test::fault::map}) {
+        for (std::size_t nth = 1; nth <= 3; ++nth) {
+            CAPTURE(pcpu_test::fault_name(kind));
+            CAPTURE(nth);
+            fixture<alloc_t> f;
+            auto& a = f.alloc;
+            REQUIRE(f.init() == pcpu::errc::ok);
+            sim_of(a).fail_nth(kind, nth);
+            std::vector<pcpu::handle> live;
+            std::size_t failures = 0;
+            for (std::size_t size : {12 * 1024u, 8 * 1024u, 20 * 1024u, 4u, 30 * 1024u}) {
+                auto r = a.alloc(size, 8, ctx::noio);
+                CHECK_CLEAN(a);
+                if (r) {
+                    write_all(a, r.value(), size, 3);
+                    live.push_back(r.value());
+                } else {
+                    CHECK(r.error() == pcpu::errc::out_of_memory);
+                    ++failures;
+                }
+            }
+            CHECK(sim_of(a).injected_failures() == failures);
+            CHECK(a.stats().nr_cur_alloc == live.size());
+            for (auto h : live) {
+                REQUIRE(a.free(h) == pcpu::errc::ok);
+                CHECK_CLEAN(a);
+            }
+            CHECK(a.balance() == pcpu::errc::ok);
+            CHECK_CLEAN(a);
+            a.shutdown();
+            INFO(sim_of(a).describe_leaks());
+            CHECK_FALSE(sim_of(a).leaks());
+        }
+    }
+}
+
+TEST_CASE("fault injection sweep: fail call k for every k until the workload no longer reaches it") {
+    using alloc_t = pcpu::allocator<checked, pcpu::lazy_mapped>;
+    std::size_t k = 1;
+    for (;; ++k) {
+        CAPTURE(k);
+        fixture<alloc_t> f;
+        auto& a = f.alloc;
+        REQUIRE(f.init() == pcpu::errc::ok);
+        sim_of(a).fail_call(k);
+        std::vector<pcpu::handle> live;
+        for (std::size_t size : {12 * 1024u, 64u, 20 * 1024u, 30 * 1024u, 100u}) {
+            auto r = a.alloc(size, 16, ctx::noio);
+            CHECK_CLEAN(a);
+            if (r) live.push_back(r.value());
+            else CHECK(r.error() == pcpu::errc::out_of_memory);
+        }
+        for (std::size_t i = 0; i < live.size(); i += 2) REQUIRE(a.free(live[i]) == pcpu::errc::ok);
+        const pcpu::errc b = a.balance();
+        CHECK((b == pcpu::errc::ok || b == pcpu::errc::out_of_memory));
+        CHECK_CLEAN(a);
+        for (std::size_t i = 1; i < live.size(); i += 2) REQUIRE(a.free(live[i]) == pcpu::errc::ok);
+        CHECK_CLEAN(a);
+        const bool reached = sim_of(a).injected_failures() != 0;
+        a.shutdown();
+        INFO(sim_of(a).describe_leaks());
+        CHECK_FALSE(sim_of(a).leaks());
+        if (!reached) break;
+    }
+    MESSAGE("fault sweep covered " << k - 1 << " failure points");
+    CHECK(k > 10);
+}
+
+TEST_CASE("balance: surplus free chunks destroyed, pages unmapped and returned, reserve between low and high") {
+    using alloc_t = pcpu::allocator<checked, pcpu::lazy_mapped>;
+    fixture<alloc_t> f(8 * 1024);
+    auto& a = f.alloc;
+    REQUIRE(f.init() == pcpu::errc::ok);
+    std::vector<pcpu::handle> live;
+    for (int i = 0; i < 13; ++i) { // 13 x 8 KiB: the first chunk's 8 KiB, then 3 full dynamic chunks
+        auto r = a.alloc(8 * 1024, 8, ctx::full);
+        REQUIRE(r.ok());
+        CHECK_CLEAN(a);
+        live.push_back(r.value());
+    }
+    CHECK(a.stats().nr_chunks == 4);
+    CHECK(sim_of(a).frames() == 3 * 8 * cpus);
+    for (auto h : live) {
+        REQUIRE(a.free(h) == pcpu::errc::ok);
+        CHECK_CLEAN(a);
+    }
+    CHECK(sim_of(a).balance_requests() >= 1);
+
+    a.platform().clear_calls();
+    REQUIRE(a.balance() == pcpu::errc::ok);
+    CHECK_CLEAN(a);
+    const auto st = a.stats();
+    CHECK(st.nr_chunks == 2); // the first chunk and one spare
+    CHECK(st.nr_empty_pop_pages >= 2);
+    CHECK(st.nr_empty_pop_pages <= 4);
+    // The first chunk's two dynamic pages count; the spare keeps the rest of the reserve.
+    CHECK(sim_of(a).frames() == (st.nr_empty_pop_pages - 2) * cpus);
+    CHECK(sim_of(a).mapped_pages() == sim_of(a).frames());
+    CHECK(a.platform().calls(cb::unmap) > 0);
+    CHECK(a.platform().calls(cb::flush_tlb) > 0);
+    for (cb k : {cb::alloc_meta, cb::reserve, cb::alloc_pages, cb::map, cb::scope_apply})
+        CHECK(a.platform().all_within(k, ctx::noio));
+    CHECK(a.platform().map_scopes_within(ctx::noio));
+
+    // A second balance finds nothing to do.
+    const auto frames = sim_of(a).frames();
+    REQUIRE(a.balance() == pcpu::errc::ok);
+    CHECK_CLEAN(a);
+    CHECK(sim_of(a).frames() == frames);
+    a.shutdown();
+    CHECK_FALSE(sim_of(a).leaks());
+}
+
+TEST_CASE("balance refills the reserve for atomic callers, with the background context") {
+    using alloc_t = pcpu::allocator<checked, pcpu::lazy_mapped>;
+    fixture<alloc_t> f(4 * 1024);
+    auto& a = f.alloc;
+    REQUIRE(f.init() == pcpu::errc::ok);
+    auto fill = a.alloc(4 * 1024, 4, ctx::full); // the first chunk is now full
+    REQUIRE(fill.ok());
+    CHECK_CLEAN(a);
+    CHECK(a.stats().nr_empty_pop_pages == 0);
+    a.platform().clear_calls();
+    REQUIRE(a.balance(ctx::full) == pcpu::errc::ok); // asked for full, runs as noio
+    CHECK(a.platform().calls(cb::op_begin, ctx::noio) == 1);
+    CHECK(a.platform().calls(cb::op_begin) == 1);
+    CHECK_CLEAN(a);
+    CHECK(a.stats().nr_empty_pop_pages == 4);
+    CHECK(a.platform().all_within(cb::alloc_pages, ctx::noio));
+    CHECK(a.balance(ctx::atomic) == pcpu::errc::would_block); // balance sleeps
+}
+
+TEST_CASE("contiguous: chunks come populated from alloc_units; balance frees surplus") {
+    using alloc_t = pcpu::allocator<checked, pcpu::contiguous>;
+    fixture<alloc_t> f(4 * 1024);
+    auto& a = f.alloc;
+    REQUIRE(f.init() == pcpu::errc::ok);
+    auto r = a.alloc(16 * 1024, 64, ctx::noio);
+    REQUIRE(r.ok());
+    CHECK_CLEAN(a);
+    CHECK(sim_of(a).units_blocks() == 1);
+    CHECK(a.platform().calls(cb::map) == 0);
+    CHECK(a.platform().all_within(cb::alloc_units, ctx::noio));
+    // An atomic allocation can use the rest of the chunk: it is populated.
+    auto at = a.alloc(8 * 1024, 8, ctx::atomic);
+    REQUIRE(at.ok());
+    CHECK_CLEAN(a);
+    auto r2 = a.alloc(32 * 1024, 8, ctx::full); // a whole unit: a second chunk
+    REQUIRE(r2.ok());
+    CHECK_CLEAN(a);
+    CHECK(sim_of(a).units_blocks() == 2);
+    for (auto h : {r.value(), at.value(), r2.value()}) REQUIRE(a.free(h) == pcpu::errc::ok);
+    CHECK_CLEAN(a);
+    REQUIRE(a.balance() == pcpu::errc::ok);
+    CHECK_CLEAN(a);
+    CHECK(sim_of(a).units_blocks() == 1); // one spare kept
+    a.shutdown();
+    CHECK_FALSE(sim_of(a).leaks());
+}
+
+TEST_CASE("first-chunk metadata from the platform uses the full context") {
+    using alloc_t = pcpu::allocator<checked, pcpu::lazy_mapped>;
+    fixture<alloc_t> f;
+    f.cfg.meta = nullptr;
+    f.cfg.meta_size = 0;
+    REQUIRE(f.init() == pcpu::errc::ok);
+    CHECK(f.alloc.platform().calls(cb::alloc_meta, ctx::full) == 1);
+    CHECK_CLEAN(f.alloc);
+    f.alloc.shutdown();
+    CHECK_FALSE(sim_of(f.alloc).leaks());
+}
+
+TEST_CASE("lock discipline: a second noio allocation waits for the sleeping lock held by a populating one") {
+    // gate<Inner>: holds thread A inside map until thread B is waiting on slow_lock.
+    struct shared_state {
+        std::mutex m;
+        std::condition_variable cv;
+        bool a_in_map = false;
+        bool b_waiting = false;
+        std::thread::id b;
+        std::vector<std::string> order;
+    };
+    static shared_state st; // the gate's members are static: one instance per process
+    struct gate_platform : checked {
+        using checked::checked;
+        void slow_lock() noexcept {
+            if (std::this_thread::get_id() == st.b) {
+                std::lock_guard<std::mutex> g(st.m);
+                st.b_waiting = true;
+                st.cv.notify_all();
+            }
+            checked::slow_lock();
+            std::lock_guard<std::mutex> g(st.m);
+            st.order.push_back(std::this_thread::get_id() == st.b ? "B locked" : "A locked");
+        }
+        void slow_unlock() noexcept {
+            {
+                std::lock_guard<std::mutex> g(st.m);
+                st.order.push_back(std::this_thread::get_id() == st.b ? "B unlocked" : "A unlocked");
+            }
+            checked::slow_unlock();
+        }
+        bool map(std::uintptr_t addr, const pcpu::page_ref* pages, std::size_t n, pcpu::gfp c) noexcept {
+            if (std::this_thread::get_id() != st.b) {
+                std::unique_lock<std::mutex> g(st.m);
+                st.a_in_map = true;
+                st.cv.notify_all();
+                st.cv.wait_for(g, std::chrono::seconds(5), [] { return st.b_waiting; });
+            }
+            return checked::map(addr, pages, n, c);
+        }
+    };
+    using alloc_t = pcpu::allocator<gate_platform, pcpu::lazy_mapped>;
+    fixture<alloc_t> f;
+    auto& a = f.alloc;
+    REQUIRE(f.init() == pcpu::errc::ok);
+    pcpu::errc ea = pcpu::errc::ok, eb = pcpu::errc::ok;
+    std::thread ta([&] { ea = a.alloc(12 * 1024, 8, ctx::noio).error(); });
+    {
+        std::unique_lock<std::mutex> g(st.m);
+        REQUIRE(st.cv.wait_for(g, std::chrono::seconds(5), [] { return st.a_in_map; }));
+    }
+    std::atomic<bool> go{false};
+    std::thread tb([&] {
+        while (!go.load()) std::this_thread::yield();
+        eb = a.alloc(12 * 1024, 8, ctx::noio).error();
+    });
+    {
+        std::lock_guard<std::mutex> g(st.m);
+        st.b = tb.get_id();
+    }
+    go.store(true);
+    ta.join();
+    tb.join();
+    CHECK(ea == pcpu::errc::ok);
+    CHECK(eb == pcpu::errc::ok);
+    CHECK_CLEAN(a);
+    REQUIRE(st.order.size() >= 4);
+    CHECK(st.order[0] == "A locked");
+    CHECK(st.order[1] == "A unlocked");
+    CHECK(st.order[2] == "B locked");
+    for (cb k : {cb::alloc_meta, cb::reserve, cb::alloc_pages, cb::map}) CHECK(a.platform().all_within(k, ctx::noio));
+}
+
+} // TEST_SUITE
