@@ -629,23 +629,6 @@ private:
     }
     static std::string hex(const void* p) { return hex(reinterpret_cast<std::uintptr_t>(p)); }
 
-    /// blocking(k) - members that can sleep: never under the index lock.
-    static constexpr bool blocking(callback k) noexcept {
-        switch (k) {
-        case callback::slow_lock:
-        case callback::alloc_meta:
-        case callback::free_meta:
-        case callback::alloc_units:
-        case callback::free_units:
-        case callback::reserve:
-        case callback::release:
-        case callback::alloc_pages:
-        case callback::free_pages:
-        case callback::map:
-        case callback::unmap: return true;
-        default: return false;
-        }
-    }
 
     template <class T>
     T locked_read(const T& v) const noexcept {
@@ -657,7 +640,7 @@ private:
     /// (or SIZE_MAX when not recording) for failed().
     std::size_t note(callback k, const context* c, std::uintptr_t addr, std::size_t size) {
         ++calls_[pcpu::debug::callback_index(k)];
-        if (blocking(k) && index_owner_.load() == std::this_thread::get_id())
+        if (pcpu::debug::callback_blocks(k) && index_owner_.load() == std::this_thread::get_id())
             bug(std::string(pcpu::debug::callback_name(k)) + " called under the index lock; it can sleep");
         if (!recording_) return SIZE_MAX;
         call_record r{k, pcpu::debug::callback_name(k)};

@@ -527,25 +527,6 @@ private:
         default: return -1;
         }
     }
-    /// blocking(k) - k may sleep, so it is wrong under an atomic operation and under
-    /// the index lock. The freeing members count: vunmap and vfree sleep, and the
-    /// kernel frees chunks only after dropping pcpu_lock (pcpu_balance_free).
-    static constexpr bool blocking(callback k) noexcept {
-        switch (k) {
-        case callback::slow_lock:
-        case callback::alloc_meta:
-        case callback::free_meta:
-        case callback::alloc_units:
-        case callback::free_units:
-        case callback::reserve:
-        case callback::release:
-        case callback::alloc_pages:
-        case callback::free_pages:
-        case callback::map:
-        case callback::unmap: return true;
-        default: return false;
-        }
-    }
     /// needs_operation(k) - false for the members pcpu may call outside any bracket:
     /// the index lock and the diagnostics (free() runs from interrupts and takes only
     /// those, plus request_balance), current_scope (read to compute the effective
@@ -641,13 +622,13 @@ private:
             }
             report(m.c_str());
         }
-        if (f != nullptr && blocking(k) && !ctx_traits::may_block(f->ctx)) {
+        if (f != nullptr && callback_blocks(k) && !ctx_traits::may_block(f->ctx)) {
             pcpu::detail::message<message_size> m;
             m << prefix << "blocking callback " << callback_name(k) << " under an atomic context: the caller's ";
             put_context(m, f->ctx, true);
             report(m.c_str());
         }
-        if (blocking(k) && s.index_depth != 0) {
+        if (callback_blocks(k) && s.index_depth != 0) {
             pcpu::detail::message<message_size> m;
             m << prefix << "blocking callback " << callback_name(k)
               << " under the index lock: it must be dropped before anything that can sleep";

@@ -64,6 +64,26 @@ enum class callback : std::uint8_t {
 /// nr_callbacks - number of callback values: the size of a per-callback table.
 inline constexpr std::size_t nr_callbacks = static_cast<std::size_t>(callback::op_end) + 1;
 
+/// callback_blocks(k) - k may sleep: it is wrong under an atomic operation and under
+/// the index lock. The freeing members count: vunmap and vfree sleep, and the kernel
+/// frees chunks only after dropping pcpu_lock (pcpu_balance_free).
+constexpr bool callback_blocks(callback k) noexcept {
+    switch (k) {
+    case callback::slow_lock:
+    case callback::alloc_meta:
+    case callback::free_meta:
+    case callback::alloc_units:
+    case callback::free_units:
+    case callback::reserve:
+    case callback::release:
+    case callback::alloc_pages:
+    case callback::free_pages:
+    case callback::map:
+    case callback::unmap: return true;
+    default: return false;
+    }
+}
+
 /// callback_name(k) - the member's name, as it appears in the contract.
 constexpr const char* callback_name(callback k) noexcept {
     switch (k) {
