@@ -4,13 +4,15 @@
 //
 // It is a host platform with the safety catches on:
 //
-//   - Real memory with real protection. reserve() is a PROT_NONE mapping and map()
-//     makes pages readable and writable, so pcpu touching a page it did not populate
-//     faults on the spot instead of reading someone else's data. Page "frames" are
-//     numbers from a counter; map() records which frame sits at which address so
-//     unmap() can hand them back, and unmapping drops the contents (DONTNEED) and
-//     the access. Fresh metadata, units and mapped pages are filled with 0xA5, as a
-//     real kernel's are filled with whatever was there: nothing may rely on zeroes.
+//   - Real memory with real protection, through the same primitives as
+//     pcpu/platform/host.hpp (pcpu/platform/detail/host_memory.hpp). reserve() is a
+//     PROT_NONE mapping and map() makes pages readable and writable, so pcpu
+//     touching a page it did not populate faults on the spot instead of reading
+//     someone else's data. Page "frames" are numbers from a counter; map() records
+//     which frame sits at which address so unmap() can hand them back, and
+//     unmapping drops the contents (DONTNEED) and the access. Fresh metadata, units
+//     and mapped pages are filled with 0xA5, as a real kernel's are filled with
+//     whatever was there: nothing may rely on zeroes.
 //   - Bookkeeping of everything outstanding (metadata blocks and bytes, unit blocks,
 //     reservations, frames, mapped pages), so a test can assert leaks() == false
 //     after teardown or after a failed operation, and of misuse pcpu could commit
@@ -36,6 +38,7 @@
 #include <pcpu/context.hpp>
 #include <pcpu/debug/platform_wrapper.hpp>
 #include <pcpu/platform.hpp>
+#include <pcpu/platform/detail/host_memory.hpp>
 #include <pcpu/scope.hpp>
 
 #include <doctest/doctest.h>
@@ -412,7 +415,7 @@ public:
         if (nr == 0) return true;
         const std::uintptr_t hb = round_down(addr, host_page());
         const std::uintptr_t he = round_up(end, host_page());
-        if (::mprotect(reinterpret_cast<void*>(hb), he - hb, PROT_READ | PROT_WRITE) != 0) {
+        if (!pcpu::detail::host_make_accessible(hb, he - hb)) {
             reprotect(addr, end); // back to exactly what was accessible before
             return failed(rec), false;
         }
@@ -616,10 +619,7 @@ private:
         static std::atomic<unsigned> n{0};
         return n;
     }
-    static std::size_t host_page() noexcept {
-        static const std::size_t h = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-        return h;
-    }
+    static std::size_t host_page() noexcept { return pcpu::detail::host_page_size(); }
     static std::uintptr_t round_down(std::uintptr_t v, std::size_t a) noexcept { return v - v % a; }
     static std::uintptr_t round_up(std::uintptr_t v, std::size_t a) noexcept { return round_down(v + a - 1, a); }
     static std::string hex(std::uintptr_t v) {
@@ -711,8 +711,7 @@ private:
         for (std::uintptr_t hp = round_down(b, h); hp < e; hp += h) {
             const auto m = mapped_.lower_bound(hp);
             if (m == mapped_.end() || m->first >= hp + h) {
-                ::madvise(reinterpret_cast<void*>(hp), h, MADV_DONTNEED);
-                ::mprotect(reinterpret_cast<void*>(hp), h, PROT_NONE);
+                pcpu::detail::host_discard(hp, h);
             } else {
                 for (std::uintptr_t p = std::max(hp, b); p < std::min(hp + h, e); p += page_size)
                     if (mapped_.count(p) == 0) std::memset(reinterpret_cast<void*>(p), poison, page_size);
@@ -722,17 +721,7 @@ private:
     /// map_aligned(bytes, prot) - a fresh anonymous mapping aligned to the simulated
     /// page (trimmed so it is exactly the rounded size), or nullptr.
     static void* map_aligned(std::size_t bytes, int prot) noexcept {
-        const std::size_t h = host_page();
-        const std::size_t align = std::max(page_size, h);
-        const std::size_t len = round_up(bytes == 0 ? 1 : bytes, h);
-        const std::size_t extra = align > h ? align : 0;
-        void* raw = ::mmap(nullptr, len + extra, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (raw == MAP_FAILED) return nullptr;
-        const auto b = reinterpret_cast<std::uintptr_t>(raw);
-        const std::uintptr_t a = round_up(b, align);
-        if (a > b) ::munmap(raw, a - b);
-        if (b + len + extra > a + len) ::munmap(reinterpret_cast<void*>(a + len), b + len + extra - (a + len));
-        return reinterpret_cast<void*>(a);
+        return pcpu::detail::host_map_aligned(bytes, std::max(page_size, host_page()), prot, MAP_NORESERVE);
     }
 
     const unsigned nr_cpus_;
