@@ -1249,10 +1249,17 @@ private:
 
     void warn(const char* msg) noexcept {
         // The kernel's budget: ten reports, then one last word, then silence, so a
-        // failing loop cannot flood a console (or a firmware UART).
-        if (warn_budget_ == 0) return;
+        // failing loop cannot flood a console (or a firmware UART). Failures on several
+        // CPUs warn at once: the budget is taken under the index lock (never held here),
+        // else two could both see 1 left, and the budget, gone negative, never ends.
+        bool last;
+        {
+            index_guard<Platform> guard(platform_);
+            if (warn_budget_ == 0) return;
+            last = --warn_budget_ == 0;
+        }
         traits::warn(platform_, msg);
-        if (--warn_budget_ == 0) traits::warn(platform_, "pcpu: limit reached, disable warning");
+        if (last) traits::warn(platform_, "pcpu: limit reached, disable warning");
     }
 
     void warn_alloc_failure(std::size_t size, std::size_t align, bool is_atomic, errc err) noexcept {
