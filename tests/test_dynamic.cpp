@@ -93,6 +93,24 @@ struct forget_scope : pcpu::debug::platform_wrapper<Inner> {
     }
 };
 
+/// page_table_map<Inner> - map() as a real MMU does it: it allocates page tables
+/// itself, with a fixed mask that no argument narrows, only the task's implicit scope
+/// (current_gfp_context). Records the context each such implicit allocation got.
+template <class Inner>
+struct page_table_map : pcpu::debug::platform_wrapper<Inner> {
+    using pcpu::debug::platform_wrapper<Inner>::platform_wrapper;
+    std::vector<pcpu::gfp> implicit;
+    bool map(std::uintptr_t addr, const pcpu::page_ref* pages, std::size_t n, pcpu::gfp c) noexcept {
+        const pcpu::gfp table_ctx = pcpu::narrow(ctx::full, this->inner().current_scope());
+        implicit.push_back(table_ctx);
+        void* table = this->inner().alloc_meta(256, 64, table_ctx);
+        if (table == nullptr) return false;
+        const bool ok = this->inner().map(addr, pages, n, c);
+        this->inner().free_meta(table, 256);
+        return ok;
+    }
+};
+
 } // namespace
 
 TEST_SUITE("dynamic") {
@@ -214,6 +232,65 @@ TEST_CASE("scopes: the effective context is the caller's narrowed by the task's 
     // An allocation map makes on its own (page tables) sees the scope pcpu opened.
     CHECK(a.platform().map_scopes_within(ctx::noio));
     CHECK(a.platform().map_scope_calls(ctx::noio) == cpus);
+}
+
+TEST_CASE("scopes: an implicit allocation inside map (page tables) sees the caller's scope") {
+    using pt_sim = page_table_map<sim>;
+    using alloc_t = pcpu::allocator<pcpu::debug::context_checker<pt_sim>, pcpu::lazy_mapped>;
+    fixture<alloc_t> f;
+    auto& a = f.alloc;
+    pt_sim& pt = a.platform().inner();
+    sim& s = pt.inner();
+    s.set_background_context(ctx::full); // no cap: the caller's context alone decides
+    std::mutex fs_lock;
+    s.set_reclaim_lock(&fs_lock);
+    REQUIRE(f.init() == pcpu::errc::ok);
+    CHECK_VERIFIED(a);
+
+    // A full caller's page tables may do anything (and the model sees no deadlock:
+    // nobody holds the reclaim lock).
+    auto r1 = a.alloc(12 * 1024, 8, ctx::full);
+    REQUIRE(r1.ok());
+    CHECK_VERIFIED(a);
+    REQUIRE(pt.implicit.size() == cpus);
+    for (pcpu::gfp c : pt.implicit) CHECK(c == ctx::full);
+
+    // A noio caller holding the lock IO reclaim needs: its page tables are noio.
+    pt.implicit.clear();
+    pcpu::result<pcpu::handle> r2 = pcpu::errc::no_space;
+    {
+        std::lock_guard<std::mutex> hold(fs_lock);
+        r2 = a.alloc(12 * 1024, 8, ctx::noio);
+    }
+    REQUIRE(r2.ok());
+    CHECK_VERIFIED(a);
+    REQUIRE(pt.implicit.size() == cpus);
+    for (pcpu::gfp c : pt.implicit) CHECK(c == ctx::noio);
+
+    // The same through a nofs scope opened inside a noio one: still noio.
+    pt.implicit.clear();
+    pcpu::result<pcpu::handle> r3 = pcpu::errc::no_space;
+    {
+        pcpu::scope_guard<pt_sim> noio(pt, ctx::noio);
+        pcpu::scope_guard<pt_sim> nofs(pt, ctx::nofs);
+        std::lock_guard<std::mutex> hold(fs_lock);
+        r3 = a.alloc(12 * 1024, 8, ctx::full);
+    }
+    REQUIRE(r3.ok());
+    CHECK_VERIFIED(a);
+    REQUIRE(pt.implicit.size() == cpus);
+    for (pcpu::gfp c : pt.implicit) CHECK(c == ctx::noio);
+
+    CHECK(s.deadlocks() == 0);
+    CHECK(a.platform().violations() == 0);
+    CHECK(s.bugs() == 0);
+    for (auto h : {r1.value(), r2.value(), r3.value()}) {
+        REQUIRE(a.free(h) == pcpu::errc::ok);
+        CHECK_VERIFIED(a);
+    }
+    a.shutdown();
+    INFO(s.describe_leaks());
+    CHECK_FALSE(s.leaks());
 }
 
 TEST_CASE("nofs reaches the callbacks as nofs; nofail never does; the background cap applies under the lock") {
