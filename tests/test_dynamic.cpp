@@ -401,6 +401,34 @@ TEST_CASE("fault injection: each callback fails in turn during creation and popu
     }
 }
 
+TEST_CASE("fault injection: the temporary page array's first allocation fails") {
+    using alloc_t = pcpu::allocator<checked, pcpu::lazy_mapped>;
+    fixture<alloc_t> f;
+    auto& a = f.alloc;
+    REQUIRE(f.init() == pcpu::errc::ok);
+    // alloc_meta calls of a first population: the new chunk's metadata, then the page array.
+    sim_of(a).fail_nth(pcpu_test::fault::meta, 2);
+    auto r = a.alloc(12 * 1024, 8, ctx::noio);
+    CHECK(r.error() == pcpu::errc::out_of_memory);
+    CHECK_CLEAN(a);
+    CHECK(sim_of(a).injected_failures() == 1);
+    CHECK(a.platform().calls(cb::alloc_pages) == 0); // it failed before any page
+    CHECK(sim_of(a).frames() == 0);
+    CHECK(a.stats().nr_chunks == 2);                 // the chunk stays, empty, as the spare
+    // The next population allocates the page array again, and succeeds.
+    const auto meta_before = a.platform().calls(cb::alloc_meta);
+    auto r2 = a.alloc(12 * 1024, 8, ctx::noio);
+    REQUIRE(r2.ok());
+    CHECK_CLEAN(a);
+    CHECK(a.platform().calls(cb::alloc_meta) == meta_before + 1);
+    CHECK(a.stats().nr_chunks == 2);
+    REQUIRE(a.free(r2.value()) == pcpu::errc::ok);
+    CHECK_CLEAN(a);
+    a.shutdown();
+    INFO(sim_of(a).describe_leaks());
+    CHECK_FALSE(sim_of(a).leaks());
+}
+
 TEST_CASE("fault injection sweep: fail call k for every k until the workload no longer reaches it") {
     using alloc_t = pcpu::allocator<checked, pcpu::lazy_mapped>;
     std::size_t k = 1;

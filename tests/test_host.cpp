@@ -41,30 +41,11 @@ constexpr std::size_t unit = 32 * 1024; // 8 pages of 4 KiB
 constexpr unsigned cpus = 4;            // units, not threads: any machine has four
 
 /// host_setup<Alloc> - a first chunk with `dyn` bytes of dynamic space in caller
-/// storage, and an allocator whose host platform is told the same CPU count.
+/// storage (the host platform counts the machine's CPUs; the units are four whatever
+/// it has: this_cpu() folds onto them).
 template <class Alloc>
-struct host_setup {
-    std::vector<unsigned char> units_storage;
-    std::vector<unsigned char> meta_storage;
-    Alloc alloc{cpus};
-    pcpu::first_chunk_config cfg;
-
-    explicit host_setup(std::size_t dyn = 8 * 1024) {
-        const std::size_t page = Alloc::page_size;
-        units_storage.assign(cpus * unit + page, 0);
-        meta_storage.assign(Alloc::first_chunk_meta_bytes(unit, unit - dyn, 0) + Alloc::meta_align, 0);
-        cfg.nr_cpus = cpus;
-        cfg.units = align_up(units_storage.data(), page);
-        cfg.unit_size = unit;
-        cfg.static_size = unit - dyn;
-        cfg.meta = align_up(meta_storage.data(), Alloc::meta_align);
-        cfg.meta_size = Alloc::first_chunk_meta_bytes(unit, unit - dyn, 0);
-    }
-    pcpu::errc init() { return alloc.init(cfg); }
-    static void* align_up(unsigned char* p, std::size_t a) {
-        const auto v = reinterpret_cast<std::uintptr_t>(p);
-        return p + ((a - v % a) % a);
-    }
+struct host_setup : pcpu_test::static_setup<Alloc> {
+    explicit host_setup(std::size_t dyn = 8 * 1024) : pcpu_test::static_setup<Alloc>(cpus, unit, unit - dyn, 0) {}
 };
 
 template <class A>
