@@ -5,3 +5,6 @@
 #include "pcpu/allocator.hpp"
 #include "pcpu/context.hpp"
 #include "pcpu/error.hpp"
+#include "pcpu/counter.hpp"
+#include "pcpu/percpu.hpp"
+#include "pcpu/static_var.hpp"

@@ -38,6 +38,13 @@
 //   void op_begin(context effective) noexcept;  bracket every public allocator
 //   void op_end() noexcept;                     operation that may call back into the
 //                                               platform (debug/context_checker.hpp)
+//   this-CPU guard (percpu.hpp, counter.hpp): what makes a this-CPU read-modify-write
+//   safe against preemption and migration. With neither pair, this-CPU operations are
+//   relaxed atomic RMWs on the running CPU's slot (hosts) [none]:
+//   token irq_save() noexcept;              mask local interrupts, return what restores
+//   void irq_restore(token t) noexcept;     them (also excludes ISRs updating the data)
+//   void preempt_disable() noexcept;        keep the task on its CPU, unpreempted (ISRs
+//   void preempt_enable() noexcept;         must then not update the same data)
 //
 // ---- Required by policies that create chunks (contiguous, lazy_mapped) ------------
 //   void slow_lock() noexcept;       the sleeping lock (pcpu_alloc_mutex): serialises
@@ -126,6 +133,10 @@ PCPU_DETAIL_HAS_MEMBER(request_balance, ())
 PCPU_DETAIL_HAS_MEMBER(background_context, ())
 PCPU_DETAIL_HAS_MEMBER(op_begin, (std::declval<Ctx>()))
 PCPU_DETAIL_HAS_MEMBER(op_end, ())
+PCPU_DETAIL_HAS_MEMBER(irq_save, ())
+PCPU_DETAIL_HAS_MEMBER(irq_restore, (std::declval<P&>().irq_save()))
+PCPU_DETAIL_HAS_MEMBER(preempt_disable, ())
+PCPU_DETAIL_HAS_MEMBER(preempt_enable, ())
 PCPU_DETAIL_HAS_MEMBER(alloc_meta, (std::size_t{}, std::size_t{}, std::declval<Ctx>()))
 PCPU_DETAIL_HAS_MEMBER(free_meta, (static_cast<void*>(nullptr), std::size_t{}))
 PCPU_DETAIL_HAS_MEMBER(alloc_units, (std::size_t{}, std::declval<Ctx>()))

@@ -194,6 +194,24 @@ public:
     auto op_end() noexcept -> decltype(std::declval<I&>().op_end()) {
         return inner_.op_end();
     }
+    // this-CPU guards (percpu.hpp): hiding them would silently turn a guarded
+    // platform's this-CPU operations into the atomic host default.
+    template <class I = Inner>
+    auto irq_save() noexcept -> decltype(std::declval<I&>().irq_save()) {
+        return inner_.irq_save();
+    }
+    template <class I = Inner, class T>
+    auto irq_restore(T t) noexcept -> decltype(std::declval<I&>().irq_restore(t)) {
+        return inner_.irq_restore(t);
+    }
+    template <class I = Inner>
+    auto preempt_disable() noexcept -> decltype(std::declval<I&>().preempt_disable()) {
+        return inner_.preempt_disable();
+    }
+    template <class I = Inner>
+    auto preempt_enable() noexcept -> decltype(std::declval<I&>().preempt_enable()) {
+        return inner_.preempt_enable();
+    }
 
     // ---- Policies that create chunks ----
     template <class I = Inner>

@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: MIT
+// pcpu/counter.hpp - per-core statistics counter (lib/percpu_counter.c).
+//
+// A counter is a shared 64-bit count plus one 32-bit delta per CPU. An add touches only
+// the running CPU's delta while that stays below the batch in magnitude; the add that
+// would bring it to the batch or beyond folds delta + amount into the shared count under
+// the counter's lock and zeroes the delta. So the hot path is a this-CPU operation on a
+// cache line no other CPU writes, and the lock is taken about once per `batch` events.
+//
+// The error bound. Every delta stays in (-batch, batch), so at any moment when no add is
+// half done
+//
+//     exact = count + sum of the deltas,    |read() - exact| <= nr_cpus * (batch - 1)
+//                                                           <  nr_cpus * batch
+//
+// which error_bound() returns (nr_cpus * batch). The bound holds for the largest batch
+// any add used: add_local() uses INT32_MAX, so after add_local() only sum() is
+// meaningful. compare() uses the bound to answer from read() when it can and falls back
+// to the exact sum only when the value is within it.
+//
+// Concurrency. The this-CPU part follows percpu.hpp: on a platform with a this-CPU guard
+// (irq_save/irq_restore, or preempt_disable/preempt_enable) the delta update is a plain
+// load and store under the guard; without one (hosts) it is a compare-and-swap loop on
+// the delta of the CPU the task ran on, and a fold takes that delta with an atomic
+// exchange, so a task that migrated between choosing the delta and updating it can
+// neither lose an update nor push a delta past the batch. The shared count is guarded
+// by a tiny per-counter spinlock (std::atomic_flag), taken inside the this-CPU guard:
+// with irq_save an ISR can add too (the kernel's raw_spin_lock_irqsave). On a
+// preemptive single-core RTOS give the platform a guard: without one, a task preempted
+// while holding the spinlock would leave a higher-priority spinner spinning forever.
+//
+// 32-bit clean: deltas are int32_t; the count is int64_t and is read without the lock
+// only where 64-bit loads are single instructions (not on a Cortex-M, where read()
+// takes the lock). No heap beyond the allocator, no <mutex>, no <thread>.
+#pragma once
+
+#include "error.hpp"
+#include "percpu.hpp"
+
+#include <atomic>
+#include <cstdint>
+
+namespace pcpu {
+
+namespace detail {
+/// spinlock - a test-and-set lock for a few instructions of critical section.
+class spinlock {
+public:
+    void lock() noexcept {
+        while (flag_.test_and_set(std::memory_order_acquire)) {
+        }
+    }
+    void unlock() noexcept { flag_.clear(std::memory_order_release); }
+
+private:
+    std::atomic_flag flag_ = ATOMIC_FLAG_INIT;
+};
+} // namespace detail
+
+/// counter<Alloc> - see the file comment. Not copyable; init() before use.
+template <class Alloc>
+class counter {
+public:
+    using allocator_type = Alloc;
+    using platform_type = typename Alloc::platform_type;
+    using context = typename Alloc::context;
+    static constexpr std::int32_t max_batch = INT32_MAX;
+
+    /// default_batch(nr_cpus) - the kernel's percpu_counter_batch: max(32, 2 * CPUs).
+    static constexpr std::int32_t default_batch(unsigned nr_cpus) noexcept {
+        return nr_cpus > 16 ? static_cast<std::int32_t>(2 * nr_cpus) : 32;
+    }
+
+    counter() noexcept = default;
+    counter(const counter&) = delete;
+    counter& operator=(const counter&) = delete;
+    ~counter() { (void)destroy(); }
+
+    /// init(a, initial, ctx, batch) - allocate the per-CPU deltas from a (with ctx) and
+    /// start at `initial`. batch 0 means default_batch(a.nr_cpus()).
+    /// Returns ok, or: bad_config (already initialised, batch negative); the error of
+    /// the allocation.
+    errc init(Alloc& a, std::int64_t initial, context ctx, std::int32_t batch = 0) noexcept {
+        if (a_ != nullptr || batch < 0) return errc::bad_config;
+        result<percpu<std::int32_t>> d = alloc_percpu<std::int32_t>(a, ctx);
+        if (!d) return d.error();
+        a_ = &a;
+        deltas_ = d.value();
+        batch_ = batch != 0 ? batch : default_batch(a.nr_cpus());
+        count_ = initial;
+        return errc::ok;
+    }
+
+    /// destroy() - free the deltas; the counter can be init()ed again. Not concurrent
+    /// with any other use.
+    errc destroy() noexcept {
+        if (a_ == nullptr) return errc::ok;
+        const errc e = free_percpu(*a_, deltas_);
+        a_ = nullptr;
+        deltas_ = percpu<std::int32_t>();
+        return e;
+    }
+
+    bool initialized() const noexcept { return a_ != nullptr; }
+    std::int32_t batch() const noexcept { return batch_; }
+    /// error_bound() - |read() - sum()| < error_bound() while every add uses batch().
+    std::int64_t error_bound() const noexcept { return std::int64_t{batch_} * deltas_.nr_cpus(); }
+    /// deltas() - the per-CPU deltas (for tables; read them with sum() semantics).
+    percpu<std::int32_t> deltas() const noexcept { return deltas_; }
+
+    /// add_batch(amount, batch) - percpu_counter_add_batch. Context: any, ISRs included
+    /// with an irq_save platform; takes the spinlock about once per batch.
+    void add_batch(std::int64_t amount, std::int32_t batch) noexcept {
+        PCPU_ASSERT(a_ != nullptr && batch > 0);
+        auto& p = a_->platform();
+        using guard = this_cpu_guard<platform_type>;
+        if constexpr (guard::pins) {
+            guard g(p);
+            std::int32_t* slot = deltas_.ptr(g.cpu());
+            const std::int64_t n = detail::load_relaxed(slot) + amount;
+            if (n < batch && n > -std::int64_t{batch}) {
+                detail::store_relaxed(slot, static_cast<std::int32_t>(n));
+                return;
+            }
+            lock_.lock();
+            store_count(count_ + n);
+            detail::store_relaxed(slot, std::int32_t{0});
+            lock_.unlock();
+        } else {
+            std::int32_t* slot = deltas_.ptr(static_cast<unsigned>(p.this_cpu()));
+            std::int32_t old = __atomic_load_n(slot, __ATOMIC_RELAXED);
+            for (;;) {
+                const std::int64_t n = std::int64_t{old} + amount;
+                if (n >= batch || n <= -std::int64_t{batch}) break;
+                if (__atomic_compare_exchange_n(slot, &old, static_cast<std::int32_t>(n), true, __ATOMIC_RELAXED,
+                                                __ATOMIC_RELAXED))
+                    return;
+            }
+            // Fold whatever the delta holds *now*, not the value tested above: another
+            // task may have changed it meanwhile (it migrated here, or we migrated).
+            lock_.lock();
+            const std::int32_t taken = __atomic_exchange_n(slot, std::int32_t{0}, __ATOMIC_RELAXED);
+            store_count(count_ + taken + amount);
+            lock_.unlock();
+        }
+    }
+    void add(std::int64_t amount) noexcept { add_batch(amount, batch_); }
+    void sub(std::int64_t amount) noexcept { add_batch(-amount, batch_); }
+    void inc() noexcept { add_batch(1, batch_); }
+    void dec() noexcept { add_batch(-1, batch_); }
+    /// add_local(amount) - accumulate in this CPU's delta, folding only when it would
+    /// overflow int32_t. Cheapest add; read the result with sum(), not read().
+    void add_local(std::int64_t amount) noexcept { add_batch(amount, max_batch); }
+
+    /// read() - the shared count alone: approximate (see error_bound()), may be
+    /// negative while the exact value is not. Lock-free where 64-bit loads are.
+    std::int64_t read() const noexcept {
+        if constexpr (detail::lock_free<std::int64_t>) {
+            return __atomic_load_n(&count_, __ATOMIC_RELAXED);
+        } else {
+            locked l(*this);
+            return count_;
+        }
+    }
+    /// read_positive() - read() clamped at 0.
+    std::int64_t read_positive() const noexcept {
+        const std::int64_t v = read();
+        return v < 0 ? 0 : v;
+    }
+
+    /// sum() - count plus every CPU's delta, under the lock: exact when no add is in
+    /// flight (an add racing with it is counted or not, never half).
+    std::int64_t sum() const noexcept {
+        locked l(*this);
+        std::int64_t s = count_;
+        for (unsigned cpu = 0; cpu < deltas_.nr_cpus(); ++cpu) s += detail::load_relaxed(deltas_.ptr(cpu));
+        return s;
+    }
+    std::int64_t sum_positive() const noexcept {
+        const std::int64_t v = sum();
+        return v < 0 ? 0 : v;
+    }
+
+    /// set(value) - percpu_counter_set: every delta to 0 and the count to value. Adds
+    /// racing with it may survive it, as in the kernel.
+    void set(std::int64_t value) noexcept {
+        locked l(*this);
+        for (unsigned cpu = 0; cpu < deltas_.nr_cpus(); ++cpu)
+            detail::store_relaxed(deltas_.ptr(cpu), std::int32_t{0});
+        store_count(value);
+    }
+
+    /// sync() - fold the running CPU's delta into the count (percpu_counter_sync).
+    void sync() noexcept {
+        auto& p = a_->platform();
+        using guard = this_cpu_guard<platform_type>;
+        guard g(p);
+        lock_.lock();
+        std::int32_t* slot = deltas_.ptr(g.cpu());
+        std::int32_t taken;
+        if constexpr (guard::pins) {
+            taken = detail::load_relaxed(slot);
+            detail::store_relaxed(slot, std::int32_t{0});
+        } else {
+            taken = __atomic_exchange_n(slot, std::int32_t{0}, __ATOMIC_RELAXED);
+        }
+        store_count(count_ + taken);
+        lock_.unlock();
+    }
+
+    /// compare(rhs, batch) - __percpu_counter_compare: 1 if the exact value is above
+    /// rhs, -1 if below, 0 if equal. Answers from read() when |read() - rhs| exceeds
+    /// nr_cpus * batch (the exact value is then on the same side), else from sum().
+    /// batch must be at least the largest batch any add used.
+    int compare(std::int64_t rhs, std::int32_t batch) const noexcept {
+        const std::int64_t approx = read();
+        const std::int64_t bound = std::int64_t{batch} * deltas_.nr_cpus();
+        if (approx - rhs > bound) return 1;
+        if (rhs - approx > bound) return -1;
+        const std::int64_t exact = sum();
+        return exact > rhs ? 1 : exact < rhs ? -1 : 0;
+    }
+    int compare(std::int64_t rhs) const noexcept { return compare(rhs, batch_); }
+
+private:
+    /// locked - the this-CPU guard (so that an ISR adding on this CPU cannot spin on a
+    /// lock its own CPU holds), then the spinlock.
+    class locked {
+    public:
+        explicit locked(const counter& c) noexcept : g_(c.a_->platform()), c_(c) { c_.lock_.lock(); }
+        ~locked() { c_.lock_.unlock(); }
+        locked(const locked&) = delete;
+        locked& operator=(const locked&) = delete;
+
+    private:
+        this_cpu_guard<platform_type> g_;
+        const counter& c_;
+    };
+
+    /// store_count(v) - under the lock; atomic where read() reads without it.
+    void store_count(std::int64_t v) noexcept {
+        if constexpr (detail::lock_free<std::int64_t>) __atomic_store_n(&count_, v, __ATOMIC_RELAXED);
+        else count_ = v;
+    }
+
+    Alloc* a_ = nullptr;
+    percpu<std::int32_t> deltas_;
+    std::int32_t batch_ = 0;
+    alignas(8) std::int64_t count_ = 0;
+    mutable detail::spinlock lock_;
+};
+
+} // namespace pcpu
