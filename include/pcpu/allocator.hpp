@@ -516,8 +516,8 @@ public:
         if (nr_alloc != stats_.nr_cur_alloc)
             return fail("stats: live allocations", nullptr, nr_alloc, stats_.nr_cur_alloc);
         if (stats_.nr_alloc - stats_.nr_dealloc != stats_.nr_cur_alloc)
-            return fail("stats: nr_alloc - nr_dealloc", nullptr, stats_.nr_alloc - stats_.nr_dealloc,
-                        stats_.nr_cur_alloc);
+            return fail("stats: nr_alloc - nr_dealloc", nullptr,
+                        static_cast<std::size_t>(stats_.nr_alloc - stats_.nr_dealloc), stats_.nr_cur_alloc);
         if ((live_bits << min_alloc_shift) != live_bytes_)
             return fail("stats: live bytes", nullptr, live_bits << min_alloc_shift, live_bytes_);
         if (nr_chunks != stats_.nr_chunks) return fail("stats: chunk count", nullptr, nr_chunks, stats_.nr_chunks);

@@ -70,9 +70,13 @@ extern const unsigned char __stop_pcpu_data[] __attribute__((weak, visibility("h
 #define PCPU_STATIC_ATTRS __attribute__((section("pcpu_data"), used PCPU_DETAIL_RETAIN))
 #define PCPU_DETAIL_SECTION __attribute__((section("pcpu_data")))
 
+// GCC accepts `retain` but ignores it, with a warning, where its assembler cannot emit
+// SHF_GNU_RETAIN (Debian 12's arm-none-eabi); GNU ld keeps the section anyway.
 #define PCPU_DETAIL_DEFINE(type, name, ...)                                                          \
     PCPU_DETAIL_SECTION extern const ::std::add_const_t<type> pcpu_static_##name;                    \
+    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wattributes\"")               \
     PCPU_STATIC_ATTRS const ::std::add_const_t<type> pcpu_static_##name{__VA_ARGS__};                \
+    _Pragma("GCC diagnostic pop")                                                                    \
     constexpr ::pcpu::static_var<type> name { &pcpu_static_##name }
 
 /// PCPU_DEFINE(type, name [, initialiser...]) - define a static per-CPU variable

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+// tests/embedded/typed_cm4.cpp - the typed layer as firmware uses it, for a Cortex-M4
+// build check (tests/meson.build): a static-only allocator in declared storage, static
+// per-CPU variables from the pcpu_data section, typed handles, this-CPU operations
+// under an IRQ guard, a statistics counter, and a second platform without a guard
+// (relaxed atomics, 32-bit only). No heap, no exceptions, no RTTI, no <thread>/<mutex>.
+//
+// Linked with --gc-sections and run (qemu-arm, semihosting exit) when the toolchain is
+// there; the exit status is 0 only if every check below holds.
+#include <pcpu/counter.hpp>
+#include <pcpu/percpu.hpp>
+#include <pcpu/static_var.hpp>
+
+#include <cstdint>
+
+namespace {
+
+constexpr unsigned nr_cpus = 4;
+unsigned current_cpu = 0; // "which core runs": the firmware switches it
+
+/// irq_platform - single-core firmware simulating nr_cpus logical CPUs: masking
+/// interrupts is the this-CPU guard (PRIMASK on a real Cortex-M).
+struct irq_platform {
+    static constexpr std::size_t max_cpus = nr_cpus;
+    static constexpr unsigned page_shift = 10;
+    void index_lock() noexcept {}
+    void index_unlock() noexcept {}
+    unsigned this_cpu() noexcept { return current_cpu; }
+    std::uint32_t irq_save() noexcept {
+        std::uint32_t primask = 0;
+#if defined(__ARM_ARCH_7EM__)
+        __asm__ volatile("mrs %0, primask\n cpsid i" : "=r"(primask)::"memory");
+#endif
+        ++depth;
+        return primask;
+    }
+    void irq_restore(std::uint32_t primask) noexcept {
+        --depth;
+#if defined(__ARM_ARCH_7EM__)
+        __asm__ volatile("msr primask, %0" ::"r"(primask) : "memory");
+#else
+        (void)primask;
+#endif
+    }
+    int depth = 0;
+};
+
+/// bare_platform - no guard: this-CPU operations are relaxed atomics (LDREX/STREX).
+struct bare_platform {
+    static constexpr std::size_t max_cpus = nr_cpus;
+    static constexpr unsigned page_shift = 10;
+    void index_lock() noexcept {}
+    void index_unlock() noexcept {}
+    unsigned this_cpu() noexcept { return current_cpu; }
+};
+
+using irq_alloc = pcpu::allocator<irq_platform>;
+using bare_alloc = pcpu::allocator<bare_platform>;
+
+constexpr std::size_t unit_size = 4096;
+alignas(irq_alloc::page_size) unsigned char units_a[nr_cpus * unit_size];
+alignas(irq_alloc::page_size) unsigned char units_b[nr_cpus * unit_size];
+alignas(irq_alloc::meta_align) unsigned char meta_a[pcpu::static_meta_bytes_bound<irq_alloc>(unit_size, 0)];
+alignas(bare_alloc::meta_align) unsigned char meta_b[pcpu::static_meta_bytes_bound<bare_alloc>(unit_size, 0)];
+irq_alloc alloc_a;
+bare_alloc alloc_b;
+
+struct histogram {
+    std::uint32_t bucket[8];
+};
+
+} // namespace
+
+PCPU_DEFINE(std::uint32_t, irq_count, 100);
+PCPU_DEFINE(histogram, latency, {1, 2, 3});
+
+namespace {
+
+template <class Alloc>
+bool init(Alloc& a, void* units, void* meta, std::size_t meta_size) {
+    pcpu::first_chunk_config cfg;
+    cfg.nr_cpus = nr_cpus;
+    cfg.units = units;
+    cfg.unit_size = unit_size;
+    cfg.meta = meta;
+    cfg.meta_size = meta_size;
+    pcpu::use_static_section(cfg);
+    return a.init(cfg) == pcpu::errc::ok && a.verify().ok;
+}
+
+/// exercise(a) - 0 on success, else the number of the failed check.
+template <class Alloc>
+int exercise(Alloc& a) {
+    auto irq = pcpu::static_percpu(a, irq_count);
+    auto lat = pcpu::static_percpu(a, latency);
+    auto events = pcpu::alloc_percpu<std::uint32_t>(a, pcpu::ctx::full, 5u);
+    if (!irq || !lat || !events || !a.verify().ok) return 1;
+    pcpu::counter<Alloc> c;
+    if (c.init(a, 0, pcpu::ctx::full, 8) != pcpu::errc::ok || !a.verify().ok) return 2;
+
+    for (unsigned cpu = 0; cpu < nr_cpus; ++cpu) {
+        current_cpu = cpu;
+        if (pcpu::this_cpu_read(a, irq.value()) != 100) return 3;
+        if (pcpu::per_cpu(lat.value(), cpu).bucket[2] != 3) return 4;
+        for (unsigned i = 0; i <= cpu; ++i) {
+            pcpu::this_cpu_inc(a, irq.value());
+            pcpu::this_cpu_add(a, events.value(), 10u);
+            pcpu::this_cpu_inc(a, lat.value().field(&histogram::bucket).at(i));
+            c.add(3);
+        }
+    }
+    if (pcpu::sum(irq.value()) != 4 * 100 + 10) return 5;
+    if (pcpu::sum(events.value()) != 4 * 5 + 100) return 6;
+    if (pcpu::per_cpu(lat.value(), 3).bucket[3] != 1 || pcpu::per_cpu(lat.value(), 3).bucket[0] != 2) return 7;
+    if (c.sum() != 30 || c.compare(30) != 0 || c.compare(29) != 1) return 8;
+    const std::int64_t gap = c.sum() - c.read();
+    if (gap < 0 || gap >= c.error_bound()) return 9;
+    if (pcpu::free_percpu(a, events.value()) != pcpu::errc::ok || !a.verify().ok) return 10;
+    if (c.destroy() != pcpu::errc::ok || !a.verify().ok) return 11;
+    return a.stats().nr_cur_alloc == 0 ? 0 : 12;
+}
+
+} // namespace
+
+int main() {
+    if (!init(alloc_a, units_a, meta_a, sizeof meta_a) || !init(alloc_b, units_b, meta_b, sizeof meta_b)) return 20;
+    if (const int r = exercise(alloc_a)) return r;
+    if (alloc_a.platform().depth != 0) return 21;
+    if (const int r = exercise(alloc_b)) return 30 + r;
+    return 0;
+}
