@@ -47,6 +47,7 @@ struct fixture {
 
     fixture(unsigned nr_cpus, std::int64_t initial, std::int32_t batch) : s(nr_cpus, 16 * 1024, 0, 0), nr(nr_cpus) {
         cpus().reset(nr_cpus);
+        set_cpu(0); // this thread's CPU, left over from an earlier test
         REQUIRE(s.init() == pcpu::errc::ok);
         CHECK_VERIFIED(s.alloc);
         REQUIRE(c.init(s.alloc, initial, full, batch) == pcpu::errc::ok);
@@ -287,6 +288,26 @@ TEST_CASE_TEMPLATE("many threads adding known amounts: exact sum, approximate re
         CHECK(f.c.compare(expected - 1) == 1);
         CHECK(f.c.compare(expected + 1) == -1);
     }
+}
+
+TEST_CASE_TEMPLATE("threads racing on one CPU's delta lose nothing and never push it past the batch", F, none_f,
+                   preempt_f, irq_f) {
+    // One CPU, many threads, a small batch: without a guard every add races with the
+    // others on the same delta, and a fold must take what the delta holds at the fold,
+    // not what it held when the add looked at it.
+    constexpr unsigned nr_threads = 4, per_thread = 400000;
+    fixture<F::kind> f(1, 0, 4);
+    std::vector<std::thread> threads;
+    for (unsigned t = 0; t < nr_threads; ++t)
+        threads.emplace_back([&f, t] {
+            set_cpu(0);
+            for (unsigned i = 0; i < per_thread; ++i) f.c.add(t % 2 == 0 ? 1 : 2);
+        });
+    for (auto& th : threads) th.join();
+    const std::int64_t expected = std::int64_t{per_thread} * (1 + 2 + 1 + 2);
+    CHECK(f.c.sum() == expected);
+    CHECK(f.deltas_within_batch());
+    CHECK(iabs(f.c.read() - expected) < f.c.error_bound());
 }
 
 } // TEST_SUITE("counter")

@@ -497,4 +497,31 @@ TEST_CASE_TEMPLATE("concurrent this-CPU adds from more threads than CPUs are nev
     for (unsigned c = 0; c < 4; ++c) pcpu::per_cpu(f.l, c) = ops_fixture<F::kind>::sentinel;
 }
 
+TEST_CASE_TEMPLATE("threads sharing one CPU's copy lose no update", F, none_f, preempt_f, irq_f) {
+    // Many tasks on one CPU: the guard serialises them, or without one the atomic RMW
+    // does. A plain load-add-store would lose updates here within a few thousand.
+    cpus().reset(1);
+    set_cpu(0);
+    setup_t<F::kind> s(1, 16 * 1024, 0, 0);
+    REQUIRE(s.init() == pcpu::errc::ok);
+    CHECK_VERIFIED(s.alloc);
+    auto r = pcpu::alloc_percpu<std::uint64_t>(s.alloc, full);
+    CHECK_VERIFIED(s.alloc);
+    REQUIRE(r.ok());
+    const auto h = r.value();
+    constexpr unsigned nr_threads = 4, per_thread = 1000000;
+    std::vector<std::thread> threads;
+    for (unsigned t = 0; t < nr_threads; ++t)
+        threads.emplace_back([&s, h] {
+            set_cpu(0);
+            for (unsigned i = 0; i < per_thread; ++i) pcpu::this_cpu_add(s.alloc, h, std::uint64_t{3});
+        });
+    for (auto& th : threads) th.join();
+    CHECK(pcpu::per_cpu(h, 0) == std::uint64_t{3} * nr_threads * per_thread);
+    CHECK(cpus().guards_entered == cpus().guards_left);
+    CHECK(cpus().bugs == 0);
+    CHECK(pcpu::free_percpu(s.alloc, h) == pcpu::errc::ok);
+    CHECK_VERIFIED(s.alloc);
+}
+
 } // TEST_SUITE("percpu_ops")
