@@ -481,14 +481,14 @@ TEST_CASE_TEMPLATE("concurrent this-CPU adds from more threads than CPUs are nev
         for (auto& th : threads) th.join();
         cpus().migrate = false;
         long expected = 0;
-        for (unsigned t = 0; t < nr_threads; ++t) expected += static_cast<long>(t + 1) * per_thread - per_thread / 4;
+        for (unsigned t = 0; t < nr_threads; ++t) expected += static_cast<long>(t + 1) * static_cast<long>(per_thread) - static_cast<long>(per_thread / 4);
         CHECK(pcpu::sum(f.l) == expected);
         if (!migrate) {
             // Pinned threads only ever touch their own CPU's copy.
             for (unsigned c = 0; c < 4; ++c) {
                 long want = 0;
                 for (unsigned t = c; t < nr_threads; t += 4)
-                    want += static_cast<long>(t + 1) * per_thread - per_thread / 4;
+                    want += static_cast<long>(t + 1) * static_cast<long>(per_thread) - static_cast<long>(per_thread / 4);
                 CHECK(pcpu::per_cpu(f.l, c) == want);
             }
         }
