@@ -17,10 +17,15 @@
 // allowed CPU (at least 2), and says so: each thread then *is* a logical CPU, and
 // this_cpu() returns the thread's index instead of sched_getcpu().
 //
-// The platform is the demo's own (a static-only first chunk in static storage,
-// std::mutex for the index lock, sched_getcpu() for this_cpu()). It has no this-CPU
-// guard, so this-CPU operations are relaxed atomic RMWs (see pcpu/percpu.hpp).
+// The platform is pcpu::host_platform (pcpu/platform/host.hpp), with this_cpu()
+// overridden through a debug::platform_wrapper: the logical CPU is the index of the OS
+// CPU the thread is pinned to (or, simulated, the thread's index) rather than
+// sched_getcpu() folded onto the CPU count, so the table's rows are exactly the pinned
+// CPUs whatever CPU numbers the process may use. No this-CPU guard: this-CPU
+// operations are relaxed atomic RMWs (see pcpu/percpu.hpp).
 #include <pcpu.hpp>
+#include <pcpu/debug/platform_wrapper.hpp>
+#include <pcpu/platform/host.hpp>
 
 #include <sched.h>
 
@@ -30,7 +35,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -49,12 +53,8 @@ thread_local unsigned thread_cpu = 0;
 bool simulated = false;
 int os_to_logical[CPU_SETSIZE];
 
-struct demo_platform {
-    static constexpr std::size_t max_cpus = ::max_cpus;
-    std::mutex index_mu;
-    void index_lock() noexcept { index_mu.lock(); }
-    void index_unlock() noexcept { index_mu.unlock(); }
-    void warn(const char* msg) noexcept { std::fprintf(stderr, "pcpu warning: %s\n", msg); }
+struct demo_platform : pcpu::debug::platform_wrapper<pcpu::basic_host_platform<12, max_cpus>> {
+    using platform_wrapper::platform_wrapper;
     /// this_cpu() - the running CPU's logical number. A pinned thread runs where it was
     /// pinned; should it ever be elsewhere, the atomic this-CPU operations stay exact.
     unsigned this_cpu() noexcept {
@@ -64,7 +64,7 @@ struct demo_platform {
         return thread_cpu;
     }
 };
-using allocator = pcpu::allocator<demo_platform>;
+using allocator = pcpu::allocator<demo_platform, pcpu::lazy_mapped>;
 
 alignas(allocator::page_size) unsigned char units[max_cpus * unit_size];
 alignas(allocator::meta_align) unsigned char meta[pcpu::static_meta_bytes_bound<allocator>(unit_size, 0)];
