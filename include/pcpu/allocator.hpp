@@ -248,7 +248,7 @@ public:
                         s - (cfg.static_image != nullptr ? cfg.static_size : 0));
         }
 
-        const std::size_t nr_slots_used = static_cast<std::size_t>(size_to_slot_raw(unit_size_)) + 4;
+        [[maybe_unused]] const std::size_t nr_slots_used = static_cast<std::size_t>(size_to_slot_raw(unit_size_)) + 4;
         PCPU_ASSERT(nr_slots_used <= max_slots);
         base_slot_ = size_to_slot_raw(unit_size_);
         sidelined_slot_ = base_slot_ + 1;
@@ -437,6 +437,22 @@ public:
         for (int slot = 0; slot < nr_slots_; ++slot)
             for (const detail::list_link* l = slots_[slot].next; l != &slots_[slot]; l = l->next)
                 f(chunk_info(*static_cast<const chunk_node*>(l)));
+    }
+
+    /// for_each_chunk_map(f) - as for_each_chunk(), but f(const chunk_stats&, const
+    /// chunk_type&) also receives the chunk's bitmap allocator (alloc map, populated
+    /// map, block hints), read-only, for debug views such as debug/occupancy_svg.hpp.
+    /// f runs under the index lock: it must not call back into the allocator.
+    template <class F>
+    void for_each_chunk_map(F&& f) const noexcept {
+        if (!initialized_) return;
+        index_guard<Platform> guard(platform_);
+        if (reserved_size_ != 0) f(chunk_info(reserved_), reserved_.map);
+        for (int slot = 0; slot < nr_slots_; ++slot)
+            for (const detail::list_link* l = slots_[slot].next; l != &slots_[slot]; l = l->next) {
+                const auto& c = *static_cast<const chunk_node*>(l);
+                f(chunk_info(c), c.map);
+            }
     }
 
     /// verify() - check every invariant the allocator maintains: each chunk's own
