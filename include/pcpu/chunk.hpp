@@ -202,12 +202,20 @@ public:
         std::uint32_t last_hopeless = ~0u;
         std::size_t scan_end = end;
 #endif
-        for (std::size_t from = start; bitmap::next_clear_region(alloc_map_, end, from, rs, re); from = re) {
+        for (std::size_t from = start;; from = re) {
+            rs = bitmap::find_next_clear(alloc_map_, end, from);
+            if (rs >= end) break;
+            // Read the run only as far as the request needs: a run that holds the
+            // aligned request is taken without finding where it ends (a fresh chunk's
+            // free tail is thousands of bits long). re is the run's true end whenever
+            // it is below the bound, and the bound is at most the window's end.
+            const std::uint32_t a = align_up(u32(rs), align);
+            const std::size_t need = std::uint64_t{a} + bits < end ? std::size_t{a} + bits : end;
+            re = bitmap::find_next_set(alloc_map_, need, rs + 1);
 #if PCPU_FIND_FIT_STATS
             count_scanned_run(u32(rs), u32(re), bits, align, last_hopeless);
             scan_end = re;
 #endif
-            const std::uint32_t a = align_up(u32(rs), align);
             if (std::uint64_t{a} + bits <= re) {
                 at = a;
                 found = true;
