@@ -135,8 +135,9 @@ void BM_replay(benchmark::State& st, const trace* t) {
 /// BM_replay_warm<Impl> - the same trace replayed again and again on one allocator:
 /// after each pass what is left is freed (timed: frees are operations too), so later
 /// passes run on populated, warmed chunks.
+// noinline: scripts/bench counts its instructions with callgrind by this name.
 template <class Impl>
-void BM_replay_warm(benchmark::State& st, const trace* t) {
+__attribute__((noinline)) void BM_replay_warm(benchmark::State& st, const trace* t) {
     std::vector<typename Impl::handle> slots(t->nr_slots);
     std::vector<bool> live(t->nr_slots, false);
     for (const op& o : t->ops) live[o.slot] = o.alloc;
@@ -165,15 +166,17 @@ template <class Impl>
 void BM_memory(benchmark::State& st, const trace* t, const char* svg) {
     for (auto _ : st) {
         std::vector<typename Impl::handle> slots(t->nr_slots);
-        const std::size_t heap0 = heap_bytes();
         Impl impl(opt.cpus);
         if (!impl.ok()) return fail(st, "init failed");
         const double live_all = static_cast<double>(t->peak_live) * opt.cpus;
+        std::size_t held = 0; // baselines: bytes malloc holds for live blocks
         for (std::size_t i = 0; i < t->ops.size(); ++i) {
             const op& o = t->ops[i];
             if (o.alloc) {
                 if (!impl.alloc(o.size, o.align, o.atomic, slots[o.slot])) return fail(st, "allocation failed");
+                if constexpr (!std::is_same<Impl, pcpu_impl>::value) held += impl.footprint(slots[o.slot]);
             } else {
+                if constexpr (!std::is_same<Impl, pcpu_impl>::value) held -= impl.footprint(slots[o.slot]);
                 impl.free(slots[o.slot]);
             }
             impl.balance_if_requested();
@@ -183,7 +186,7 @@ void BM_memory(benchmark::State& st, const trace* t, const char* svg) {
                 st.counters["backing_per_live"] = pop / static_cast<double>(t->peak_live);
                 st.counters["meta_per_live"] = static_cast<double>(impl.plat().meta_bytes) / live_all;
             } else {
-                st.counters["backing_per_live"] = static_cast<double>(heap_bytes() - heap0) / live_all;
+                st.counters["backing_per_live"] = static_cast<double>(held) / live_all;
             }
         }
         if constexpr (std::is_same<Impl, pcpu_impl>::value) {
@@ -426,17 +429,19 @@ template <class Impl>
 void BM_counters_memory(benchmark::State& st) {
     const std::size_t n = opt.short_mode ? 4096 : 65536;
     for (auto _ : st) {
-        const std::size_t heap0 = heap_bytes();
         Impl impl(opt.cpus);
         std::vector<typename Impl::handle> h(n);
-        for (auto& x : h)
+        std::size_t held = 0;
+        for (auto& x : h) {
             if (!impl.alloc(4, 4, false, x)) return fail(st, "allocation failed");
+            if constexpr (!std::is_same<Impl, pcpu_impl>::value) held += impl.footprint(x);
+        }
         const double live = 4.0 * static_cast<double>(n) * opt.cpus;
         if constexpr (std::is_same<Impl, pcpu_impl>::value) {
             st.counters["backing_per_live"] = static_cast<double>(impl.dynamic_populated_bytes()) * opt.cpus / live;
             st.counters["meta_per_live"] = static_cast<double>(impl.plat().meta_bytes) / live;
         } else {
-            st.counters["backing_per_live"] = static_cast<double>(heap_bytes() - heap0) / live;
+            st.counters["backing_per_live"] = static_cast<double>(held) / live;
         }
         for (auto& x : h) impl.free(x);
     }
@@ -446,10 +451,13 @@ void BM_counters_memory(benchmark::State& st) {
 // ---- registration -------------------------------------------------------------------------------------
 
 template <class F>
-void reg(const std::string& name, F&& f, bool manual = false) {
+void reg(const std::string& name, F&& f, bool manual = false, bool once = false) {
     auto* b = benchmark::RegisterBenchmark(name.c_str(), std::forward<F>(f));
     b->Unit(benchmark::kNanosecond);
     if (manual) b->UseManualTime();
+    // Deterministic passes (memory figures, per-op minima over internal passes) need
+    // one iteration, not a time budget.
+    if (once) b->Iterations(1);
 }
 
 constexpr std::size_t pair_sizes[] = {4, 8, 16, 64, 256, 1024, 4096};
@@ -469,9 +477,10 @@ void register_impl() {
     reg("replay/trace/" + impl, [](benchmark::State& st) { BM_replay<Impl>(st, &g_trace); }, true);
     reg("replay_warm/trace/" + impl, [](benchmark::State& st) { BM_replay_warm<Impl>(st, &g_trace); });
     reg("replay/mixed/" + impl, [](benchmark::State& st) { BM_replay<Impl>(st, &g_mixed); }, true);
-    reg("memory/trace/" + impl, [](benchmark::State& st) { BM_memory<Impl>(st, &g_trace, nullptr); });
-    reg("memory/mixed/" + impl, [](benchmark::State& st) { BM_memory<Impl>(st, &g_mixed, opt.svg_path.c_str()); });
-    reg("memory/counters4/" + impl, [](benchmark::State& st) { BM_counters_memory<Impl>(st); });
+    reg("memory/trace/" + impl, [](benchmark::State& st) { BM_memory<Impl>(st, &g_trace, nullptr); }, false, true);
+    reg("memory/mixed/" + impl,
+        [](benchmark::State& st) { BM_memory<Impl>(st, &g_mixed, opt.svg_path.c_str()); }, false, true);
+    reg("memory/counters4/" + impl, [](benchmark::State& st) { BM_counters_memory<Impl>(st); }, false, true);
 }
 
 void register_all() {
@@ -490,7 +499,7 @@ void register_all() {
     for (const std::uint32_t pages : {1u, 4u, 16u})
         reg("populate/pcpu/pages:" + std::to_string(pages),
             [=](benchmark::State& st) { BM_populate(st, pages); }, true);
-    reg("worst/trace/pcpu", [](benchmark::State& st) { BM_worst(st, &g_trace); });
+    reg("worst/trace/pcpu", [](benchmark::State& st) { BM_worst(st, &g_trace); }, false, true);
 }
 
 bool take_flag(const std::string& a, const char* name, std::string& value) {

@@ -7,7 +7,8 @@
 // measure. This platform does what a production host platform does and nothing more:
 //
 //   - reserve() is a PROT_NONE mapping; map() makes pages readable and writable
-//     (mprotect) and the first touch faults them in, as a kernel maps fresh pages;
+//     (mprotect) and touches each so the host backs it now, as a kernel maps pages it
+//     has already allocated;
 //     unmap() drops the contents (MADV_DONTNEED) and the access. Page "frames" are
 //     just numbers: the host kernel owns the real frames.
 //   - the index lock is a test-and-set spin lock (the kernel's pcpu_lock is a
@@ -91,6 +92,10 @@ public:
     void free_pages(unsigned, const pcpu::page_ref*, std::size_t) noexcept {}
     bool map(std::uintptr_t addr, const pcpu::page_ref*, std::size_t nr, context) noexcept {
         if (::mprotect(reinterpret_cast<void*>(addr), nr * page_size, PROT_READ | PROT_WRITE) != 0) return false;
+        // Back the pages now, as a kernel's map does with pages it already allocated:
+        // otherwise the first allocation to touch a page pays the page fault, which is
+        // population cost showing up in the wrong place.
+        for (std::size_t i = 0; i < nr; ++i) *reinterpret_cast<volatile char*>(addr + i * page_size) = 0;
         mapped_pages += nr;
         if (mapped_pages > peak_mapped_pages) peak_mapped_pages = mapped_pages;
         return true;

@@ -107,12 +107,11 @@ private:
     bool ok_ = false;
 };
 
-/// heap_bytes() - bytes glibc's malloc holds for live chunks (headers and alignment
-/// padding included; free fragments excluded, which favours the baselines).
-inline std::size_t heap_bytes() {
-    const struct mallinfo2 m = ::mallinfo2();
-    return m.uordblks + m.hblkhd;
-}
+/// chunk_bytes(p) - what glibc's malloc holds for the block p: its usable size plus
+/// the chunk header. Free fragments that aligned_alloc splits off are not counted (they
+/// can serve other requests), which favours the baselines. (mallinfo2() cannot be used:
+/// it counts blocks parked in the thread cache as in use.)
+inline std::size_t chunk_bytes(void* p) { return p == nullptr ? 0 : ::malloc_usable_size(p) + sizeof(std::size_t); }
 
 /// aligned_per_cpu_impl - one cache-line-aligned block per CPU.
 class aligned_per_cpu_impl {
@@ -137,6 +136,11 @@ public:
         for (unsigned c = 0; c < cpus_; ++c) std::free(h.p[c]);
     }
     void* ptr(const handle& h, unsigned cpu) const { return h.p[cpu]; }
+    std::size_t footprint(const handle& h) const {
+        std::size_t n = 0;
+        for (unsigned c = 0; c < cpus_; ++c) n += chunk_bytes(h.p[c]);
+        return n;
+    }
     bool balance_pending() const { return false; }
     bool balance_if_requested() { return false; }
 
@@ -161,6 +165,7 @@ public:
         return true;
     }
     void free(handle h) { std::free(h); }
+    std::size_t footprint(handle h) const { return chunk_bytes(h); }
     bool balance_pending() const { return false; }
     bool balance_if_requested() { return false; }
 

@@ -640,6 +640,10 @@ private:
     std::int32_t claim(chunk_node& c, std::uint32_t bits, std::uint32_t align, bool pop_only) noexcept {
         const std::int32_t start = c.map.find_fit(bits, align, pop_only);
         if (start < 0) return -1;
+        return claim_from(c, bits, align, start);
+    }
+    /// claim_from(c, bits, align, start) - claim at find_fit()'s result `start` (>= 0).
+    std::int32_t claim_from(chunk_node& c, std::uint32_t bits, std::uint32_t align, std::int32_t start) noexcept {
         const int old_slot = chunk_slot(c);
         const std::uint32_t empty_before = c.map.nr_empty_pop_pages();
         const std::int32_t off = c.map.alloc_area(bits, align, static_cast<std::uint32_t>(start));
@@ -856,7 +860,8 @@ private:
             for (detail::list_link* l = head->next; l != head;) {
                 auto& c = *static_cast<chunk_node*>(l);
                 l = l->next; // c may move lists below
-                if (c.map.find_fit(bits, align, pop_only) < 0) {
+                const std::int32_t start = c.map.find_fit(bits, align, pop_only);
+                if (start < 0) {
                     // Usually an alignment failure in a nearly full chunk: park it in
                     // slot 0, which is searched last, until its contig hint changes.
                     if (demote && slot < slot_fail_threshold) {
@@ -866,7 +871,8 @@ private:
                     }
                     continue;
                 }
-                const std::int32_t off = claim(c, bits, align, pop_only);
+                // find_fit() once: claim from its result rather than searching again.
+                const std::int32_t off = claim_from(c, bits, align, start);
                 if (off >= 0) {
                     // Serving from a sidelined chunk puts it back into use.
                     if (c.isolated) reintegrate(c);
