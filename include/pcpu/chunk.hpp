@@ -33,6 +33,7 @@
 #include "bitmap.hpp"
 #include "block.hpp"
 #include "config.hpp"
+#include "debug/find_fit_stats.hpp"
 
 #include <new>
 
@@ -159,7 +160,11 @@ public:
     /// O(blocks); reads no bitmap but the populated one.
     std::int32_t find_fit(std::uint32_t bits, std::uint32_t align, bool pop_only) const noexcept {
         PCPU_ASSERT(bits > 0 && align > 0 && (align & (align - 1)) == 0 && align <= block_bits);
-        if (!block_check_hint(chunk_md_, bits, align)) return -1;
+        PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.find_fit_calls);
+        if (!block_check_hint(chunk_md_, bits, align)) {
+            PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.chunk_rejects);
+            return -1;
+        }
         std::uint32_t pos = block_next_hint(chunk_md_, bits);
         std::uint32_t off = 0, len = 0;
         while (next_fit_region(bits, align, pos, off, len)) {
@@ -192,8 +197,25 @@ public:
         std::uint32_t at = 0, skip_s = 0, skip_e = 0;
         bool found = false;
         std::size_t rs = 0, re = 0;
-        for (std::size_t from = start; bitmap::next_clear_region(alloc_map_, end, from, rs, re); from = re) {
+        PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.scans);
+#if PCPU_FIND_FIT_STATS
+        std::uint32_t last_hopeless = ~0u;
+        std::size_t scan_end = end;
+#endif
+        for (std::size_t from = start;; from = re) {
+            rs = bitmap::find_next_clear(alloc_map_, end, from);
+            if (rs >= end) break;
+            // Read the run only as far as the request needs: a run that holds the
+            // aligned request is taken without finding where it ends (a fresh chunk's
+            // free tail is thousands of bits long). re is the run's true end whenever
+            // it is below the bound, and the bound is at most the window's end.
             const std::uint32_t a = align_up(u32(rs), align);
+            const std::size_t need = std::uint64_t{a} + bits < end ? std::size_t{a} + bits : end;
+            re = bitmap::find_next_set(alloc_map_, need, rs + 1);
+#if PCPU_FIND_FIT_STATS
+            count_scanned_run(u32(rs), u32(re), bits, align, last_hopeless);
+            scan_end = re;
+#endif
             if (std::uint64_t{a} + bits <= re) {
                 at = a;
                 found = true;
@@ -207,6 +229,12 @@ public:
                 skip_e = u32(re);
             }
         }
+#if PCPU_FIND_FIT_STATS
+        // Words read: from start's word up to the word holding the last bit looked at.
+        debug::find_fit_counters.words_scanned += (scan_end > start ? (scan_end - 1) / bitmap::word_bits : start / bitmap::word_bits) -
+                                                  start / bitmap::word_bits + 1;
+        if (!found) ++debug::find_fit_counters.failed_scans;
+#endif
         if (!found) return -1;
         if (skip_e != 0) block_update_scan_area(start, skip_s, skip_e);
 
@@ -316,6 +344,7 @@ private:
         bool carrying = pos % block_bits == 0;
         std::uint32_t carry_start = pos; // aligned start of the carried candidate
         for (; b < nr_pages_; ++b) {
+            PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.blocks_visited);
             const block_md& md = md_blocks_[b];
             const std::uint32_t base = b * block_bits;
             if (carrying) {
@@ -352,6 +381,22 @@ private:
         }
         return false;
     }
+
+#if PCPU_FIND_FIT_STATS
+    /// count_scanned_run(rs, re, bits, align, last) - debug accounting for one free run
+    /// [rs, re) that alloc_area()'s scan examined: a run that ends inside its block, in
+    /// a block whose contig hint says the request cannot fit there, is a scan the hints
+    /// should have prevented (counted once per block per scan).
+    void count_scanned_run(std::uint32_t rs, std::uint32_t re, std::uint32_t bits, std::uint32_t align,
+                           std::uint32_t& last) const noexcept {
+        ++debug::find_fit_counters.runs_examined;
+        const std::uint32_t b = rs / block_bits;
+        if (re < (b + 1) * block_bits && b != last && !block_check_hint(md_blocks_[b], bits, align)) {
+            ++debug::find_fit_counters.hopeless_blocks_scanned;
+            last = b;
+        }
+    }
+#endif
 
     /// block_update_scan_area(start, s, e) - pcpu_block_update_scan: offer the longest
     /// run [s, e) an allocation's scan from `start` passed over to its block as a

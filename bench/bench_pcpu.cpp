@@ -1,0 +1,555 @@
+// SPDX-License-Identifier: MIT
+// bench/bench_pcpu.cpp - pcpu against the baselines a user would otherwise write, every
+// case in the same binary and the same run, so the figures that matter are ratios.
+//
+// Case names are <case>/<impl>/<params>; bench/plot pairs each pcpu case with the
+// baselines of the same <case> and <params>. Memory figures are user counters:
+//   backing_per_live   backing bytes / live bytes (all CPUs), at the peak of live bytes
+//   meta_per_live      pcpu's metadata (chunk structs, bitmaps, page array) / live bytes
+// Run with --help for the pcpu options (--pcpu_short, --pcpu_trace=, --pcpu_svg=).
+#include "impls.hpp"
+#include "workload.hpp"
+
+#include <pcpu/debug/occupancy_svg.hpp>
+
+#include <benchmark/benchmark.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace pcpu_bench;
+
+// ---- options ------------------------------------------------------------------------
+struct options {
+    std::string trace_path = PCPU_BENCH_TRACE;
+    std::string svg_path;      // occupancy map of the mixed trace, written if set
+    bool short_mode = false;   // CI: a slice of the trace, small workloads
+    unsigned cpus = 2;         // the trace was recorded on 2 CPUs
+};
+options opt;
+int g_errors = 0;
+
+trace g_trace;  // the recorded Linux trace (or a slice of it)
+trace g_mixed;  // the mixed synthetic trace
+
+void fail(benchmark::State& st, const char* what) {
+    ++g_errors;
+    st.SkipWithError(what);
+}
+
+// ---- cycle counter ----------------------------------------------------------------------
+#if defined(__x86_64__) || defined(__i386__)
+inline std::uint64_t cycles_begin() {
+    _mm_lfence();
+    return __rdtsc();
+}
+inline std::uint64_t cycles_end() {
+    unsigned aux;
+    const std::uint64_t t = __rdtscp(&aux);
+    _mm_lfence();
+    return t;
+}
+constexpr const char* cycle_unit = "TSC cycles";
+#else
+inline std::uint64_t cycles_begin() {
+    return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+inline std::uint64_t cycles_end() { return cycles_begin(); }
+constexpr const char* cycle_unit = "ns (no cycle counter on this target)";
+#endif
+
+using clk = std::chrono::steady_clock;
+double seconds(clk::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// ---- replay -------------------------------------------------------------------------------
+
+/// replay_time(impl, t, slots) - run every op of t; returns the time spent in alloc and
+/// free calls. Balance runs when the platform asked for it, as a work queue would soon
+/// after, and its time is returned apart (Linux runs it on a worker, off the caller's
+/// path). False on an allocation failure.
+template <class Impl>
+bool replay_time(Impl& impl, const trace& t, std::vector<typename Impl::handle>& slots, double& op_s,
+                 double& balance_s) {
+    op_s = balance_s = 0;
+    auto t0 = clk::now();
+    for (const op& o : t.ops) {
+        if (o.alloc) {
+            if (!impl.alloc(o.size, o.align, o.atomic, slots[o.slot])) return false;
+        } else {
+            impl.free(slots[o.slot]);
+        }
+        if (impl.balance_pending()) {
+            // Rare (a few dozen times per trace): the clock reads cost nothing here.
+            const auto t1 = clk::now();
+            op_s += seconds(t1 - t0);
+            impl.balance_if_requested();
+            t0 = clk::now();
+            balance_s += seconds(t0 - t1);
+        }
+    }
+    op_s += seconds(clk::now() - t0);
+    return true;
+}
+
+/// free_live(impl, t, slots) - free what t leaves allocated.
+template <class Impl>
+void free_live(Impl& impl, const trace& t, std::vector<typename Impl::handle>& slots) {
+    std::vector<bool> live(t.nr_slots, false);
+    for (const op& o : t.ops) live[o.slot] = o.alloc;
+    for (std::uint32_t s = 0; s < t.nr_slots; ++s)
+        if (live[s]) impl.free(slots[s]);
+}
+
+/// BM_replay<Impl> - ns per operation (alloc and free averaged) over a whole trace,
+/// a fresh allocator per pass (set-up and teardown not timed).
+template <class Impl>
+void BM_replay(benchmark::State& st, const trace* t) {
+    std::vector<typename Impl::handle> slots(t->nr_slots);
+    double total_ops = 0, total_balance = 0, total_op_s = 0;
+    for (auto _ : st) {
+        Impl impl(opt.cpus);
+        double op_s = 0, bal_s = 0;
+        if (!impl.ok() || !replay_time(impl, *t, slots, op_s, bal_s)) return fail(st, "allocation failed");
+        st.SetIterationTime(op_s);
+        total_ops += static_cast<double>(t->ops.size());
+        total_balance += bal_s;
+        total_op_s += op_s;
+        free_live(impl, *t, slots);
+    }
+    st.counters["ops"] = static_cast<double>(t->ops.size());
+    st.counters["ns_per_op"] = total_ops > 0 ? total_op_s * 1e9 / total_ops : 0.0;
+    // Balance (the deferred work) apart: not on any caller's path.
+    st.counters["balance_ns_per_op"] = total_ops > 0 ? total_balance * 1e9 / total_ops : 0.0;
+    st.SetItemsProcessed(static_cast<std::int64_t>(total_ops));
+}
+
+/// BM_replay_warm<Impl> - the same trace replayed again and again on one allocator:
+/// after each pass what is left is freed (timed: frees are operations too), so later
+/// passes run on populated, warmed chunks.
+// noinline: scripts/bench counts its instructions with callgrind by this name.
+template <class Impl>
+__attribute__((noinline)) void BM_replay_warm(benchmark::State& st, const trace* t) {
+    std::vector<typename Impl::handle> slots(t->nr_slots);
+    std::vector<bool> live(t->nr_slots, false);
+    for (const op& o : t->ops) live[o.slot] = o.alloc;
+    Impl impl(opt.cpus);
+    if (!impl.ok()) return fail(st, "init failed");
+    std::size_t n = 0;
+    for (auto _ : st) {
+        for (const op& o : t->ops) {
+            if (o.alloc) {
+                if (!impl.alloc(o.size, o.align, o.atomic, slots[o.slot])) return fail(st, "allocation failed");
+            } else {
+                impl.free(slots[o.slot]);
+            }
+            impl.balance_if_requested();
+        }
+        for (std::uint32_t s = 0; s < t->nr_slots; ++s)
+            if (live[s]) impl.free(slots[s]);
+        n += t->ops.size() + static_cast<std::size_t>(std::count(live.begin(), live.end(), true));
+    }
+    st.SetItemsProcessed(static_cast<std::int64_t>(n));
+}
+
+/// BM_memory<Impl> - untimed pass over a trace: backing bytes / live bytes when live
+/// bytes peak, and for pcpu what remains after a final balance.
+template <class Impl>
+void BM_memory(benchmark::State& st, const trace* t, const char* svg) {
+    for (auto _ : st) {
+        std::vector<typename Impl::handle> slots(t->nr_slots);
+        Impl impl(opt.cpus);
+        if (!impl.ok()) return fail(st, "init failed");
+        const double live_all = static_cast<double>(t->peak_live) * opt.cpus;
+        std::size_t held = 0; // baselines: bytes malloc holds for live blocks
+        for (std::size_t i = 0; i < t->ops.size(); ++i) {
+            const op& o = t->ops[i];
+            if (o.alloc) {
+                if (!impl.alloc(o.size, o.align, o.atomic, slots[o.slot])) return fail(st, "allocation failed");
+                if constexpr (!std::is_same<Impl, pcpu_impl>::value) held += impl.footprint(slots[o.slot]);
+            } else {
+                if constexpr (!std::is_same<Impl, pcpu_impl>::value) held -= impl.footprint(slots[o.slot]);
+                impl.free(slots[o.slot]);
+            }
+            impl.balance_if_requested();
+            if (i != t->peak_index) continue;
+            if constexpr (std::is_same<Impl, pcpu_impl>::value) {
+                const double pop = static_cast<double>(impl.dynamic_populated_bytes());
+                st.counters["backing_per_live"] = pop / static_cast<double>(t->peak_live);
+                st.counters["meta_per_live"] = static_cast<double>(impl.plat().meta_bytes) / live_all;
+            } else {
+                st.counters["backing_per_live"] = static_cast<double>(held) / live_all;
+            }
+        }
+        if constexpr (std::is_same<Impl, pcpu_impl>::value) {
+            const pcpu::verify_report rep = impl.alloc().verify();
+            if (!rep.ok) {
+                char buf[200];
+                std::fprintf(stderr, "verify: %s\n", rep.describe(buf, sizeof buf));
+                return fail(st, "verify failed after the replay");
+            }
+            (void)impl.alloc().balance();
+            const pcpu::alloc_stats s = impl.alloc().stats();
+            st.counters["final_empty_pop_pages"] = static_cast<double>(s.nr_empty_pop_pages);
+            st.counters["final_backing_per_live"] =
+                static_cast<double>(impl.dynamic_populated_bytes()) / static_cast<double>(s.live_bytes);
+            st.counters["chunks"] = static_cast<double>(s.nr_chunks);
+            if (svg != nullptr && *svg != '\0') {
+                std::FILE* f = std::fopen(svg, "w");
+                pcpu::debug::occupancy_svg_options o;
+                o.title = "pcpu occupancy after the mixed synthetic trace and a final balance (2 CPUs, 4 KiB pages, 1 px = 4 bytes)";
+                if (f == nullptr || !pcpu::debug::write_occupancy_svg_file(impl.alloc(), f, o)) ++g_errors;
+                if (f != nullptr) std::fclose(f);
+            }
+        }
+        free_live(impl, *t, slots);
+    }
+    st.counters["peak_live_bytes_per_cpu"] = static_cast<double>(t->peak_live);
+}
+
+/// BM_worst<pcpu> - the costliest single allocation and free of the trace. Each pass is
+/// deterministic (fresh allocator, same ops), so every op is timed in every pass and
+/// its minimum over passes taken: preemption and interrupts on a shared machine inflate
+/// single samples, never all of them. Allocations that created a chunk are excluded
+/// from the headline figure; allocations that populated pages are reported apart (they
+/// call mprotect and fault pages in: microseconds, like Linux's vmalloc mapping).
+void BM_worst(benchmark::State& st, const trace* t) {
+    const unsigned passes = opt.short_mode ? 2 : 15;
+    std::vector<std::uint64_t> best(t->ops.size(), ~std::uint64_t{0});
+    std::vector<unsigned char> kind(t->ops.size(), 0); // 1 chunk created, 2 populated
+    // The timer's own cost: the minimum over many empty measurements.
+    std::uint64_t overhead = ~std::uint64_t{0};
+    for (int i = 0; i < 10000; ++i) {
+        const std::uint64_t a = cycles_begin();
+        const std::uint64_t b = cycles_end();
+        overhead = std::min(overhead, b - a);
+    }
+    for (auto _ : st) {
+        for (unsigned pass = 0; pass < passes; ++pass) {
+            std::vector<pcpu::handle> slots(t->nr_slots);
+            pcpu_impl impl(opt.cpus);
+            if (!impl.ok()) return fail(st, "init failed");
+            platform& p = impl.plat();
+            for (std::size_t i = 0; i < t->ops.size(); ++i) {
+                const op& o = t->ops[i];
+                const std::size_t mapped = p.mapped_pages, chunks = impl.alloc().stats().nr_chunks;
+                std::uint64_t c0, c1;
+                if (o.alloc) {
+                    c0 = cycles_begin();
+                    const bool ok = impl.alloc(o.size, o.align, o.atomic, slots[o.slot]);
+                    c1 = cycles_end();
+                    if (!ok) return fail(st, "allocation failed");
+                } else {
+                    c0 = cycles_begin();
+                    impl.free(slots[o.slot]);
+                    c1 = cycles_end();
+                }
+                if (impl.alloc().stats().nr_chunks != chunks) kind[i] = 1;
+                else if (p.mapped_pages != mapped) kind[i] = 2;
+                const std::uint64_t c = c1 - c0 > overhead ? c1 - c0 - overhead : 0;
+                best[i] = std::min(best[i], c);
+                impl.balance_if_requested();
+            }
+            free_live(impl, *t, slots);
+        }
+    }
+    std::uint64_t worst_alloc = 0, worst_pop = 0, worst_free = 0, worst_chunk = 0;
+    std::size_t worst_i = 0, n_pop = 0, n_chunk = 0;
+    std::vector<std::uint64_t> allocs;
+    for (std::size_t i = 0; i < t->ops.size(); ++i) {
+        const op& o = t->ops[i];
+        if (!o.alloc) {
+            worst_free = std::max(worst_free, best[i]);
+        } else if (kind[i] == 1) {
+            worst_chunk = std::max(worst_chunk, best[i]);
+            ++n_chunk;
+        } else if (kind[i] == 2) {
+            worst_pop = std::max(worst_pop, best[i]);
+            ++n_pop;
+        } else {
+            allocs.push_back(best[i]);
+            if (best[i] > worst_alloc) {
+                worst_alloc = best[i];
+                worst_i = i;
+            }
+        }
+    }
+    std::sort(allocs.begin(), allocs.end());
+    st.counters["worst_alloc_cycles"] = static_cast<double>(worst_alloc);
+    st.counters["worst_alloc_size"] = static_cast<double>(t->ops[worst_i].size);
+    st.counters["worst_alloc_op_index"] = static_cast<double>(worst_i);
+    st.counters["p50_alloc_cycles"] = allocs.empty() ? 0.0 : static_cast<double>(allocs[allocs.size() / 2]);
+    st.counters["p99_alloc_cycles"] = allocs.empty() ? 0.0 : static_cast<double>(allocs[allocs.size() * 99 / 100]);
+    st.counters["worst_free_cycles"] = static_cast<double>(worst_free);
+    st.counters["worst_populating_alloc_cycles"] = static_cast<double>(worst_pop);
+    st.counters["populating_allocs"] = static_cast<double>(n_pop);
+    st.counters["worst_chunk_creating_alloc_cycles"] = static_cast<double>(worst_chunk);
+    st.counters["chunk_creating_allocs"] = static_cast<double>(n_chunk);
+    st.counters["timer_overhead_cycles"] = static_cast<double>(overhead);
+    st.SetLabel(cycle_unit);
+}
+
+// ---- alloc+free pairs ------------------------------------------------------------------------
+
+/// prepare(impl, frag, keep) - the state a pair runs in. steady: the first 2000 ops of
+/// the trace replayed (a realistic live set). fragmented: 16384 four-byte objects
+/// (64 KiB per CPU, the first chunk's dynamic area and pages of a dynamic chunk), then
+/// every other one freed: thousands of 4-byte holes the search must not waste time on.
+template <class Impl>
+bool prepare(Impl& impl, bool frag, std::vector<typename Impl::handle>& keep) {
+    if (!frag) {
+        const std::size_t n = std::min<std::size_t>(g_trace.ops.size(), 2000);
+        keep.resize(g_trace.nr_slots);
+        for (std::size_t i = 0; i < n; ++i) {
+            const op& o = g_trace.ops[i];
+            if (o.alloc) {
+                if (!impl.alloc(o.size, o.align, false, keep[o.slot])) return false;
+            } else {
+                impl.free(keep[o.slot]);
+            }
+        }
+        impl.balance_if_requested();
+        return true;
+    }
+    const std::size_t n = opt.short_mode ? 4096 : 16384;
+    keep.resize(n);
+    for (std::size_t i = 0; i < n; ++i)
+        if (!impl.alloc(4, 4, false, keep[i])) return false;
+    for (std::size_t i = 0; i < n; i += 2) impl.free(keep[i]);
+    impl.balance_if_requested();
+    return true;
+}
+
+template <class Impl>
+void BM_pair(benchmark::State& st, std::size_t size, std::size_t align, bool frag, bool atomic) {
+    Impl impl(opt.cpus);
+    std::vector<typename Impl::handle> keep;
+    if (!impl.ok() || !prepare(impl, frag, keep)) return fail(st, "set-up failed");
+    typename Impl::handle h{};
+    // One untimed pair first, so population of the page it lands on is not timed.
+    if (!impl.alloc(size, align, false, h)) return fail(st, "allocation failed");
+    impl.free(h);
+    for (auto _ : st) {
+        if (!impl.alloc(size, align, atomic, h)) return fail(st, "allocation failed");
+        benchmark::DoNotOptimize(h);
+        impl.free(h);
+    }
+    st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()));
+}
+
+// ---- per-CPU access ----------------------------------------------------------------------------
+
+constexpr std::size_t access_objects = 4096;
+constexpr std::size_t access_steps = 1 << 16;
+
+/// The same random sequence of (object, cpu) pairs for both: pcpu resolves a handle
+/// with ptr(h, cpu); the raw array computes &array[cpu][object]. Each step increments
+/// the 4-byte value it addressed, so both touch the same amount of memory.
+struct access_input {
+    std::vector<std::uint32_t> obj, cpu;
+    access_input() {
+        splitmix64 r{42};
+        for (std::size_t i = 0; i < access_steps; ++i) {
+            obj.push_back(static_cast<std::uint32_t>(r.below(access_objects)));
+            cpu.push_back(static_cast<std::uint32_t>(r.below(opt.cpus)));
+        }
+    }
+};
+
+void BM_access_pcpu(benchmark::State& st) {
+    pcpu_impl impl(opt.cpus);
+    access_input in;
+    std::vector<pcpu::handle> h(access_objects);
+    for (auto& x : h)
+        if (!impl.alloc(4, 4, false, x)) return fail(st, "allocation failed");
+    // Resolve through handles in a sequence, as code holding per-CPU pointers does.
+    std::vector<pcpu::handle> seq(access_steps);
+    for (std::size_t i = 0; i < access_steps; ++i) seq[i] = h[in.obj[i]];
+    const pcpu_alloc& a = impl.alloc();
+    for (auto _ : st) {
+        for (std::size_t i = 0; i < access_steps; ++i) ++*static_cast<std::uint32_t*>(a.ptr(seq[i], in.cpu[i]));
+        benchmark::ClobberMemory();
+    }
+    st.SetItemsProcessed(st.iterations() * static_cast<std::int64_t>(access_steps));
+}
+
+void BM_access_raw(benchmark::State& st) {
+    access_input in;
+    std::vector<std::uint32_t> array(max_cpus * access_objects, 0);
+    // The raw array's equivalent of a handle: the object's address in CPU 0's row.
+    std::vector<std::uint32_t*> seq(access_steps);
+    for (std::size_t i = 0; i < access_steps; ++i) seq[i] = &array[in.obj[i]];
+    for (auto _ : st) {
+        for (std::size_t i = 0; i < access_steps; ++i) ++seq[i][in.cpu[i] * access_objects];
+        benchmark::ClobberMemory();
+    }
+    st.SetItemsProcessed(st.iterations() * static_cast<std::int64_t>(access_steps));
+}
+
+// ---- population ---------------------------------------------------------------------------------
+
+/// BM_populate - lazy_mapped::populate of a page range on every CPU plus the first touch
+/// of each page (the fault that makes it real), then depopulate, untimed.
+void BM_populate(benchmark::State& st, std::uint32_t pages) {
+    platform p;
+    geometry g;
+    pcpu::unit_layout u;
+    u.nr_cpus = opt.cpus;
+    u.unit_size = g.unit_size();
+    u.unit_pages = static_cast<std::uint32_t>(u.unit_size / 4096);
+    u.page_size = 4096;
+    const std::uintptr_t base = p.reserve(u.chunk_bytes(), pcpu::ctx::full);
+    std::vector<pcpu::page_ref> arr(std::size_t{u.nr_cpus} * u.unit_pages);
+    for (auto _ : st) {
+        const auto t0 = clk::now();
+        if (!pcpu::lazy_mapped::populate(p, u, base, 0, pages, arr.data(), pcpu::ctx::full))
+            return fail(st, "populate failed");
+        for (unsigned c = 0; c < u.nr_cpus; ++c)
+            for (std::uint32_t i = 0; i < pages; ++i) *reinterpret_cast<volatile char*>(u.page_addr(base, c, i)) = 1;
+        st.SetIterationTime(seconds(clk::now() - t0));
+        pcpu::lazy_mapped::depopulate(p, u, base, 0, pages, arr.data());
+    }
+    p.release(base, u.chunk_bytes());
+    st.counters["ns_per_page"] = benchmark::Counter(static_cast<double>(pages * opt.cpus),
+                                                    benchmark::Counter::kIsIterationInvariantRate |
+                                                        benchmark::Counter::kInvert);
+}
+
+// ---- memory of 4-byte counters ---------------------------------------------------------------------
+
+template <class Impl>
+void BM_counters_memory(benchmark::State& st) {
+    const std::size_t n = opt.short_mode ? 4096 : 65536;
+    for (auto _ : st) {
+        Impl impl(opt.cpus);
+        std::vector<typename Impl::handle> h(n);
+        std::size_t held = 0;
+        for (auto& x : h) {
+            if (!impl.alloc(4, 4, false, x)) return fail(st, "allocation failed");
+            if constexpr (!std::is_same<Impl, pcpu_impl>::value) held += impl.footprint(x);
+        }
+        const double live = 4.0 * static_cast<double>(n) * opt.cpus;
+        if constexpr (std::is_same<Impl, pcpu_impl>::value) {
+            st.counters["backing_per_live"] = static_cast<double>(impl.dynamic_populated_bytes()) * opt.cpus / live;
+            st.counters["meta_per_live"] = static_cast<double>(impl.plat().meta_bytes) / live;
+        } else {
+            st.counters["backing_per_live"] = static_cast<double>(held) / live;
+        }
+        for (auto& x : h) impl.free(x);
+    }
+    st.counters["counters"] = static_cast<double>(n);
+}
+
+// ---- registration -------------------------------------------------------------------------------------
+
+template <class F>
+void reg(const std::string& name, F&& f, bool manual = false, bool once = false) {
+    auto* b = benchmark::RegisterBenchmark(name.c_str(), std::forward<F>(f));
+    b->Unit(benchmark::kNanosecond);
+    if (manual) b->UseManualTime();
+    // Deterministic passes (memory figures, per-op minima over internal passes) need
+    // one iteration, not a time budget.
+    if (once) b->Iterations(1);
+}
+
+constexpr std::size_t pair_sizes[] = {4, 8, 16, 64, 256, 1024, 4096};
+constexpr std::size_t pair_aligns[] = {4, 64};
+constexpr std::size_t atomic_sizes[] = {4, 16, 64, 256};
+
+template <class Impl>
+void register_impl() {
+    const std::string impl = Impl::name;
+    for (const bool frag : {false, true})
+        for (const std::size_t size : pair_sizes)
+            for (const std::size_t align : pair_aligns) {
+                const std::string name = std::string("pair/") + (frag ? "fragmented/" : "steady/") + impl +
+                                         "/size:" + std::to_string(size) + "/align:" + std::to_string(align);
+                reg(name, [=](benchmark::State& st) { BM_pair<Impl>(st, size, align, frag, false); });
+            }
+    reg("replay/trace/" + impl, [](benchmark::State& st) { BM_replay<Impl>(st, &g_trace); }, true);
+    reg("replay_warm/trace/" + impl, [](benchmark::State& st) { BM_replay_warm<Impl>(st, &g_trace); });
+    reg("replay/mixed/" + impl, [](benchmark::State& st) { BM_replay<Impl>(st, &g_mixed); }, true);
+    reg("memory/trace/" + impl, [](benchmark::State& st) { BM_memory<Impl>(st, &g_trace, nullptr); }, false, true);
+    reg("memory/mixed/" + impl,
+        [](benchmark::State& st) { BM_memory<Impl>(st, &g_mixed, opt.svg_path.c_str()); }, false, true);
+    reg("memory/counters4/" + impl, [](benchmark::State& st) { BM_counters_memory<Impl>(st); }, false, true);
+}
+
+void register_all() {
+    register_impl<pcpu_impl>();
+    register_impl<aligned_per_cpu_impl>();
+    register_impl<padded_array_impl>();
+    // The atomic path, served from the populated reserve, against pcpu's sleeping path.
+    for (const std::size_t size : atomic_sizes) {
+        reg("atomic/steady/pcpu/size:" + std::to_string(size) + "/align:4",
+            [=](benchmark::State& st) { BM_pair<pcpu_impl>(st, size, 4, false, true); });
+        reg("atomic/steady/pcpu_sleeping/size:" + std::to_string(size) + "/align:4",
+            [=](benchmark::State& st) { BM_pair<pcpu_impl>(st, size, 4, false, false); });
+    }
+    reg("access/ptr/pcpu", [](benchmark::State& st) { BM_access_pcpu(st); });
+    reg("access/ptr/raw_array", [](benchmark::State& st) { BM_access_raw(st); });
+    for (const std::uint32_t pages : {1u, 4u, 16u})
+        reg("populate/pcpu/pages:" + std::to_string(pages),
+            [=](benchmark::State& st) { BM_populate(st, pages); }, true);
+    reg("worst/trace/pcpu", [](benchmark::State& st) { BM_worst(st, &g_trace); }, false, true);
+}
+
+bool take_flag(const std::string& a, const char* name, std::string& value) {
+    const std::string p = std::string("--") + name + "=";
+    if (a.compare(0, p.size(), p) != 0) return false;
+    value = a.substr(p.size());
+    return true;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    // pcpu's own flags first; Google Benchmark sees the rest.
+    std::vector<char*> rest{argv[0]};
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        std::string v;
+        if (a == "--pcpu_short") opt.short_mode = true;
+        else if (take_flag(a, "pcpu_trace", v)) opt.trace_path = v;
+        else if (take_flag(a, "pcpu_svg", v)) opt.svg_path = v;
+        else if (take_flag(a, "pcpu_cpus", v)) opt.cpus = static_cast<unsigned>(std::stoul(v));
+        else if (a == "--help" || a == "-h") {
+            std::printf("pcpu options: --pcpu_short (CI: trace slice, small workloads), --pcpu_trace=CSV,\n"
+                        "  --pcpu_svg=FILE (occupancy map after the mixed trace), --pcpu_cpus=N (default 2)\n\n");
+            rest.push_back(argv[i]);
+        } else rest.push_back(argv[i]);
+    }
+    if (opt.cpus == 0 || opt.cpus > max_cpus) {
+        std::fprintf(stderr, "pcpu_bench: --pcpu_cpus must be in [1, %zu]\n", max_cpus);
+        return 2;
+    }
+    g_trace = load_trace(opt.trace_path, opt.short_mode ? 2000 : 0);
+    if (g_trace.ops.empty()) {
+        std::fprintf(stderr, "pcpu_bench: cannot read the trace %s\n", opt.trace_path.c_str());
+        return 2;
+    }
+    g_mixed = mixed_trace(g_trace, opt.short_mode ? 2000 : 20000, 10, 2024);
+    benchmark::AddCustomContext("pcpu_trace_ops", std::to_string(g_trace.ops.size()));
+    benchmark::AddCustomContext("pcpu_trace_peak_live_bytes", std::to_string(g_trace.peak_live));
+    benchmark::AddCustomContext("pcpu_mixed_ops", std::to_string(g_mixed.ops.size()));
+    benchmark::AddCustomContext("pcpu_cpus", std::to_string(opt.cpus));
+    benchmark::AddCustomContext("pcpu_short", opt.short_mode ? "1" : "0");
+    register_all();
+
+    int n = static_cast<int>(rest.size());
+    rest.push_back(nullptr);
+    benchmark::Initialize(&n, rest.data());
+    if (benchmark::ReportUnrecognizedArguments(n, rest.data())) return 2;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    if (g_errors != 0) std::fprintf(stderr, "pcpu_bench: %d case(s) failed\n", g_errors);
+    return g_errors != 0 ? 1 : 0;
+}
