@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: MIT
+// examples/firmware/main.cpp - pcpu on a bare-metal Cortex-M4 (QEMU mps2-an386).
+//
+// The board has one core. The firmware plays four logical CPUs on it by switching the
+// platform's current-CPU value, the way a per-task or per-priority-level statistics
+// scheme would on real single-core firmware, and checks every number it prints.
+//
+// Part 1, static_only: the whole per-CPU region is declared below (no heap). Static
+// per-CPU variables start from an image on every CPU; per-CPU event counters and a
+// churn of per-CPU session buffers are allocated and freed while a simulated scheduler
+// moves between CPUs; verify() runs after every operation; the per-CPU counts are
+// checked against a plain model at the end.
+//
+// Part 2, contiguous: new chunks come from a static arena until it runs out; running
+// out is an error value, never a crash; balance() and shutdown() give every byte back.
+//
+// Output goes through semihosting; the exit status is 0 when every check passed and 3
+// when one failed (4: hard fault, 5: pcpu assertion). Built with
+// -DPCPU_FIRMWARE_FAULT, it plants one stray write into another CPU's counters, which
+// the checks must catch: CI runs that image too and expects status 3.
+
+// An assertion inside pcpu is a failed run, reported like any other failure.
+namespace fw {
+[[noreturn]] void assert_failed(const char* cond, int line) noexcept;
+}
+#define PCPU_ASSERT(cond) ((cond) ? static_cast<void>(0) : ::fw::assert_failed(#cond, __LINE__))
+
+#include <pcpu/allocator.hpp>
+#include <pcpu/platform/static_arena.hpp>
+
+#include "semihost.hpp"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace {
+
+constexpr unsigned nr_cpus = 4;
+constexpr unsigned page_shift = 10;     // 1 KiB pages: small RAM, small bitmaps
+constexpr std::size_t unit_size = 4096; // per CPU: four pages
+
+// Interrupts masked around the index: free() would be safe from an ISR.
+using platform = pcpu::static_arena<nr_cpus, page_shift, pcpu::cortex_m_irq_lock>;
+using static_alloc = pcpu::allocator<platform, pcpu::static_only>;
+using dynamic_alloc = pcpu::allocator<platform, pcpu::contiguous>;
+
+unsigned g_failures = 0;
+
+void check(bool ok, const char* what, std::uint32_t expected = 0, std::uint32_t actual = 0) {
+    if (ok) return;
+    ++g_failures;
+    fw::line l;
+    l << "FAIL: " << what << " (expected " << expected << ", got " << actual << ")";
+    l.end();
+}
+
+template <class A>
+void check_verified(const A& a, const char* after) {
+    const pcpu::verify_report rep = a.verify();
+    if (rep.ok) return;
+    char buf[160];
+    fw::line l;
+    l << "FAIL: verify after " << after << ": " << rep.describe(buf, sizeof buf);
+    l.end();
+    ++g_failures;
+}
+
+/// xorshift32 - deterministic pseudo-random numbers: the run is the same every time.
+struct xorshift32 {
+    std::uint32_t s;
+    std::uint32_t next() {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        return s;
+    }
+};
+
+// ---- part 1: static_only ------------------------------------------------------------
+
+/// cpu_statics - the static per-CPU variables. Every CPU's static area starts as a
+/// copy of statics_image (the kernel copies .data..percpu into each unit at boot).
+struct cpu_statics {
+    std::uint32_t magic;    // 'PCPU' on every CPU, from the image
+    std::uint32_t ticks;    // scheduler ticks spent on this CPU
+    std::uint32_t switches; // times the scheduler switched to this CPU
+};
+constexpr std::uint32_t statics_magic = 0x50435055u;
+constexpr cpu_statics statics_image{statics_magic, 0, 0};
+
+constexpr std::size_t nr_event_types = 8;
+constexpr unsigned nr_ticks = 20000;
+constexpr unsigned max_sessions = 16;
+
+alignas(static_alloc::page_size) unsigned char units_static[nr_cpus * unit_size];
+alignas(static_alloc::meta_align) unsigned char meta_static[static_alloc::first_chunk_meta_bytes(
+    unit_size, sizeof(cpu_statics), 0)];
+
+struct session {
+    pcpu::handle h;
+    std::uint32_t size;
+    std::uint8_t tag;
+};
+
+void fill_session(const static_alloc& a, const session& s) {
+    for (unsigned cpu = 0; cpu < a.nr_cpus(); ++cpu) {
+        auto* p = static_cast<std::uint8_t*>(a.ptr(s.h, cpu));
+        for (std::uint32_t i = 0; i < s.size; ++i) p[i] = static_cast<std::uint8_t>(s.tag + cpu);
+    }
+}
+bool session_intact(const static_alloc& a, const session& s) {
+    for (unsigned cpu = 0; cpu < a.nr_cpus(); ++cpu) {
+        const auto* p = static_cast<const std::uint8_t*>(a.ptr(s.h, cpu));
+        for (std::uint32_t i = 0; i < s.size; ++i)
+            if (p[i] != static_cast<std::uint8_t>(s.tag + cpu)) return false;
+    }
+    return true;
+}
+
+void run_static_only() {
+    static_alloc a;
+    platform& plat = a.platform();
+    pcpu::first_chunk_config cfg;
+    cfg.nr_cpus = nr_cpus;
+    cfg.units = units_static;
+    cfg.unit_size = unit_size;
+    cfg.static_size = sizeof(cpu_statics);
+    cfg.static_image = &statics_image;
+    cfg.meta = meta_static;
+    cfg.meta_size = sizeof meta_static;
+    const pcpu::errc init = a.init(cfg);
+    check(init == pcpu::errc::ok, "static_only init", 0, static_cast<std::uint32_t>(init));
+    if (init != pcpu::errc::ok) return;
+    check_verified(a, "init");
+
+    // Static per-CPU variables resolve like dynamic ones: one handle, one add per CPU.
+    const pcpu::handle statics = a.static_handle(0);
+    auto statics_of = [&](unsigned cpu) { return static_cast<cpu_statics*>(a.ptr(statics, cpu)); };
+    unsigned images_ok = 0;
+    for (unsigned cpu = 0; cpu < nr_cpus; ++cpu) images_ok += statics_of(cpu)->magic == statics_magic;
+    check(images_ok == nr_cpus, "static area starts from the image on every CPU", nr_cpus, images_ok);
+
+    std::uint32_t ops = 0;
+    auto counters_r = a.alloc(nr_event_types * sizeof(std::uint32_t), alignof(std::uint32_t), pcpu::ctx::full);
+    ++ops;
+    check_verified(a, "alloc counters");
+    check(counters_r.ok(), "alloc per-CPU counters");
+    if (!counters_r) return;
+    const pcpu::handle counters = counters_r.value();
+    auto counters_of = [&](unsigned cpu) { return static_cast<std::uint32_t*>(a.ptr(counters, cpu)); };
+
+    // The model the per-CPU copies must match at the end.
+    std::uint32_t expected[nr_cpus][nr_event_types] = {};
+    std::uint32_t expected_ticks[nr_cpus] = {};
+    std::uint32_t expected_switches[nr_cpus] = {};
+
+    session sessions[max_sessions] = {};
+    unsigned nr_sessions = 0, peak_sessions = 0, nr_refused = 0;
+    xorshift32 rng{0x2545F491u};
+    unsigned current = nr_cpus; // none yet
+
+    for (unsigned tick = 0; tick < nr_ticks; ++tick) {
+        // The "scheduler": mostly stay, sometimes move to another logical CPU.
+        if (current == nr_cpus || rng.next() % 8 == 0) {
+            const unsigned next = rng.next() % nr_cpus;
+            if (next != current) {
+                current = next;
+                plat.set_this_cpu(current);
+                ++statics_of(plat.this_cpu())->switches;
+                ++expected_switches[current];
+            }
+        }
+        // The running code only ever asks for "my" copy.
+        const unsigned me = plat.this_cpu();
+        ++statics_of(me)->ticks;
+        ++expected_ticks[me];
+        const std::uint32_t event = rng.next() % nr_event_types;
+        ++counters_of(me)[event];
+        ++expected[me][event];
+#ifdef PCPU_FIRMWARE_FAULT
+        // A per-CPU bug planted on purpose: one update lands in a neighbour's copy.
+        if (tick == nr_ticks / 2) ++counters_of((me + 1) % nr_cpus)[event];
+#endif
+
+        // Session buffers come and go: allocations of mixed size and alignment.
+        const std::uint32_t roll = rng.next() % 16;
+        if (roll == 0 && nr_sessions < max_sessions) {
+            const std::uint32_t size = 4 + rng.next() % 700;
+            const std::size_t align = std::size_t{4} << (rng.next() % 5);
+            auto r = a.alloc(size, align, pcpu::ctx::full);
+            ++ops;
+            check_verified(a, "alloc");
+            if (r) {
+                check(r.value().addr() % align == 0, "allocation alignment", static_cast<std::uint32_t>(align),
+                      static_cast<std::uint32_t>(r.value().addr() % align));
+                session& s = sessions[nr_sessions++];
+                s = session{r.value(), size, static_cast<std::uint8_t>(rng.next())};
+                fill_session(a, s);
+                if (nr_sessions > peak_sessions) peak_sessions = nr_sessions;
+            } else {
+                // Full is a value, not a crash: no_space, and nothing changed.
+                check(r.error() == pcpu::errc::no_space, "a full static_only allocator says no_space", 0,
+                      static_cast<std::uint32_t>(r.error()));
+                ++nr_refused;
+            }
+        } else if (roll == 1 && nr_sessions != 0) {
+            const unsigned victim = rng.next() % nr_sessions;
+            check(session_intact(a, sessions[victim]), "session buffer intact on every CPU until freed");
+            const pcpu::errc e = a.free(sessions[victim].h);
+            ++ops;
+            check_verified(a, "free");
+            check(e == pcpu::errc::ok, "free", 0, static_cast<std::uint32_t>(e));
+            sessions[victim] = sessions[--nr_sessions];
+        }
+    }
+
+    // The table, and the checks against the model.
+    fw::line hdr;
+    hdr << "cpu  ticks  switches  events";
+    hdr.end();
+    std::uint32_t total = 0, expected_total = 0;
+    for (unsigned cpu = 0; cpu < nr_cpus; ++cpu) {
+        std::uint32_t events = 0;
+        for (std::size_t e = 0; e < nr_event_types; ++e) {
+            events += counters_of(cpu)[e];
+            expected_total += expected[cpu][e];
+            check(counters_of(cpu)[e] == expected[cpu][e], "per-CPU event counter", expected[cpu][e],
+                  counters_of(cpu)[e]);
+        }
+        total += events;
+        const cpu_statics& s = *statics_of(cpu);
+        check(s.ticks == expected_ticks[cpu], "static per-CPU ticks", expected_ticks[cpu], s.ticks);
+        check(s.switches == expected_switches[cpu], "static per-CPU switches", expected_switches[cpu], s.switches);
+        check(s.magic == statics_magic, "static per-CPU magic", statics_magic, s.magic);
+        fw::line l;
+        l << "cpu " << cpu;
+        l.col(s.ticks, 7).col(s.switches, 10).col(events, 8);
+        l.end();
+    }
+    check(total == nr_ticks, "events total equals ticks", nr_ticks, total);
+    fw::line tl;
+    tl << "total events " << total << " expected " << expected_total;
+    tl.end();
+
+    for (unsigned i = 0; i < nr_sessions; ++i) {
+        check(session_intact(a, sessions[i]), "session buffer intact on every CPU until freed");
+        check(a.free(sessions[i].h) == pcpu::errc::ok, "free at the end");
+        ++ops;
+        check_verified(a, "free");
+    }
+    check(a.free(counters) == pcpu::errc::ok, "free counters");
+    ++ops;
+    check_verified(a, "free counters");
+    const pcpu::alloc_stats st = a.stats();
+    check(st.nr_cur_alloc == 0, "nothing live at the end", 0, st.nr_cur_alloc);
+    check(st.nr_alloc == st.nr_dealloc, "every allocation freed", static_cast<std::uint32_t>(st.nr_alloc),
+          static_cast<std::uint32_t>(st.nr_dealloc));
+
+    fw::line sl;
+    sl << "static_only: " << ops << " alloc/free operations, verify ok after each; peak " << peak_sessions
+       << " sessions, " << nr_refused << " refused (no_space)";
+    sl.end();
+}
+
+// ---- part 2: contiguous over an arena -------------------------------------------------
+
+constexpr std::size_t chunk_bytes = nr_cpus * unit_size; // one chunk's units
+alignas(dynamic_alloc::page_size) unsigned char units_first[nr_cpus * unit_size];
+// Room for three more chunks and their metadata.
+alignas(dynamic_alloc::page_size) unsigned char arena_storage[3 * chunk_bytes + 2048];
+
+void run_contiguous() {
+    dynamic_alloc a(arena_storage, sizeof arena_storage);
+    platform& plat = a.platform();
+    const pcpu::arena& ar = plat.memory();
+    pcpu::first_chunk_config cfg;
+    cfg.nr_cpus = nr_cpus;
+    cfg.units = units_first;
+    cfg.unit_size = unit_size;
+    cfg.meta = nullptr; // from the arena
+    const pcpu::errc init = a.init(cfg);
+    check(init == pcpu::errc::ok, "contiguous init", 0, static_cast<std::uint32_t>(init));
+    if (init != pcpu::errc::ok) return;
+    check_verified(a, "init");
+
+    // 1 KiB per CPU at a time until the arena cannot hold another chunk.
+    pcpu::handle live[32];
+    unsigned nr_live = 0;
+    pcpu::errc stop = pcpu::errc::ok;
+    while (nr_live < 32) {
+        auto r = a.alloc(1024, 8, pcpu::ctx::full);
+        check_verified(a, "alloc");
+        if (!r) {
+            stop = r.error();
+            break;
+        }
+        for (unsigned cpu = 0; cpu < nr_cpus; ++cpu)
+            *static_cast<std::uint32_t*>(a.ptr(r.value(), cpu)) = nr_live * nr_cpus + cpu;
+        live[nr_live++] = r.value();
+    }
+    check(stop == pcpu::errc::out_of_memory, "an exhausted arena says out_of_memory", 0,
+          static_cast<std::uint32_t>(stop));
+    const std::uint32_t chunks_at_peak = a.stats().nr_chunks;
+    // Four 1 KiB allocations per 4 KiB unit: the first chunk and three from the arena.
+    check(nr_live == 4 * 4, "allocations until the arena ran out", 16, nr_live);
+    check(chunks_at_peak == 4, "chunks at the peak", 4, chunks_at_peak);
+
+    // An atomic request never creates a chunk: would_block, and a balance request.
+    (void)plat.take_balance_request();
+    auto at = a.alloc(64, 8, pcpu::ctx::atomic);
+    check_verified(a, "atomic alloc");
+    check(at.error() == pcpu::errc::would_block, "atomic alloc when full says would_block", 0,
+          static_cast<std::uint32_t>(at.error()));
+    check(plat.take_balance_request(), "the atomic failure asked for balance");
+    // The idle loop's answer: balance, which wants a new chunk for the reserve and
+    // cannot have one either. Out of memory is reported, nothing is half done.
+    const pcpu::errc refill = a.balance();
+    check_verified(a, "balance");
+    check(refill == pcpu::errc::out_of_memory, "balance with the arena full says out_of_memory", 0,
+          static_cast<std::uint32_t>(refill));
+
+    unsigned intact = 0;
+    for (unsigned i = 0; i < nr_live; ++i)
+        for (unsigned cpu = 0; cpu < nr_cpus; ++cpu)
+            intact += *static_cast<std::uint32_t*>(a.ptr(live[i], cpu)) == i * nr_cpus + cpu;
+    check(intact == nr_live * nr_cpus, "every CPU's copy intact after exhaustion", nr_live * nr_cpus, intact);
+
+    const std::size_t peak = ar.peak_used();
+    for (unsigned i = 0; i < nr_live; ++i) {
+        check(a.free(live[i]) == pcpu::errc::ok, "free");
+        check_verified(a, "free");
+    }
+    // The idle loop again: the frees asked for balance, which destroys the surplus
+    // free chunks and keeps one spare beside the first chunk.
+    check(plat.take_balance_request(), "freeing surplus chunks asked for balance");
+    check(a.balance() == pcpu::errc::ok, "balance");
+    check_verified(a, "balance");
+    const std::uint32_t chunks_after = a.stats().nr_chunks;
+    check(chunks_after == 2, "chunks after balance: the first and one spare", 2, chunks_after);
+    fw::line l;
+    l << "contiguous: " << chunks_at_peak << " chunks at the peak, " << chunks_after
+      << " after balance; arena peak " << static_cast<std::uint32_t>(peak) << " of "
+      << static_cast<std::uint32_t>(ar.capacity()) << " bytes; exhaustion: " << pcpu::errc_name(stop)
+      << ", balance when full: " << pcpu::errc_name(refill);
+    l.end();
+
+    a.shutdown();
+    check(ar.used_bytes() == 0, "shutdown returns the whole arena", 0, static_cast<std::uint32_t>(ar.used_bytes()));
+    check(ar.nr_free_blocks() == 1 && ar.verify(), "the arena is one free block again");
+    fw::line sl;
+    sl << "contiguous: shutdown returned the arena: " << static_cast<std::uint32_t>(ar.used_bytes())
+       << " bytes in use";
+    sl.end();
+}
+
+} // namespace
+
+namespace fw {
+[[noreturn]] void assert_failed(const char* cond, int line) noexcept {
+    fw::line l;
+    l << "pcpu firmware: FAIL: assertion " << cond << " (line " << static_cast<std::uint32_t>(line) << ")";
+    l.end();
+    fw::exit(5);
+}
+} // namespace fw
+
+int main() {
+    fw::line l;
+    l << "pcpu firmware: Cortex-M4, " << nr_cpus << " logical CPUs, " << static_cast<std::uint32_t>(1u << page_shift)
+      << " B pages, " << static_cast<std::uint32_t>(unit_size) << " B units";
+    l.end();
+    run_static_only();
+    run_contiguous();
+    fw::line r;
+    if (g_failures == 0) {
+        r << "pcpu firmware: PASS";
+        r.end();
+        return 0;
+    }
+    r << "pcpu firmware: FAIL (" << g_failures << " checks)";
+    r.end();
+    return 3;
+}
