@@ -39,3 +39,18 @@ pcpu_setup() {
         meson setup "$dir" "$@" >/dev/null
     fi
 }
+
+# pcpu_need_cross_tools - the ARM cross toolchains and QEMU for scripts/test's cross
+# stages: Cortex-M4 firmware under qemu-system-arm, the armhf suite under qemu-arm.
+# The firmware links no C or C++ runtime, so the 1.5 GB newlib C++ library package
+# (libstdc++-arm-none-eabi-newlib) is not needed, only the headers.
+pcpu_need_cross_tools() {
+    local missing=()
+    command -v arm-none-eabi-g++ >/dev/null 2>&1 || missing+=(gcc-arm-none-eabi)
+    [ -f /usr/include/newlib/string.h ] || missing+=(libnewlib-arm-none-eabi)
+    [ -d /usr/include/newlib/c++ ] || missing+=(libstdc++-arm-none-eabi-dev)
+    command -v qemu-system-arm >/dev/null 2>&1 || missing+=(qemu-system-arm)
+    command -v arm-linux-gnueabihf-g++ >/dev/null 2>&1 || missing+=(g++-arm-linux-gnueabihf)
+    command -v qemu-arm >/dev/null 2>&1 || missing+=(qemu-user)
+    pcpu_apt_install "${missing[@]}"
+}
