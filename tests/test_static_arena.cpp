@@ -2,6 +2,7 @@
 // tests/test_static_arena.cpp - the firmware platform: the arena against a model, and
 // allocators over it with both policies it supports, run into exhaustion and torn down.
 #include <pcpu/allocator.hpp>
+#include <pcpu/percpu.hpp>
 #include <pcpu/platform/static_arena.hpp>
 
 #include "support/static_platform.hpp"
@@ -499,6 +500,62 @@ TEST_CASE("contiguous: warnings reach the hook; the arena honours every context"
     CHECK_VERIFIED(a);
     a.shutdown();
     CHECK(a.platform().memory().free_bytes() == a.platform().memory().capacity());
+}
+
+TEST_CASE("this-CPU operations follow set_this_cpu(), through the platform's guard or atomics") {
+    // A guard that counts: percpu.hpp must take it around every this-CPU operation,
+    // and it must come through static_arena's Guard base.
+    struct counting_guard {
+        int depth = 0;
+        int saves = 0;
+        unsigned irq_save() noexcept {
+            ++saves;
+            return static_cast<unsigned>(depth++);
+        }
+        void irq_restore(unsigned t) noexcept { depth = static_cast<int>(t); }
+    };
+    using guarded = pcpu::static_arena<8, 10, pcpu::no_lock, pcpu::no_lock, counting_guard>;
+    using bare = pcpu::static_arena<8, 10>;
+    static_assert(pcpu::this_cpu_guard<guarded>::irq, "the Guard base provides irq_save/irq_restore");
+    static_assert(!pcpu::this_cpu_guard<bare>::pins, "no_guard: relaxed atomics");
+
+    auto run = [](auto& a, std::vector<unsigned char>& units, std::vector<unsigned char>& meta) {
+        using A = std::remove_reference_t<decltype(a)>;
+        pcpu::first_chunk_config cfg;
+        cfg.nr_cpus = nr_cpus;
+        cfg.unit_size = unit_size;
+        cfg.units = pcpu_test::static_setup<A>::align_up(units.data(), A::page_size);
+        cfg.meta = pcpu_test::static_setup<A>::align_up(meta.data(), A::meta_align);
+        cfg.meta_size = A::first_chunk_meta_bytes(unit_size, 0, 0);
+        REQUIRE(a.init(cfg) == errc::ok);
+        CHECK_VERIFIED(a);
+        auto r = pcpu::alloc_percpu<std::uint32_t>(a, ctx::full, 7u);
+        CHECK_VERIFIED(a);
+        REQUIRE(r.ok());
+        const pcpu::percpu<std::uint32_t> h = r.value();
+        // CPU c runs c + 1 increments; the copies must say exactly that.
+        for (unsigned cpu = 0; cpu < nr_cpus; ++cpu) {
+            a.platform().set_this_cpu(cpu);
+            for (unsigned i = 0; i <= cpu; ++i) pcpu::this_cpu_inc(a, h);
+            CHECK(pcpu::this_cpu_read(a, h) == 7u + cpu + 1);
+        }
+        for (unsigned cpu = 0; cpu < nr_cpus; ++cpu) CHECK(pcpu::per_cpu(h, cpu) == 7u + cpu + 1);
+        CHECK(pcpu::sum(h) == std::uint64_t{4 * 7 + 1 + 2 + 3 + 4});
+        REQUIRE(pcpu::free_percpu(a, h) == errc::ok);
+        CHECK_VERIFIED(a);
+    };
+    std::vector<unsigned char> units(nr_cpus * unit_size + 1024), meta(1024);
+    {
+        pcpu::allocator<guarded, pcpu::static_only> a;
+        run(a, units, meta);
+        // One save per increment (1 + 2 + 3 + 4) and per this-CPU read, all restored.
+        CHECK(a.platform().saves == (1 + 2 + 3 + 4) + static_cast<int>(nr_cpus));
+        CHECK(a.platform().depth == 0);
+    }
+    {
+        pcpu::allocator<bare, pcpu::static_only> a;
+        run(a, units, meta);
+    }
 }
 
 } // TEST_SUITE

@@ -28,6 +28,14 @@
 // The index lock must be IRQ-safe if any allocator call can come from an interrupt;
 // the sleeping lock is only ever taken by a sleeping (non-atomic) allocation, balance,
 // verify and shutdown, so a mutex is right for it on an RTOS.
+//
+// The this-CPU guard (percpu.hpp: what keeps a this-CPU read-modify-write from being
+// torn by an interrupt or a task switch) is a type too, inherited as is:
+//   no_guard            this-CPU operations are relaxed atomic RMWs (LDREX/STREX on a
+//                       Cortex-M3/M4), correct from tasks and ISRs alike
+//   cortex_m_irq_guard  PRIMASK masked around each operation: plain loads and stores
+//   your own            irq_save()/irq_restore(token), or preempt_disable()/
+//                       preempt_enable() (an RTOS scheduler lock)
 #pragma once
 
 #include "../config.hpp"
@@ -281,28 +289,39 @@ private:
     void* arg_ = nullptr;
 };
 
+/// no_guard - no this-CPU guard: percpu.hpp falls back to relaxed atomic operations.
+struct no_guard {};
+
 #if defined(__arm__) && defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'
-/// cortex_m_irq_lock - masks interrupts (PRIMASK) and restores the previous mask on
-/// unlock, so it is correct whether or not interrupts were already off. pcpu never
-/// nests the index lock, so one saved word per lock suffices.
+/// cortex_m_irq_guard - the this-CPU guard of single-core Cortex-M firmware: interrupts
+/// masked (PRIMASK) for the length of one this-CPU operation, and restored to what they
+/// were, so it nests and works with interrupts already off.
+struct cortex_m_irq_guard {
+    std::uint32_t irq_save() noexcept {
+        std::uint32_t primask;
+        __asm__ volatile("mrs %0, primask\n\tcpsid i" : "=r"(primask)::"memory");
+        return primask;
+    }
+    void irq_restore(std::uint32_t primask) noexcept {
+        __asm__ volatile("msr primask, %0" ::"r"(primask) : "memory");
+    }
+};
+
+/// cortex_m_irq_lock - the index lock as an interrupt mask (see cortex_m_irq_guard).
+/// pcpu never nests the index lock, so one saved word per lock suffices.
 class cortex_m_irq_lock {
 public:
-    void lock() noexcept {
-        std::uint32_t primask;
-        __asm__ volatile("mrs %0, primask" : "=r"(primask));
-        __asm__ volatile("cpsid i" ::: "memory");
-        saved_ = primask;
-    }
-    void unlock() noexcept { __asm__ volatile("msr primask, %0" ::"r"(saved_) : "memory"); }
+    void lock() noexcept { saved_ = cortex_m_irq_guard().irq_save(); }
+    void unlock() noexcept { cortex_m_irq_guard().irq_restore(saved_); }
 
 private:
     std::uint32_t saved_ = 0;
 };
 #endif
 
-/// static_arena<MaxCpus, PageShift, IndexLock, SlowLock> - the platform. It has every
-/// member `static_only` and `contiguous` need (and none of lazy_mapped's: there is no
-/// MMU to map with):
+/// static_arena<MaxCpus, PageShift, IndexLock, SlowLock, Guard> - the platform. It has
+/// every member `static_only` and `contiguous` need (and none of lazy_mapped's: there is
+/// no MMU to map with), this_cpu() for this-CPU access, and Guard's members:
 ///
 ///     using alloc_t = pcpu::allocator<pcpu::static_arena<4, 10>, pcpu::contiguous>;
 ///     alignas(16) static unsigned char heap[32 * 1024];
@@ -311,8 +330,8 @@ private:
 /// Small pages (PageShift 10: 1 KiB) suit small RAM: a unit need only be a page
 /// multiple, and every page of metadata granularity costs a bitmap block.
 template <std::size_t MaxCpus = 8, unsigned PageShift = PCPU_DEFAULT_PAGE_SHIFT, class IndexLock = no_lock,
-          class SlowLock = no_lock>
-class static_arena {
+          class SlowLock = no_lock, class Guard = no_guard>
+class static_arena : public Guard {
 public:
     using context = gfp;
     static constexpr std::size_t max_cpus = MaxCpus;
