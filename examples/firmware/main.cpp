@@ -6,10 +6,12 @@
 // scheme would on real single-core firmware, and checks every number it prints.
 //
 // Part 1, static_only: the whole per-CPU region is declared below (no heap). Static
-// per-CPU variables start from an image on every CPU; per-CPU event counters and a
-// churn of per-CPU session buffers are allocated and freed while a simulated scheduler
-// moves between CPUs; verify() runs after every operation; the per-CPU counts are
-// checked against a plain model at the end.
+// per-CPU variables (PCPU_DEFINE: template copies in the pcpu_data section, in flash)
+// start from their initialiser on every CPU; typed per-CPU event counters, a per-core
+// statistics counter and a churn of per-CPU session buffers are allocated and freed
+// while a simulated scheduler moves between CPUs; every update is a this-CPU operation
+// under the platform's interrupt guard; verify() runs after every allocator operation;
+// the per-CPU counts are checked against a plain model at the end.
 //
 // Part 2, contiguous: new chunks come from a static arena until it runs out; running
 // out is an error value, never a crash; balance() and shutdown() give every byte back.
@@ -26,7 +28,10 @@ namespace fw {
 #define PCPU_ASSERT(cond) ((cond) ? static_cast<void>(0) : ::fw::assert_failed(#cond, __LINE__))
 
 #include <pcpu/allocator.hpp>
+#include <pcpu/counter.hpp>
+#include <pcpu/percpu.hpp>
 #include <pcpu/platform/static_arena.hpp>
+#include <pcpu/static_var.hpp>
 
 #include "semihost.hpp"
 
@@ -39,8 +44,10 @@ constexpr unsigned nr_cpus = 4;
 constexpr unsigned page_shift = 10;     // 1 KiB pages: small RAM, small bitmaps
 constexpr std::size_t unit_size = 4096; // per CPU: four pages
 
-// Interrupts masked around the index: free() would be safe from an ISR.
-using platform = pcpu::static_arena<nr_cpus, page_shift, pcpu::cortex_m_irq_lock>;
+// Interrupts masked around the index (free() would be safe from an ISR) and around each
+// this-CPU operation (an ISR could update the same counters).
+using platform =
+    pcpu::static_arena<nr_cpus, page_shift, pcpu::cortex_m_irq_lock, pcpu::no_lock, pcpu::cortex_m_irq_guard>;
 using static_alloc = pcpu::allocator<platform, pcpu::static_only>;
 using dynamic_alloc = pcpu::allocator<platform, pcpu::contiguous>;
 
@@ -76,25 +83,33 @@ struct xorshift32 {
     }
 };
 
+} // namespace
+
 // ---- part 1: static_only ------------------------------------------------------------
 
-/// cpu_statics - the static per-CPU variables. Every CPU's static area starts as a
-/// copy of statics_image (the kernel copies .data..percpu into each unit at boot).
+/// The static per-CPU variables: every CPU's copy starts from the initialiser (the
+/// kernel copies .data..percpu into each unit at boot; init() copies pcpu_data).
 struct cpu_statics {
-    std::uint32_t magic;    // 'PCPU' on every CPU, from the image
+    std::uint32_t magic;    // 'PCPU' on every CPU, from the initialiser
     std::uint32_t ticks;    // scheduler ticks spent on this CPU
     std::uint32_t switches; // times the scheduler switched to this CPU
 };
 constexpr std::uint32_t statics_magic = 0x50435055u;
-constexpr cpu_statics statics_image{statics_magic, 0, 0};
+PCPU_DEFINE(cpu_statics, statics, statics_magic, 0, 0);
+PCPU_DEFINE(std::uint32_t, boot_generation, 7); // a second variable: offsets must hold
+
+namespace {
 
 constexpr std::size_t nr_event_types = 8;
+struct event_counts {
+    std::uint32_t n[nr_event_types];
+};
 constexpr unsigned nr_ticks = 20000;
 constexpr unsigned max_sessions = 16;
 
 alignas(static_alloc::page_size) unsigned char units_static[nr_cpus * unit_size];
-alignas(static_alloc::meta_align) unsigned char meta_static[static_alloc::first_chunk_meta_bytes(
-    unit_size, sizeof(cpu_statics), 0)];
+// The static area's size is known only after linking: metadata for any size.
+alignas(static_alloc::meta_align) unsigned char meta_static[pcpu::static_meta_bytes_bound<static_alloc>(unit_size, 0)];
 
 struct session {
     pcpu::handle h;
@@ -124,8 +139,7 @@ void run_static_only() {
     cfg.nr_cpus = nr_cpus;
     cfg.units = units_static;
     cfg.unit_size = unit_size;
-    cfg.static_size = sizeof(cpu_statics);
-    cfg.static_image = &statics_image;
+    pcpu::use_static_section(cfg); // the pcpu_data block: image and size
     cfg.meta = meta_static;
     cfg.meta_size = sizeof meta_static;
     const pcpu::errc init = a.init(cfg);
@@ -133,21 +147,36 @@ void run_static_only() {
     if (init != pcpu::errc::ok) return;
     check_verified(a, "init");
 
-    // Static per-CPU variables resolve like dynamic ones: one handle, one add per CPU.
-    const pcpu::handle statics = a.static_handle(0);
-    auto statics_of = [&](unsigned cpu) { return static_cast<cpu_statics*>(a.ptr(statics, cpu)); };
+    // Static per-CPU variables resolve like dynamic ones: a typed handle, one add per CPU.
+    const auto statics_r = pcpu::static_percpu(a, statics);
+    const auto generation_r = pcpu::static_percpu(a, boot_generation);
+    check(statics_r.ok() && generation_r.ok(), "static per-CPU variables in the static area");
+    if (!statics_r || !generation_r) return;
+    const pcpu::percpu<cpu_statics> st_h = statics_r.value();
+    const pcpu::percpu<std::uint32_t> ticks_h = st_h.field(&cpu_statics::ticks);
+    const pcpu::percpu<std::uint32_t> switches_h = st_h.field(&cpu_statics::switches);
     unsigned images_ok = 0;
-    for (unsigned cpu = 0; cpu < nr_cpus; ++cpu) images_ok += statics_of(cpu)->magic == statics_magic;
-    check(images_ok == nr_cpus, "static area starts from the image on every CPU", nr_cpus, images_ok);
+    for (unsigned cpu = 0; cpu < nr_cpus; ++cpu)
+        images_ok += pcpu::per_cpu(st_h, cpu).magic == statics_magic &&
+                     pcpu::per_cpu(generation_r.value(), cpu) == 7;
+    check(images_ok == nr_cpus, "static variables start from their initialisers on every CPU", nr_cpus, images_ok);
 
     std::uint32_t ops = 0;
-    auto counters_r = a.alloc(nr_event_types * sizeof(std::uint32_t), alignof(std::uint32_t), pcpu::ctx::full);
+    auto counters_r = pcpu::alloc_percpu<event_counts>(a, pcpu::ctx::full, event_counts{});
     ++ops;
     check_verified(a, "alloc counters");
     check(counters_r.ok(), "alloc per-CPU counters");
     if (!counters_r) return;
-    const pcpu::handle counters = counters_r.value();
-    auto counters_of = [&](unsigned cpu) { return static_cast<std::uint32_t*>(a.ptr(counters, cpu)); };
+    const pcpu::percpu<std::uint32_t[nr_event_types]> counters = counters_r.value().field(&event_counts::n);
+
+    // A per-core statistics counter (percpu_counter): the same events, summed with a
+    // batch, so that the shared count is touched about once per 32 events.
+    pcpu::counter<static_alloc> total_events;
+    const pcpu::errc cinit = total_events.init(a, 0, pcpu::ctx::full, 32);
+    ++ops;
+    check_verified(a, "counter init");
+    check(cinit == pcpu::errc::ok, "counter init", 0, static_cast<std::uint32_t>(cinit));
+    if (cinit != pcpu::errc::ok) return;
 
     // The model the per-CPU copies must match at the end.
     std::uint32_t expected[nr_cpus][nr_event_types] = {};
@@ -166,20 +195,20 @@ void run_static_only() {
             if (next != current) {
                 current = next;
                 plat.set_this_cpu(current);
-                ++statics_of(plat.this_cpu())->switches;
+                pcpu::this_cpu_inc(a, switches_h);
                 ++expected_switches[current];
             }
         }
-        // The running code only ever asks for "my" copy.
-        const unsigned me = plat.this_cpu();
-        ++statics_of(me)->ticks;
-        ++expected_ticks[me];
+        // The running code only ever asks for "my" copy: this-CPU operations.
+        pcpu::this_cpu_inc(a, ticks_h);
+        ++expected_ticks[plat.this_cpu()];
         const std::uint32_t event = rng.next() % nr_event_types;
-        ++counters_of(me)[event];
-        ++expected[me][event];
+        pcpu::this_cpu_inc(a, counters.at(event));
+        total_events.inc();
+        ++expected[plat.this_cpu()][event];
 #ifdef PCPU_FIRMWARE_FAULT
         // A per-CPU bug planted on purpose: one update lands in a neighbour's copy.
-        if (tick == nr_ticks / 2) ++counters_of((me + 1) % nr_cpus)[event];
+        if (tick == nr_ticks / 2) ++pcpu::per_cpu(counters, (plat.this_cpu() + 1) % nr_cpus)[event];
 #endif
 
         // Session buffers come and go: allocations of mixed size and alignment.
@@ -221,14 +250,14 @@ void run_static_only() {
     std::uint32_t total = 0, expected_total = 0;
     for (unsigned cpu = 0; cpu < nr_cpus; ++cpu) {
         std::uint32_t events = 0;
+        const std::uint32_t(&mine)[nr_event_types] = pcpu::per_cpu(counters, cpu);
         for (std::size_t e = 0; e < nr_event_types; ++e) {
-            events += counters_of(cpu)[e];
+            events += mine[e];
             expected_total += expected[cpu][e];
-            check(counters_of(cpu)[e] == expected[cpu][e], "per-CPU event counter", expected[cpu][e],
-                  counters_of(cpu)[e]);
+            check(mine[e] == expected[cpu][e], "per-CPU event counter", expected[cpu][e], mine[e]);
         }
         total += events;
-        const cpu_statics& s = *statics_of(cpu);
+        const cpu_statics& s = pcpu::per_cpu(st_h, cpu);
         check(s.ticks == expected_ticks[cpu], "static per-CPU ticks", expected_ticks[cpu], s.ticks);
         check(s.switches == expected_switches[cpu], "static per-CPU switches", expected_switches[cpu], s.switches);
         check(s.magic == statics_magic, "static per-CPU magic", statics_magic, s.magic);
@@ -242,15 +271,33 @@ void run_static_only() {
     tl << "total events " << total << " expected " << expected_total;
     tl.end();
 
+    // The counter: exact sum, approximate read within the documented bound, compare.
+    const auto exact = static_cast<std::uint32_t>(total_events.sum());
+    const std::int64_t gap = total_events.sum() - total_events.read();
+    const auto bound = static_cast<std::uint32_t>(total_events.error_bound());
+    check(exact == nr_ticks, "counter sum", nr_ticks, exact);
+    check(gap >= 0 && gap < total_events.error_bound(), "counter read within nr_cpus * batch of the sum", bound,
+          static_cast<std::uint32_t>(gap));
+    check(total_events.compare(nr_ticks) == 0 && total_events.compare(nr_ticks - 1) > 0 &&
+              total_events.compare(nr_ticks + 1) < 0,
+          "counter compare on both sides");
+    fw::line cl;
+    cl << "counter: sum " << exact << ", read " << static_cast<std::uint32_t>(total_events.read()) << ", bound "
+       << bound;
+    cl.end();
+
     for (unsigned i = 0; i < nr_sessions; ++i) {
         check(session_intact(a, sessions[i]), "session buffer intact on every CPU until freed");
         check(a.free(sessions[i].h) == pcpu::errc::ok, "free at the end");
         ++ops;
         check_verified(a, "free");
     }
-    check(a.free(counters) == pcpu::errc::ok, "free counters");
+    check(pcpu::free_percpu(a, counters_r.value()) == pcpu::errc::ok, "free counters");
     ++ops;
     check_verified(a, "free counters");
+    check(total_events.destroy() == pcpu::errc::ok, "counter destroy");
+    ++ops;
+    check_verified(a, "counter destroy");
     const pcpu::alloc_stats st = a.stats();
     check(st.nr_cur_alloc == 0, "nothing live at the end", 0, st.nr_cur_alloc);
     check(st.nr_alloc == st.nr_dealloc, "every allocation freed", static_cast<std::uint32_t>(st.nr_alloc),

@@ -50,6 +50,15 @@ def check_good(status, out):
             errors.append(f'per-CPU rows sum to {events} events / {ticks} ticks, total says {got}')
         if any(int(r[1]) == 0 for r in rows):
             errors.append('a logical CPU never ran: the CPU switching is not exercised')
+    counter = re.search(r'^counter: sum (\d+), read (\d+), bound (\d+)$', out, re.M)
+    if not counter:
+        errors.append('no counter line')
+    else:
+        csum, cread, cbound = (int(g) for g in counter.groups())
+        if total and csum != int(total.group(1)):
+            errors.append(f'counter sum {csum} != total events {total.group(1)}')
+        if not 0 <= csum - cread < cbound:
+            errors.append(f'counter read {cread} not within {cbound} below the sum {csum}')
     if not re.search(r'^static_only: (\d+) alloc/free operations, verify ok after each', out, re.M):
         errors.append('no static_only summary')
     if 'exhaustion: out of memory' not in out:
