@@ -42,11 +42,19 @@ pcpu_setup() {
 
 # pcpu_need_cross_tools - the ARM cross toolchains and QEMU for scripts/test's cross
 # stages: Cortex-M4 firmware under qemu-system-arm, the armhf suite under qemu-arm.
-# The firmware links no C or C++ runtime, so the 1.5 GB newlib C++ library package
-# (libstdc++-arm-none-eabi-newlib) is not needed, only the headers.
+# The firmware itself links no C or C++ runtime (headers only); the newlib C++ library
+# (libstdc++-arm-none-eabi-newlib, about 300 MB to download) is for the typed layer's
+# Cortex-M4 link check, tests/embedded/check_typed_cm4.sh, which links with newlib's
+# nosys specs. Called before any suite, so that every run, first or later, sees the
+# same tools.
 pcpu_need_cross_tools() {
     local missing=()
-    command -v arm-none-eabi-g++ >/dev/null 2>&1 || missing+=(gcc-arm-none-eabi)
+    if command -v arm-none-eabi-g++ >/dev/null 2>&1; then
+        [ -f "$(arm-none-eabi-g++ -mcpu=cortex-m4 -mthumb -print-file-name=libstdc++.a)" ] ||
+            missing+=(libstdc++-arm-none-eabi-newlib)
+    else
+        missing+=(gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib)
+    fi
     [ -f /usr/include/newlib/string.h ] || missing+=(libnewlib-arm-none-eabi)
     [ -d /usr/include/newlib/c++ ] || missing+=(libstdc++-arm-none-eabi-dev)
     command -v qemu-system-arm >/dev/null 2>&1 || missing+=(qemu-system-arm)
