@@ -15,9 +15,9 @@
 //
 // The running CPU is a value the application sets (set_this_cpu()). On single-core
 // firmware this lets one core play several logical CPUs, each with its own copy of
-// every per-CPU variable (per-task or per-priority-level statistics, a simulator); an
-// SMP port sets it from its CPU-ID register on every switch, or provides its own
-// platform with a this_cpu() that reads the register.
+// every per-CPU variable (per-task or per-priority-level statistics, a simulator). One
+// value cannot serve several cores at once: an SMP port derives from this platform and
+// hides this_cpu() with one that reads the core's ID register.
 //
 // Locks are types, so the application chooses what "lock" means on its system:
 //   no_lock            nothing runs concurrently with pcpu (a super loop)
@@ -328,7 +328,7 @@ private:
 ///     alloc_t a(heap, sizeof heap);            // arguments go to the platform
 ///
 /// Small pages (PageShift 10: 1 KiB) suit small RAM: a unit need only be a page
-/// multiple, and every page of metadata granularity costs a bitmap block.
+/// multiple, and each page costs one bitmap block of metadata.
 template <std::size_t MaxCpus = 8, unsigned PageShift = PCPU_DEFAULT_PAGE_SHIFT, class IndexLock = no_lock,
           class SlowLock = no_lock, class Guard = no_guard>
 class static_arena : public Guard {
