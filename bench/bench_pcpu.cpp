@@ -132,32 +132,64 @@ void BM_replay(benchmark::State& st, const trace* t) {
     st.SetItemsProcessed(static_cast<std::int64_t>(total_ops));
 }
 
-/// BM_replay_warm<Impl> - the same trace replayed again and again on one allocator:
-/// after each pass what is left is freed (timed: frees are operations too), so later
-/// passes run on populated, warmed chunks.
-// noinline: scripts/bench counts its instructions with callgrind by this name.
+/// replay_pass(impl, t, slots, live) - one pass of t, then a free of what t leaves
+/// allocated (frees are operations too). Returns the number of operations, 0 on an
+/// allocation failure.
 template <class Impl>
-__attribute__((noinline)) void BM_replay_warm(benchmark::State& st, const trace* t) {
+inline __attribute__((always_inline)) std::size_t replay_pass(Impl& impl, const trace& t,
+                                                              std::vector<typename Impl::handle>& slots,
+                                                              const std::vector<bool>& live) {
+    for (const op& o : t.ops) {
+        if (o.alloc) {
+            if (!impl.alloc(o.size, o.align, o.atomic, slots[o.slot])) return 0;
+        } else {
+            impl.free(slots[o.slot]);
+        }
+        impl.balance_if_requested();
+    }
+    std::size_t n = t.ops.size();
+    for (std::uint32_t s = 0; s < t.nr_slots; ++s)
+        if (live[s]) {
+            impl.free(slots[s]);
+            ++n;
+        }
+    return n;
+}
+/// warm_up_pass / timed_pass - the same pass under two names: scripts/bench has
+/// callgrind collect only timed_pass (noipa: not inlined, not folded into the other),
+/// never the set-up
+/// or the warm-up.
+template <class Impl>
+__attribute__((noipa)) std::size_t warm_up_pass(Impl& impl, const trace& t, std::vector<typename Impl::handle>& slots,
+                                                   const std::vector<bool>& live) {
+    return replay_pass(impl, t, slots, live);
+}
+template <class Impl>
+__attribute__((noipa)) std::size_t timed_pass(Impl& impl, const trace& t, std::vector<typename Impl::handle>& slots,
+                                                 const std::vector<bool>& live) {
+    return replay_pass(impl, t, slots, live);
+}
+
+/// BM_replay_warm<Impl> - the same trace replayed again and again on one allocator,
+/// after one untimed warm-up pass: every timed pass runs on populated, warmed chunks.
+template <class Impl>
+void BM_replay_warm(benchmark::State& st, const trace* t) {
     std::vector<typename Impl::handle> slots(t->nr_slots);
     std::vector<bool> live(t->nr_slots, false);
     for (const op& o : t->ops) live[o.slot] = o.alloc;
     Impl impl(opt.cpus);
     if (!impl.ok()) return fail(st, "init failed");
+    if (warm_up_pass(impl, *t, slots, live) == 0) return fail(st, "allocation failed");
     std::size_t n = 0;
     for (auto _ : st) {
-        for (const op& o : t->ops) {
-            if (o.alloc) {
-                if (!impl.alloc(o.size, o.align, o.atomic, slots[o.slot])) return fail(st, "allocation failed");
-            } else {
-                impl.free(slots[o.slot]);
-            }
-            impl.balance_if_requested();
-        }
-        for (std::uint32_t s = 0; s < t->nr_slots; ++s)
-            if (live[s]) impl.free(slots[s]);
-        n += t->ops.size() + static_cast<std::size_t>(std::count(live.begin(), live.end(), true));
+        const std::size_t k = timed_pass(impl, *t, slots, live);
+        if (k == 0) return fail(st, "allocation failed");
+        n += k;
     }
     st.SetItemsProcessed(static_cast<std::int64_t>(n));
+    st.counters["allocs_per_pass"] = static_cast<double>(t->nr_allocs);
+    st.counters["frees_per_pass"] = static_cast<double>(t->ops.size() - t->nr_allocs) +
+                                    static_cast<double>(std::count(live.begin(), live.end(), true));
 }
 
 /// BM_memory<Impl> - untimed pass over a trace: backing bytes / live bytes when live

@@ -10,6 +10,10 @@
 //
 // Every implementation zeroes each CPU's copy on allocation, as pcpu does (a per-CPU
 // counter must start at zero on every CPU), so the work compared is the same.
+//
+// alloc() and free() are PCPU_BENCH_OP (noinline) in every implementation: a call costs
+// each the same few instructions, and callgrind can then report instructions per
+// allocation and per free apart (scripts/bench).
 #pragma once
 
 #include "bench_platform.hpp"
@@ -23,6 +27,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+
+#define PCPU_BENCH_OP __attribute__((noinline))
 
 namespace pcpu_bench {
 
@@ -77,12 +83,12 @@ public:
     platform& plat() { return a_->platform(); }
     unsigned cpus() const { return cpus_; }
 
-    bool alloc(std::size_t size, std::size_t align, bool atomic, handle& out) {
+    PCPU_BENCH_OP bool alloc(std::size_t size, std::size_t align, bool atomic, handle& out) {
         const pcpu::result<pcpu::handle> r = a_->alloc(size, align, atomic ? pcpu::ctx::atomic : pcpu::ctx::full);
         out = r.value_or(pcpu::handle{});
         return r.ok();
     }
-    void free(handle h) { (void)a_->free(h); }
+    PCPU_BENCH_OP void free(handle h) { (void)a_->free(h); }
     void* ptr(handle h, unsigned cpu) const { return a_->ptr(h, cpu); }
 
     bool balance_pending() const { return a_->platform().balance_requested; }
@@ -122,7 +128,7 @@ public:
     static constexpr const char* name = "aligned_alloc_per_cpu";
     explicit aligned_per_cpu_impl(unsigned cpus) : cpus_(cpus) {}
     bool ok() const { return true; }
-    bool alloc(std::size_t size, std::size_t align, bool, handle& out) {
+    PCPU_BENCH_OP bool alloc(std::size_t size, std::size_t align, bool, handle& out) {
         const std::size_t a = align > cache_line ? align : cache_line;
         const std::size_t bytes = round_up(size, a);
         for (unsigned c = 0; c < cpus_; ++c) {
@@ -132,7 +138,7 @@ public:
         }
         return true;
     }
-    void free(const handle& h) {
+    PCPU_BENCH_OP void free(const handle& h) {
         for (unsigned c = 0; c < cpus_; ++c) std::free(h.p[c]);
     }
     void* ptr(const handle& h, unsigned cpu) const { return h.p[cpu]; }
@@ -156,7 +162,7 @@ public:
     static constexpr const char* name = "padded_array";
     explicit padded_array_impl(unsigned cpus) : cpus_(cpus) {}
     bool ok() const { return true; }
-    bool alloc(std::size_t size, std::size_t align, bool, handle& out) {
+    PCPU_BENCH_OP bool alloc(std::size_t size, std::size_t align, bool, handle& out) {
         const std::size_t a = align > cache_line ? align : cache_line;
         const std::size_t stride = round_up(size, a);
         out = std::aligned_alloc(a, stride * cpus_);
@@ -164,7 +170,7 @@ public:
         for (unsigned c = 0; c < cpus_; ++c) std::memset(static_cast<char*>(out) + c * stride, 0, size);
         return true;
     }
-    void free(handle h) { std::free(h); }
+    PCPU_BENCH_OP void free(handle h) { std::free(h); }
     std::size_t footprint(handle h) const { return chunk_bytes(h); }
     bool balance_pending() const { return false; }
     bool balance_if_requested() { return false; }
