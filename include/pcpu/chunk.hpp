@@ -493,7 +493,38 @@ private:
             cm.scan_hint = 0;
         cm.left_free = min_u32(cm.left_free, s);
         cm.right_free = min_u32(cm.right_free, map_bits_ - e);
-        if (overlaps(cm.contig_hint_start, cm.contig_hint_start + cm.contig_hint, s, e)) chunk_refresh_hint(false);
+        if (overlaps(cm.contig_hint_start, cm.contig_hint_start + cm.contig_hint, s, e) && !chunk_split_contig(s, e))
+            chunk_refresh_hint(false);
+    }
+
+    /// chunk_split_contig(s, e) - the chunk contig hint after an allocation [s, e) took
+    /// from it, in O(1) when that can be proved, else false (the caller walks the
+    /// block metadata). free_bits_ already excludes [s, e).
+    ///
+    /// Why it is exact. [s, e) was free and overlaps the contig run [cs, ce), a maximal
+    /// free run, so it lies inside it and leaves two maximal runs, [cs, s) and [e, ce).
+    /// Let P be the longer. Every other free run is made of the free bits outside P,
+    /// so none is longer than free_bits_ - P; when P >= free_bits_ - P, P is a largest
+    /// run and the contig hint is exact again. This is the common case: small requests
+    /// carved, first fit, from a chunk's long free tail, where the walk would otherwise
+    /// visit every block on each of them.
+    /// The scan hint, if it survived the overlap test above, is another maximal run
+    /// whose length counts among those free bits (so it is at most P), and it lay
+    /// before cs unless it was as long as the old contig hint, which is impossible now
+    /// that it is at most P < ce - cs: it stays valid, before the new contig hint or,
+    /// if equal in length, on a different run.
+    bool chunk_split_contig(std::uint32_t s, std::uint32_t e) noexcept {
+        block_md& cm = chunk_md_;
+        const std::uint32_t cs = cm.contig_hint_start, ce = cs + cm.contig_hint;
+        PCPU_ASSERT(cs <= s && e <= ce);
+        const std::uint32_t left = s - cs, right = ce - e;
+        // On a tie prefer the better aligned start, as block_merge() does.
+        const bool take_right = right > left || (right == left && better_aligned(e, cs));
+        const std::uint32_t p = take_right ? right : left;
+        if (p < free_bits_ - p) return false;
+        cm.contig_hint = p;
+        cm.contig_hint_start = p == 0 ? 0 : take_right ? e : cs;
+        return true;
     }
 
     /// block_refresh_hint(b) - pcpu_block_refresh_hint: recompute block b's contig and
