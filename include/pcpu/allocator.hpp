@@ -317,17 +317,18 @@ public:
                 err = errc::invalid_pointer;
             } else {
                 const auto off = static_cast<std::uint32_t>(off_bytes >> min_alloc_shift);
-                if (c->map.area_size(off) == 0) {
+                const std::uint32_t size_bits = c->map.area_size(off);
+                if (size_bits == 0) {
                     // An allocated bit without a boundary bit is the inside of an
                     // allocation or a hidden region; a clear bit was never allocated
                     // or was freed already.
                     err = bitmap::test(c->map.alloc_map(), off) ? errc::invalid_pointer : errc::double_free;
                 } else {
-                    const int old_slot = chunk_slot(*c);
+                    const std::uint32_t contig_before = c->map.contig_bits();
                     const std::uint32_t empty_before = c->map.nr_empty_pop_pages();
-                    const std::uint32_t bits = c->map.free_area(off);
+                    const std::uint32_t bits = c->map.free_area(off, size_bits);
                     account_empty_pages(*c, empty_before);
-                    relocate(*c, old_slot);
+                    relocate_if_changed(*c, contig_before);
                     ++stats_.nr_dealloc;
                     --stats_.nr_cur_alloc;
                     live_bytes_ -= std::size_t{bits} << min_alloc_shift;
@@ -603,6 +604,12 @@ private:
         unit0_ = units;
     }
 
+    /// slot_of_contig(contig_bits) - chunk_slot() from the contig hint alone. The two
+    /// agree because contig hints are exact: contig is 0 exactly when no bit is free.
+    int slot_of_contig(std::uint32_t contig_bits) const noexcept {
+        return contig_bits == 0 ? 0 : size_to_slot(std::size_t{contig_bits} << min_alloc_shift);
+    }
+
     /// slot_link(c, slot, front) / slot_unlink(c) - the only ways onto and off a slot
     /// list, so that bit s of slot_mask_ is set exactly while slots_[s] is non-empty
     /// (verify() checks it). search() then finds the next non-empty slot with one
@@ -645,6 +652,14 @@ private:
         slot_unlink(c);
         slot_link(c, new_slot, old_slot < new_slot);
     }
+    /// relocate_if_changed(c, contig_before) - relocate() after an operation that may
+    /// have changed c's contig hint from contig_before. A chunk's slot is a function of
+    /// its contig hint (slot_of_contig), so when the hint did not change, neither did
+    /// the slot, and the two slot computations are skipped: most allocations and frees
+    /// leave the largest run alone.
+    void relocate_if_changed(chunk_node& c, std::uint32_t contig_before) noexcept {
+        if (c.map.contig_bits() != contig_before) relocate(c, slot_of_contig(contig_before));
+    }
 
     /// account_empty_pages(c, before) - mirror a change of c's empty populated pages in
     /// the global count, which covers non-reserved, non-isolated chunks only: it is the
@@ -662,12 +677,12 @@ private:
     }
     /// claim_from(c, bits, align, start) - claim at find_fit()'s result `start` (>= 0).
     std::int32_t claim_from(chunk_node& c, std::uint32_t bits, std::uint32_t align, std::int32_t start) noexcept {
-        const int old_slot = chunk_slot(c);
+        const std::uint32_t contig_before = c.map.contig_bits();
         const std::uint32_t empty_before = c.map.nr_empty_pop_pages();
         const std::int32_t off = c.map.alloc_area(bits, align, static_cast<std::uint32_t>(start));
         if (off < 0) return -1;
         account_empty_pages(c, empty_before);
-        relocate(c, old_slot);
+        relocate_if_changed(c, contig_before);
         return off;
     }
 

@@ -257,9 +257,11 @@ public:
 
     /// free_area(off) - free the live allocation starting at `off` (precondition:
     /// area_size(off) != 0). Returns the freed size in bits.
-    std::uint32_t free_area(std::uint32_t off) noexcept {
-        const std::uint32_t bits = area_size(off);
-        PCPU_ASSERT(bits != 0);
+    std::uint32_t free_area(std::uint32_t off) noexcept { return free_area(off, area_size(off)); }
+    /// free_area(off, bits) - the same when the caller has just read bits =
+    /// area_size(off) to validate the free: the bound-map search is not repeated.
+    std::uint32_t free_area(std::uint32_t off, std::uint32_t bits) noexcept {
+        PCPU_ASSERT(bits != 0 && bits == area_size(off));
         const std::uint32_t end = off + bits;
         bitmap::clear_range(alloc_map_, off, end);
         free_bits_ += bits;
