@@ -115,18 +115,38 @@ TEST_CASE("merge: a larger run after the contig hint") {
     }
 }
 
-TEST_CASE("merge: a larger run at or before the contig hint drops the scan hint") {
+TEST_CASE("merge: a larger run at or before the contig hint keeps a scan hint wholly before it") {
+    // Unlike the kernel, which drops it: the scan run [10, 15) ends before the new
+    // run, so it is still a maximal run with nothing longer before it.
     block_md md = make_md(128, 40, 10, 10, 5, 0);
     pcpu::block_update(md, 20, 35);
     CHECK(md.contig_hint == 15);
     CHECK(md.contig_hint_start == 20);
-    CHECK(md.scan_hint == 0);
+    CHECK(md.scan_hint == 5);
+    CHECK(md.scan_hint_start == 10);
 
-    // A free next to the contig run swallows it.
+    // A free next to the contig run swallows it; the scan run is untouched.
     md = make_md(128, 40, 10, 10, 5, 0);
     pcpu::block_update(md, 38, 50);
     CHECK(md.contig_hint == 12);
     CHECK(md.contig_hint_start == 38);
+    CHECK(md.scan_hint == 5);
+    CHECK(md.scan_hint_start == 10);
+}
+
+TEST_CASE("merge: a larger run at or before the contig hint drops a scan hint it covers or precedes") {
+    // The run swallowed the scan run (a free next to it).
+    block_md md = make_md(128, 40, 10, 10, 5, 0);
+    pcpu::block_update(md, 10, 30);
+    CHECK(md.contig_hint == 20);
+    CHECK(md.contig_hint_start == 10);
+    CHECK(md.scan_hint == 0);
+
+    // An equal scan run after the contig hint, then a longer run before both.
+    md = make_md(128, 40, 10, 60, 10, 0);
+    pcpu::block_update(md, 20, 35);
+    CHECK(md.contig_hint == 15);
+    CHECK(md.contig_hint_start == 20);
     CHECK(md.scan_hint == 0);
 }
 

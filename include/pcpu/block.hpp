@@ -108,11 +108,18 @@ constexpr void block_merge(block_md& md, std::uint32_t s, std::uint32_t e, bool 
                 // longer contig hint.
                 md.scan_hint = 0;
             }
-        } else {
-            // The new run begins at or before the old contig hint: whatever scan hint
-            // there was may now lie after the contig hint (or inside it).
+        } else if (s <= md.scan_hint_start) {
+            // The new run begins at or before the old contig hint, and the scan hint
+            // does not lie before it: it now lies after the contig hint or inside it.
             md.scan_hint = 0;
         }
+        // Otherwise the scan hint lies wholly before the new run and stays valid (the
+        // kernel drops it here, which makes the next search and the next refresh walk
+        // the fragmented prefix again). [s, e) is a maximal free run and the scan hint
+        // a maximal free run (or one that [s, e) swallowed, which would put its start
+        // at or after s), so scan_hint_start < s means it ends before s; nothing
+        // before it changed, and it is shorter than the old contig hint, hence than
+        // the new one.
         md.contig_hint_start = s;
         md.contig_hint = contig;
     } else if (contig == md.contig_hint) {
