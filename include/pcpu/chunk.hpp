@@ -192,7 +192,7 @@ public:
         const std::uint32_t end = limit < map_bits_ ? static_cast<std::uint32_t>(limit) : map_bits_;
 
         // pcpu_find_zero_area, run by run: the first aligned fit wins; remember the
-        // longest run passed over on the way (better aligned on a tie), which may
+        // longest run passed over on the way (see below for ties), which may
         // become a scan hint so the next search of this size skips this prefix.
         std::uint32_t at = 0, skip_s = 0, skip_e = 0;
         bool found = false;
@@ -224,7 +224,11 @@ public:
             // A run cut by the window's end is not a whole run; nothing follows it.
             if (re == end) break;
             const std::uint32_t len = u32(re - rs);
-            if (len > skip_e - skip_s || (len == skip_e - skip_s && better_aligned(u32(rs), skip_s))) {
+            // On a tie the later run, unless the earlier is better aligned: as a scan
+            // hint the later one skips more (the block is often not rescanned after
+            // the claim, see block_split_contig()); as a contig candidate alignment
+            // decides.
+            if (len > skip_e - skip_s || (len == skip_e - skip_s && !better_aligned(skip_s, u32(rs)))) {
                 skip_s = u32(rs);
                 skip_e = u32(re);
             }
@@ -468,7 +472,8 @@ private:
             first.scan_hint = 0;
         first.left_free = min_u32(first.left_free, s_off);
         first.right_free = s_block == e_block ? min_u32(first.right_free, block_bits - e_off) : 0;
-        if (overlaps(first.contig_hint_start, first.contig_hint_start + first.contig_hint, s_off, first_end))
+        if (overlaps(first.contig_hint_start, first.contig_hint_start + first.contig_hint, s_off, first_end) &&
+            !block_split_contig(s_block, s_off, first_end))
             block_refresh_hint(s_block);
 
         if (e_block != s_block) {
@@ -484,7 +489,7 @@ private:
                 if (last.scan_hint != 0 && last.scan_hint_start < e_off) last.scan_hint = 0;
                 last.left_free = 0;
                 last.right_free = min_u32(last.right_free, block_bits - e_off);
-                if (last.contig_hint_start < e_off) block_refresh_hint(e_block);
+                if (last.contig_hint_start < e_off && !block_split_contig(e_block, 0, e_off)) block_refresh_hint(e_block);
             }
         }
 
@@ -499,6 +504,39 @@ private:
             chunk_refresh_hint(false);
     }
 
+    /// block_split_contig(b, s, e) - block b's contig hint after an allocation took
+    /// [s, e) (block relative) from it, in O(1) words of bitmap when that can be
+    /// proved, else false (the caller rescans the block). The block's first_free,
+    /// left_free, right_free and scan hint are already up to date.
+    ///
+    /// Why it is exact: as chunk_split_contig() below, with the block's free bits
+    /// outside the old contig run [cs, ce) counted from the bitmap instead of kept:
+    /// none lies before first_free, so they are the clear bits of [first_free, cs)
+    /// and [ce, block_bits), usually a few words or none (a block filled from its
+    /// start has first_free inside the piece left over, and its contig run reaches
+    /// the block's end). When the longer piece beats them all, it is the largest run.
+    /// This replaces a rescan of the block's runs after the scan hint, which costs
+    /// most where the block has a fragmented prefix (the worst single allocations of
+    /// the trace, and aligned requests that split the contig run at an offset).
+    bool block_split_contig(std::uint32_t b, std::uint32_t s, std::uint32_t e) noexcept {
+        block_md& md = md_blocks_[b];
+        const std::uint32_t cs = md.contig_hint_start, ce = cs + md.contig_hint;
+        PCPU_ASSERT(cs <= s && e <= ce);
+        const std::uint32_t left = s - cs, right = ce - e;
+        const bool take_right = right > left;
+        const std::uint32_t p = take_right ? right : left;
+        std::uint32_t other = take_right ? left : right;
+        const std::size_t base = std::size_t{b} * block_bits;
+        if (other < p && md.first_free < cs)
+            other += cs - md.first_free - u32(bitmap::count_set(alloc_map_, base + md.first_free, base + cs));
+        if (other < p && ce < block_bits)
+            other += block_bits - ce - u32(bitmap::count_set(alloc_map_, base + ce, base + block_bits));
+        if (other >= p) return false;
+        md.contig_hint = p;
+        md.contig_hint_start = take_right ? e : cs;
+        return true;
+    }
+
     /// chunk_split_contig(s, e) - the chunk contig hint after an allocation [s, e) took
     /// from it, in O(1) when that can be proved, else false (the caller walks the
     /// block metadata). free_bits_ already excludes [s, e).
@@ -506,8 +544,10 @@ private:
     /// Why it is exact. [s, e) was free and overlaps the contig run [cs, ce), a maximal
     /// free run, so it lies inside it and leaves two maximal runs, [cs, s) and [e, ce).
     /// Let P be the longer. Every other free run is made of the free bits outside P,
-    /// so none is longer than free_bits_ - P; when P >= free_bits_ - P, P is a largest
-    /// run and the contig hint is exact again. This is the common case: small requests
+    /// so none is longer than free_bits_ - P; when P > free_bits_ - P, P is the largest
+    /// run and the contig hint is exact again (strictly: on a tie the merge rule would
+    /// pick the better aligned of the equal runs, which aligned requests rely on, and
+    /// only a walk can see the other). This is the common case: small requests
     /// carved, first fit, from a chunk's long free tail, where the walk would otherwise
     /// visit every block on each of them.
     /// The scan hint, if it survived the overlap test above, is another maximal run
@@ -520,12 +560,11 @@ private:
         const std::uint32_t cs = cm.contig_hint_start, ce = cs + cm.contig_hint;
         PCPU_ASSERT(cs <= s && e <= ce);
         const std::uint32_t left = s - cs, right = ce - e;
-        // On a tie prefer the better aligned start, as block_merge() does.
-        const bool take_right = right > left || (right == left && better_aligned(e, cs));
+        const bool take_right = right > left;
         const std::uint32_t p = take_right ? right : left;
-        if (p < free_bits_ - p) return false;
+        if (p <= free_bits_ - p) return false;
         cm.contig_hint = p;
-        cm.contig_hint_start = p == 0 ? 0 : take_right ? e : cs;
+        cm.contig_hint_start = take_right ? e : cs;
         return true;
     }
 
