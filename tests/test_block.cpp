@@ -159,11 +159,19 @@ TEST_CASE("merge: equal size, alignment tie-break") {
         CHECK(md.scan_hint == 4); // still before the contig hint
         CHECK(md.scan_hint_start == 2);
     }
-    SUBCASE("better aligned run before a shorter scan hint: scan hint dropped") {
+    SUBCASE("better aligned run before a shorter scan hint: the old contig run replaces it") {
         block_md md = make_md(128, 41, 8, 30, 4, 0);
         pcpu::block_update(md, 16, 24);
         CHECK(md.contig_hint_start == 16);
-        CHECK(md.scan_hint == 0);
+        CHECK(md.scan_hint == 8); // 4@30 would lie after the contig hint
+        CHECK(md.scan_hint_start == 41);
+    }
+    SUBCASE("better aligned run, no scan hint: the old contig run becomes the (equal) scan hint") {
+        block_md md = make_md(128, 41, 8, 0, 0, 0);
+        pcpu::block_update(md, 16, 24);
+        CHECK(md.contig_hint_start == 16);
+        CHECK(md.scan_hint == 8);
+        CHECK(md.scan_hint_start == 41);
     }
     SUBCASE("start 0 is the best alignment") {
         block_md md = make_md(128, 64, 8, 0, 0, 0);

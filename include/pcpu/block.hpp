@@ -127,9 +127,21 @@ constexpr void block_merge(block_md& md, std::uint32_t s, std::uint32_t e, bool 
         if (better_aligned(s, md.contig_hint_start)) {
             // Same length, better aligned: prefer it, so aligned requests fit the hint.
             // A shorter scan hint must stay before the contig hint.
+            const std::uint32_t old_start = md.contig_hint_start;
             if (s <= md.scan_hint_start && (md.contig_hint > md.scan_hint || s == md.scan_hint_start))
                 md.scan_hint = 0;
             md.contig_hint_start = s;
+            // The old contig run is as long as the new one and a different maximal run
+            // (one of equal length containing it would be it, and s differs), so it is a
+            // valid scan hint wherever it lies. Keep it unless a shorter scan hint is
+            // there (that one lets searches skip a prefix): then the next refresh of
+            // this area promotes it instead of rescanning from first_free. Without
+            // this, a block of equal one-bit holes lost its scan hint on every free at
+            // its start and was rescanned, run by run, on every other allocation.
+            if (md.scan_hint == 0 || (md.scan_hint == contig && old_start > md.scan_hint_start)) {
+                md.scan_hint_start = old_start;
+                md.scan_hint = contig;
+            }
         } else if (s > md.scan_hint_start || md.contig_hint > md.scan_hint) {
             // An equally long run: nothing before it is longer, so it is a valid scan
             // hint wherever it lies.
