@@ -16,6 +16,8 @@
 //   - request_balance() only sets a flag: the benchmark runs balance() when it is set,
 //     as a work queue would, and says whether that time is counted.
 //   - a thread-local implicit scope, as a task's memalloc flags.
+//   - this_cpu() is sched_getcpu() folded into [0, cpus), as platform/host.hpp does;
+//     no this-CPU guard, so this-CPU operations are relaxed atomic RMWs (percpu.hpp).
 // Counters (pages mapped, metadata bytes) are plain integers read by the benchmark.
 #pragma once
 
@@ -23,6 +25,7 @@
 #include <pcpu/platform.hpp>
 #include <pcpu/scope.hpp>
 
+#include <sched.h>
 #include <sys/mman.h>
 
 #include <atomic>
@@ -61,6 +64,11 @@ public:
     void slow_unlock() noexcept { slow_.unlock(); }
 
     void request_balance() noexcept { balance_requested = true; }
+
+    unsigned this_cpu() noexcept {
+        const int cpu = ::sched_getcpu();
+        return cpu >= 0 ? static_cast<unsigned>(cpu) % cpus : 0;
+    }
 
     scope_token scope_apply(context c) noexcept { return scope().apply(c); }
     void scope_restore(scope_token t) noexcept { scope().restore(t); }
@@ -108,6 +116,7 @@ public:
     }
 
     bool balance_requested = false;
+    unsigned cpus = 1;                 ///< CPUs this_cpu() folds onto (set with init)
     std::size_t mapped_pages = 0;      ///< pages mapped now, all CPUs
     std::size_t peak_mapped_pages = 0; ///< high-water mark of mapped_pages
     std::size_t meta_bytes = 0;        ///< metadata bytes outstanding

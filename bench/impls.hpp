@@ -70,6 +70,7 @@ public:
         cfg.static_size = g.static_size;
         cfg.reserved_size = g.reserved_size;
         ok_ = a_->init(cfg) == pcpu::errc::ok;
+        a_->platform().cpus = cpus;
     }
     ~pcpu_impl() {
         a_->shutdown();
