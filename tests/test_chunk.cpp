@@ -361,7 +361,12 @@ TEST_CASE("small frees at block edges lengthen cross-block runs (exact chunk con
     CHECK(c.free_area(30) == 4); // [20, 34): grows across the 32 edge from block 1's side
     CHECK(CHECK_VERIFIED(c));
     CHECK(c.contig_bits() == 14);
-    CHECK(c.chunk_md().contig_hint_start == 20); // equal length, better aligned
+    // Equal length and equally aligned (20 and 60 both have 4 as lowest set bit): the
+    // contig hint stays, the new run becomes the (equal) scan hint. The free merges
+    // the one run it creates instead of walking every block.
+    CHECK(c.chunk_md().contig_hint_start == 60);
+    CHECK(c.chunk_md().scan_hint == 14);
+    CHECK(c.chunk_md().scan_hint_start == 20);
 }
 
 TEST_CASE("allocations spanning several whole blocks") {

@@ -693,32 +693,35 @@ private:
         }
         nr_empty_pop_pages_ += freed;
 
-        if (s_block != e_block || end - start == block_bits) {
-            chunk_refresh_hint(true);
-            return;
-        }
-        // The run stays within one block but may continue into a neighbour's edge
-        // run. An edge run that fills its whole block could continue further: walk.
+        // Chunk level: the new run is [s_base + start, e_base + end), extended over the
+        // neighbouring blocks' edge runs. Every other run is unchanged and the old
+        // contig run can only have been swallowed by a longer one, so merging this one
+        // run keeps the contig hint exact. Where the run reaches an entirely free
+        // neighbour it goes on through it: to the chunk's edge if the chunk's edge run
+        // (left_free/right_free, exact before this free, which cannot have touched
+        // them) begins within reach, else through each free block to the first one
+        // that is not (the kernel walks every block's metadata here instead).
+        const block_md& cm = chunk_md_;
         std::uint32_t run_s = s_base + start;
-        std::uint32_t run_e = s_base + end;
-        if (start == 0 && s_block > 0) {
-            const std::uint32_t rf = md_blocks_[s_block - 1].right_free;
-            if (rf == block_bits) {
-                chunk_refresh_hint(true);
-                return;
+        std::uint32_t run_e = e_base + end;
+        if (start == 0 && run_s != 0) {
+            if (cm.left_free >= run_s) {
+                run_s = 0;
+            } else {
+                std::uint32_t b = s_block;
+                while (b > 0 && md_blocks_[b - 1].right_free == block_bits) --b;
+                run_s = b * block_bits - (b > 0 ? md_blocks_[b - 1].right_free : 0);
             }
-            run_s -= rf;
         }
-        if (end == block_bits && s_block + 1 < nr_pages_) {
-            const std::uint32_t lf = md_blocks_[s_block + 1].left_free;
-            if (lf == block_bits) {
-                chunk_refresh_hint(true);
-                return;
+        if (end == block_bits && run_e != map_bits_) {
+            if (map_bits_ - cm.right_free <= run_e) {
+                run_e = map_bits_;
+            } else {
+                std::uint32_t b = e_block + 1;
+                while (b < nr_pages_ && md_blocks_[b].left_free == block_bits) ++b;
+                run_e = b * block_bits + (b < nr_pages_ ? md_blocks_[b].left_free : 0);
             }
-            run_e += lf;
         }
-        // Every other run is unchanged and the old contig run can only have been
-        // swallowed by a longer one, so the merge rule keeps the contig hint exact.
         block_update(chunk_md_, run_s, run_e);
     }
 
