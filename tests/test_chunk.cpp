@@ -15,6 +15,19 @@
 #include <iterator>
 #include <vector>
 
+/// CHECK_VERIFIED(c) - run c.verify(), fail the test with the report (what, index,
+/// expected, actual) if it found a mismatch; evaluates to true when the chunk is
+/// consistent, so loops can stop at the first failure.
+#define CHECK_VERIFIED(c)                                                                                      \
+    [&]() {                                                                                                    \
+        const ::pcpu::chunk_verify_report verify_report_ = (c).verify();                                       \
+        CHECK_MESSAGE(verify_report_.ok, "verify: " << (verify_report_.what ? verify_report_.what : "")        \
+                                                    << " index=" << verify_report_.index                       \
+                                                    << " expected=" << verify_report_.expected                 \
+                                                    << " actual=" << verify_report_.actual);                   \
+        return verify_report_.ok;                                                                              \
+    }()
+
 using pcpu_test::chunk_box;
 using pcpu_test::chunk_model;
 using pcpu_test::rng;
@@ -139,7 +152,7 @@ std::uint32_t random_run(const random_params& p) {
             INFO("free " << bits << " bits at " << off);
             CHECK(c.area_size(off) == bits);
             CHECK(c.free_area(off) == bits);
-            m.remove(off);
+            REQUIRE(m.remove(off));
         }
 
         if (!CHECK_VERIFIED(c)) break;
@@ -159,7 +172,7 @@ std::uint32_t random_run(const random_params& p) {
         auto it = m.live.begin();
         std::advance(it, static_cast<long>(r.below(static_cast<std::uint32_t>(m.live.size()))));
         CHECK(c.free_area(it->first) == it->second);
-        m.remove(it->first);
+        REQUIRE(m.remove(it->first));
         if (!CHECK_VERIFIED(c)) break;
     }
     CHECK(c.nr_alloc() == 0);

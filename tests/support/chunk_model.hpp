@@ -7,28 +7,17 @@
 // It answers "does an aligned fit exist?" by brute force, and "should the hint search
 // have found one?" by enumerating the runs the hints make visible (see
 // hint_visible_fit()).
+//
+// It has no doctest dependency (the allocator model in alloc_model.hpp builds on it
+// and runs inside the libFuzzer target, which has no test runner): checks return
+// bool and the caller asserts.
 #pragma once
 
 #include <pcpu/chunk.hpp>
 
-#include <doctest/doctest.h>
-
 #include <cstdint>
 #include <map>
 #include <vector>
-
-/// CHECK_VERIFIED(c) - run c.verify(), fail the test with the report (what, index,
-/// expected, actual) if it found a mismatch; evaluates to true when the chunk is
-/// consistent, so loops can stop at the first failure.
-#define CHECK_VERIFIED(c)                                                                                      \
-    [&]() {                                                                                                    \
-        const ::pcpu::chunk_verify_report verify_report_ = (c).verify();                                       \
-        CHECK_MESSAGE(verify_report_.ok, "verify: " << (verify_report_.what ? verify_report_.what : "")        \
-                                                    << " index=" << verify_report_.index                       \
-                                                    << " expected=" << verify_report_.expected                 \
-                                                    << " actual=" << verify_report_.actual);                   \
-        return verify_report_.ok;                                                                              \
-    }()
 
 namespace pcpu_test {
 
@@ -121,14 +110,28 @@ struct chunk_model {
         live[off] = bits;
         return true;
     }
-    void remove(std::uint32_t off) {
+    /// remove(off) - forget the allocation at off; false if there is none.
+    [[nodiscard]] bool remove(std::uint32_t off) {
         const auto it = live.find(off);
-        REQUIRE(it != live.end());
+        if (it == live.end()) return false;
         for (std::uint32_t i = off; i < off + it->second; ++i) {
             owner[i] = 0;
             for (auto& u : units) u[i] = poison;
         }
         live.erase(it);
+        return true;
+    }
+    /// relabel(off) - give the allocation at off a new identity, so its expected
+    /// contents change (a write by its owner); false if there is none.
+    [[nodiscard]] bool relabel(std::uint32_t off) {
+        const auto it = live.find(off);
+        if (it == live.end()) return false;
+        const std::uint32_t id = next_id++;
+        for (std::uint32_t i = off; i < off + it->second; ++i) {
+            owner[i] = id;
+            for (std::size_t cpu = 0; cpu < units.size(); ++cpu) units[cpu][i] = pattern(id, cpu, i);
+        }
+        return true;
     }
     /// contents_intact() - every live allocation still holds its pattern in every
     /// CPU's copy.
