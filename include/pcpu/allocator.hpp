@@ -1281,6 +1281,16 @@ private:
             if (own_meta_ != nullptr) platform_.free_meta(own_meta_, own_meta_bytes_);
             own_meta_ = nullptr;
         }
+        // Back to the state of a fresh object, so init() can start a new life: the
+        // first chunk is still on a slot list (init() would link it twice and corrupt
+        // the list), and the counters describe allocations that died with it.
+        first_.unlink();
+        reserved_.unlink();
+        stats_ = alloc_stats{};
+        live_bytes_ = 0;
+        nr_empty_pop_pages_ = 0;
+        nr_populated_ = 0;
+        atomic_alloc_failed_ = false;
         initialized_ = false;
     }
 
