@@ -62,3 +62,22 @@ pcpu_need_cross_tools() {
     command -v qemu-arm >/dev/null 2>&1 || missing+=(qemu-user)
     pcpu_apt_install "${missing[@]}"
 }
+
+# pcpu_clang_fuzzer_works - clang++ can build a libFuzzer target with ASan and UBSan.
+pcpu_clang_fuzzer_works() {
+    local t rc=0
+    t=$(mktemp -d)
+    printf 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }\n' >"$t/f.cpp"
+    clang++ -fsanitize=fuzzer,address,undefined "$t/f.cpp" -o "$t/f" >/dev/null 2>&1 || rc=1
+    rm -rf "$t"
+    return "$rc"
+}
+
+# pcpu_need_fuzz_tools - clang and its runtimes (compiler-rt: libFuzzer, ASan, UBSan),
+# which Debian packages per clang version.
+pcpu_need_fuzz_tools() {
+    command -v clang++ >/dev/null 2>&1 || pcpu_apt_install clang
+    if ! pcpu_clang_fuzzer_works; then
+        pcpu_apt_install "libclang-rt-$(clang++ -dumpversion | cut -d. -f1)-dev"
+    fi
+}

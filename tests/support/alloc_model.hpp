@@ -173,11 +173,15 @@ public:
         if (it == live_.end()) return "check of " + hex(h.addr()) + ", which the model does not hold";
         const chunk_entry& c = chunks_.at(it->second.key);
         for (unsigned cpu = 0; cpu < a_.nr_cpus(); ++cpu) {
+            // The expected words are laid out like the allocation: compare in one go,
+            // and locate the first bad byte only when something differs.
             const auto* q = static_cast<const unsigned char*>(a_.ptr(h, cpu));
-            for (std::size_t i = 0; i < it->second.size; ++i)
-                if (q[i] != expected_byte(c, cpu, it->second.off, i))
-                    return "contents of " + hex(h.addr()) + " (" + std::to_string(it->second.size) +
-                           " bytes) corrupted on cpu " + std::to_string(cpu) + " at byte " + std::to_string(i);
+            const auto* want = reinterpret_cast<const unsigned char*>(&c.m.units[cpu][it->second.off]);
+            if (std::memcmp(q, want, it->second.size) == 0) continue;
+            std::size_t i = 0;
+            while (q[i] == want[i]) ++i;
+            return "contents of " + hex(h.addr()) + " (" + std::to_string(it->second.size) +
+                   " bytes) corrupted on cpu " + std::to_string(cpu) + " at byte " + std::to_string(i);
         }
         return "";
     }
@@ -300,20 +304,13 @@ private:
         return "";
     }
 
-    /// expected_byte(c, cpu, off, i) - byte i of the allocation at model bit off.
-    static unsigned char expected_byte(const chunk_entry& c, unsigned cpu, std::uint32_t off, std::size_t i) {
-        const std::uint32_t w = c.m.units[cpu][off + i / word];
-        unsigned char b[word];
-        std::memcpy(b, &w, word);
-        return b[i % word];
-    }
+    /// store(h) - write the model's contents of h into every CPU's copy: the model's
+    /// per-word patterns, byte for byte as they lie in memory, cut at the size asked for.
     void store(pcpu::handle h) {
         const live_alloc& l = live_.at(h.addr());
         const chunk_entry& c = chunks_.at(l.key);
-        for (unsigned cpu = 0; cpu < a_.nr_cpus(); ++cpu) {
-            auto* q = static_cast<unsigned char*>(a_.ptr(h, cpu));
-            for (std::size_t i = 0; i < l.size; ++i) q[i] = expected_byte(c, cpu, l.off, i);
-        }
+        for (unsigned cpu = 0; cpu < a_.nr_cpus(); ++cpu)
+            std::memcpy(a_.ptr(h, cpu), &c.m.units[cpu][l.off], l.size);
     }
 
     Alloc& a_;
