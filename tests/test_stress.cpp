@@ -2,9 +2,11 @@
 // tests/test_stress.cpp - concurrency stress (suite "stress"): several threads
 // allocating and freeing with mixed contexts and scopes while each writes and checks
 // the per-CPU copies of what it owns, one thread making only atomic allocations, one
-// calling balance, all on one allocator over the sim platform (real std::mutex locks,
-// thread_local scopes) under the context checker. Every operation is followed by
-// verify().
+// calling balance, all on one allocator under the context checker. Every operation is
+// followed by verify(). Two platforms: the sim platform (real std::mutex locks,
+// thread_local scopes, misuse recorded, threads pinned to simulated CPUs) and the real
+// host platform (pcpu/platform/host.hpp: mmap reservations, mprotect population,
+// sched_getcpu).
 //
 // Checked: every operation's result is one the contract allows; a fresh allocation is
 // zero on every CPU; what a thread wrote is still there when it frees it (and at
@@ -21,6 +23,7 @@
 
 #include <pcpu/allocator.hpp>
 #include <pcpu/debug/context_checker.hpp>
+#include <pcpu/platform/host.hpp>
 #include <pcpu/scope.hpp>
 
 #include <doctest/doctest.h>
@@ -41,8 +44,34 @@ namespace {
 
 namespace ctx = pcpu::ctx;
 using sim = pcpu_test::sim_platform<12, 8>;
-using checked = pcpu::debug::context_checker<sim>;
+using host = pcpu::basic_host_platform<12, 8>;
 constexpr unsigned cpus = 4;
+
+/// platform_hooks<P> - what differs between the two platforms.
+template <class P>
+struct platform_hooks;
+template <>
+struct platform_hooks<sim> {
+    static constexpr const char* name = "sim";
+    static void quiet(sim& p) { p.set_recording(false); }
+    static void pin(unsigned cpu) { sim::set_cpu(cpu); }
+    static std::string misuse(sim& p) { return p.bugs() == 0 ? "" : p.describe_bugs(); }
+    static std::string outstanding(sim& p) { return p.leaks() ? p.describe_leaks() : ""; }
+};
+template <>
+struct platform_hooks<host> {
+    static constexpr const char* name = "host";
+    static void quiet(host& p) { p.set_warn_handler([](const char*, void*) {}); }
+    static void pin(unsigned) {} // sched_getcpu decides; workers write every CPU's copy anyway
+    static std::string misuse(host&) { return ""; }
+    static std::string outstanding(host& p) {
+        const pcpu::host_counters c = p.counters();
+        if (c.nothing_outstanding()) return "";
+        return std::to_string(c.reservations) + " reservations, " + std::to_string(c.pages) + " pages, " +
+               std::to_string(c.mapped_pages) + " mapped, " + std::to_string(c.meta_blocks) + " meta blocks, " +
+               std::to_string(c.units_blocks) + " unit blocks";
+    }
+};
 constexpr std::size_t unit = 32 * 1024;
 constexpr unsigned workers = 3;
 
@@ -69,8 +98,10 @@ struct counts {
         balances{0}, checks{0};
 };
 
-template <class Policy>
+template <class Platform, class Policy>
 struct stress {
+    using checked = pcpu::debug::context_checker<Platform>;
+    using hooks = platform_hooks<Platform>;
     using alloc_t = pcpu::allocator<checked, Policy>;
 
     std::vector<unsigned char> units_storage, meta_storage;
@@ -83,7 +114,7 @@ struct stress {
 
     stress(std::size_t ops, std::size_t seconds) : a(cpus), ops_per_worker(ops) {
         a.platform().set_violation_handler(&checked::record_only);
-        a.platform().inner().set_recording(false);
+        hooks::quiet(a.platform().inner());
         deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
         units_storage.assign(cpus * unit + alloc_t::page_size, 0xA5);
         const std::size_t reserved = 1024, static_size = Policy::creates_chunks ? unit - 8 * 1024 : 256;
@@ -182,7 +213,7 @@ struct stress {
 
     /// worker(id) - mixed contexts and scopes; frees its own allocations.
     std::string worker(unsigned id) {
-        sim::set_cpu(id % cpus);
+        hooks::pin(id % cpus);
         rng r{0x5eed0000ull + id};
         std::vector<owned> held;
         std::uint32_t tag = id << 24;
@@ -198,7 +229,7 @@ struct stress {
                 const pcpu::gfp c = contexts[r.below(4)];
                 pcpu::result<pcpu::handle> res = pcpu::errc::zero_size;
                 {
-                    pcpu::scope_guard<sim> g(a.platform().inner(), scopes[r.below(4)]);
+                    pcpu::scope_guard<Platform> g(a.platform().inner(), scopes[r.below(4)]);
                     res = reserved ? a.alloc_reserved(size, al, c) : a.alloc(size, al, c);
                 }
                 n.allocs.fetch_add(1, std::memory_order_relaxed);
@@ -229,7 +260,7 @@ struct stress {
 
     /// atomic_thread() - only atomic allocations: populated space or would_block.
     std::string atomic_thread(const std::atomic<bool>& stop) {
-        sim::set_cpu(cpus - 1);
+        hooks::pin(cpus - 1);
         rng r{0xa70a1cull};
         std::vector<owned> held;
         std::uint32_t tag = 0xAAu << 24;
@@ -292,8 +323,8 @@ struct stress {
         for (const auto& e : errors) CHECK_MESSAGE(e.empty(), e);
         INFO("checker: " << a.platform().last_violation());
         CHECK(a.platform().violations() == 0);
-        INFO("sim: " << a.platform().inner().describe_bugs());
-        CHECK(a.platform().inner().bugs() == 0);
+        const std::string misuse = hooks::misuse(a.platform().inner());
+        CHECK_MESSAGE(misuse.empty(), misuse);
         const pcpu::verify_report r = a.verify();
         char buf[200];
         INFO(r.describe(buf, sizeof buf));
@@ -304,17 +335,17 @@ struct stress {
         CHECK(a.verify().ok);
         CHECK(n.allocs.load() > 0);
         CHECK(n.frees.load() > 0);
-        std::printf("figure: stress %s: %u workers + atomic + balance threads, %llu operations (%llu allocations, "
+        std::printf("figure: stress %s on %s: %u workers + atomic + balance threads, %llu operations (%llu allocations, "
                     "%llu atomic allocations of which %llu would block, %llu frees, %llu balances, %llu content "
                     "checks) in %.1f s\n",
-                    name, workers, static_cast<unsigned long long>(n.ops.load()),
+                    name, hooks::name, workers, static_cast<unsigned long long>(n.ops.load()),
                     static_cast<unsigned long long>(n.allocs.load()), static_cast<unsigned long long>(n.atomic_allocs.load()),
                     static_cast<unsigned long long>(n.would_block.load()), static_cast<unsigned long long>(n.frees.load()),
                     static_cast<unsigned long long>(n.balances.load()), static_cast<unsigned long long>(n.checks.load()),
                     secs);
         a.shutdown();
-        INFO(a.platform().inner().describe_leaks());
-        CHECK_FALSE(a.platform().inner().leaks());
+        const std::string left = hooks::outstanding(a.platform().inner());
+        CHECK_MESSAGE(left.empty(), "outstanding after shutdown: " << left);
     }
 };
 
@@ -322,13 +353,22 @@ struct stress {
 
 TEST_SUITE("stress") {
 
-TEST_CASE_TEMPLATE("concurrency stress: mixed contexts, atomic allocations and balance in parallel", Policy,
-                   pcpu::lazy_mapped, pcpu::contiguous, pcpu::static_only) {
+template <class Platform, class Policy>
+void run_stress() {
     const std::size_t ops = env_or("PCPU_STRESS_OPS", 600);
     const std::size_t seconds = env_or("PCPU_STRESS_SECONDS", 20);
-    stress<Policy> s(ops, seconds);
-    const char* name = Policy::on_demand ? "lazy_mapped" : Policy::creates_chunks ? "contiguous" : "static_only";
-    s.run(name);
+    stress<Platform, Policy> s(ops, seconds);
+    s.run(Policy::on_demand ? "lazy_mapped" : Policy::creates_chunks ? "contiguous" : "static_only");
+}
+
+TEST_CASE_TEMPLATE("concurrency stress on the sim platform: mixed contexts, atomic allocations and balance in parallel",
+                   Policy, pcpu::lazy_mapped, pcpu::contiguous, pcpu::static_only) {
+    run_stress<sim, Policy>();
+}
+
+TEST_CASE_TEMPLATE("concurrency stress on the host platform: mixed contexts, atomic allocations and balance in parallel",
+                   Policy, pcpu::lazy_mapped, pcpu::contiguous, pcpu::static_only) {
+    run_stress<host, Policy>();
 }
 
 } // TEST_SUITE
