@@ -5,6 +5,8 @@
 // enough: write a string, and exit with a status.
 #pragma once
 
+#include <pcpu/detail/format.hpp>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -35,44 +37,31 @@ inline void write(const char* s) noexcept { semihost(sys_write0, s); }
     for (;;) __asm__ volatile("wfi"); // only without a debugger attached
 }
 
-/// line - a fixed-size line builder (no printf: it would cost more than pcpu).
+/// line - one line of output: pcpu's own fixed-buffer formatter (no printf: it would
+/// cost more than pcpu), plus right-aligned columns and the semihosting write.
 class line {
 public:
-    line& operator<<(const char* s) noexcept {
-        while (*s != '\0') put(*s++);
+    template <class T>
+    line& operator<<(T v) noexcept {
+        m_ << v;
         return *this;
     }
-    line& operator<<(std::uint32_t v) noexcept {
-        char tmp[10];
-        unsigned n = 0;
-        do {
-            tmp[n++] = static_cast<char>('0' + v % 10);
-            v /= 10;
-        } while (v != 0);
-        while (n != 0) put(tmp[--n]);
-        return *this;
-    }
-    /// pad(w) - right-align what follows to w characters (numbers in tables).
+    /// col(v, w) - v right-aligned to w characters (numbers in tables).
     line& col(std::uint32_t v, unsigned w) noexcept {
         unsigned digits = 1;
         for (std::uint32_t t = v; t >= 10; t /= 10) ++digits;
-        while (digits++ < w) put(' ');
+        while (digits++ < w) m_ << " ";
         return *this << v;
     }
     /// end() - write the line and start again.
     void end() noexcept {
-        put('\n');
-        buf_[len_] = '\0';
-        write(buf_);
-        len_ = 0;
+        m_ << "\n";
+        write(m_.c_str());
+        m_ = pcpu::detail::message<160>{};
     }
 
 private:
-    void put(char c) noexcept {
-        if (len_ + 2 < sizeof buf_) buf_[len_++] = c; // keep room for '\n' and NUL
-    }
-    char buf_[160];
-    std::size_t len_ = 0;
+    pcpu::detail::message<160> m_;
 };
 
 } // namespace fw
