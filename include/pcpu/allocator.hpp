@@ -152,8 +152,7 @@ struct verify_report {
                 m << ": " << detail.what << " at " << detail.index << ": expected " << detail.expected
                   << ", got " << detail.actual;
             else
-                m << ": expected " << static_cast<unsigned long long>(expected) << ", got "
-                  << static_cast<unsigned long long>(actual);
+                m << ": expected " << expected << ", got " << actual;
         }
         std::size_t i = 0;
         for (const char* s = m.c_str(); n != 0 && i + 1 < n && s[i] != '\0'; ++i) buf[i] = s[i];
@@ -1356,8 +1355,7 @@ private:
 
     void warn_alloc_failure(std::size_t size, std::size_t align, bool is_atomic, errc err) noexcept {
         detail::message<128> m;
-        m << "pcpu: allocation failed, size=" << static_cast<unsigned long long>(size)
-          << " align=" << static_cast<unsigned long long>(align) << " atomic=" << (is_atomic ? 1u : 0u)
+        m << "pcpu: allocation failed, size=" << size << " align=" << align << " atomic=" << (is_atomic ? 1u : 0u)
           << ": " << errc_name(err);
         warn(m.c_str());
     }

@@ -673,8 +673,8 @@ private:
     void report_depth(const char* lock, std::size_t now, std::size_t then) noexcept {
         pcpu::detail::message<message_size> m;
         m << prefix << "op_end with the " << lock << (now > then ? " still held" : " released more than taken")
-          << " (depth " << static_cast<unsigned long long>(now) << ", "
-          << static_cast<unsigned long long>(then) << " at op_begin)";
+          << " (depth " << now << ", "
+          << then << " at op_begin)";
         report(m.c_str());
     }
 

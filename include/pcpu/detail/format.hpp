@@ -17,24 +17,15 @@ public:
         for (; s != nullptr && *s != '\0'; ++s) put(*s);
         return *this;
     }
-    message& operator<<(unsigned long long v) noexcept {
-        char tmp[24];
-        std::size_t n = 0;
-        do {
-            tmp[n++] = static_cast<char>('0' + v % 10);
-            v /= 10;
-        } while (v != 0);
-        while (n != 0) put(tmp[--n]);
-        return *this;
-    }
-    message& operator<<(unsigned long v) noexcept { return *this << static_cast<unsigned long long>(v); }
-    message& operator<<(unsigned v) noexcept { return *this << static_cast<unsigned long long>(v); }
+    // Each unsigned type is formatted in its own width: on a 32-bit target a 32-bit value
+    // never pulls in the C runtime's 64-bit division.
+    message& operator<<(unsigned long long v) noexcept { return decimal(v); }
+    message& operator<<(unsigned long v) noexcept { return decimal(v); }
+    message& operator<<(unsigned v) noexcept { return decimal(v); }
     message& operator<<(int v) noexcept {
-        if (v < 0) {
-            put('-');
-            return *this << static_cast<unsigned long long>(-static_cast<long long>(v));
-        }
-        return *this << static_cast<unsigned long long>(v);
+        if (v < 0) put('-');
+        // 0u - v is |v| for every int, INT_MIN included.
+        return decimal(v < 0 ? 0u - static_cast<unsigned>(v) : static_cast<unsigned>(v));
     }
     /// hex(v) - "0x..." for addresses.
     message& hex(std::uintptr_t v) noexcept {
@@ -51,6 +42,17 @@ public:
     const char* c_str() const noexcept { return buf_; }
 
 private:
+    template <class U>
+    message& decimal(U v) noexcept {
+        char tmp[24]; // 20 digits hold any 64-bit value
+        std::size_t n = 0;
+        do {
+            tmp[n++] = static_cast<char>('0' + v % 10);
+            v /= 10;
+        } while (v != 0);
+        while (n != 0) put(tmp[--n]);
+        return *this;
+    }
     void put(char c) noexcept {
         if (len_ + 1 < N) {
             buf_[len_++] = c;
