@@ -182,6 +182,24 @@ constexpr void block_update_scan(block_md& md, std::uint32_t s, std::uint32_t e)
     detail::block_merge(md, s, e, true);
 }
 
+/// block_refresh_begin(md, use_scan) - the first step of recomputing md's contig and
+/// scan hints (pcpu_block_refresh_hint, pcpu_chunk_refresh_hint). With a scan hint
+/// (and use_scan) it becomes the contig hint and the walk need only cover what follows
+/// it: no run wholly before a scan hint is longer than it. Otherwise both hints are
+/// reset and the walk starts at first_free. Returns where the walk begins.
+constexpr std::uint32_t block_refresh_begin(block_md& md, bool use_scan) noexcept {
+    if (use_scan && md.scan_hint != 0) {
+        md.contig_hint_start = md.scan_hint_start;
+        md.contig_hint = md.scan_hint;
+        md.scan_hint = 0;
+        return md.contig_hint_start + md.contig_hint;
+    }
+    md.contig_hint_start = 0;
+    md.contig_hint = 0;
+    md.scan_hint = 0;
+    return md.first_free;
+}
+
 /// block_check_hint(md, bits, align) - pcpu_check_block_hint: true if an
 /// `align`-aligned request of `bits` fits in the contig hint run. O(1). Positions
 /// are aligned relative to the area's start, which is at least `align` aligned.

@@ -575,17 +575,7 @@ private:
     void block_refresh_hint(std::uint32_t b) noexcept {
         block_md& md = md_blocks_[b];
         const std::uint32_t base = b * block_bits;
-        std::uint32_t from;
-        if (md.scan_hint != 0) {
-            md.contig_hint_start = md.scan_hint_start;
-            md.contig_hint = md.scan_hint;
-            md.scan_hint = 0;
-            from = md.contig_hint_start + md.contig_hint;
-        } else {
-            md.contig_hint_start = 0;
-            md.contig_hint = 0;
-            from = md.first_free;
-        }
+        const std::uint32_t from = block_refresh_begin(md, true);
         std::size_t rs = 0, re = 0;
         for (std::size_t f = base + from; bitmap::next_clear_region(alloc_map_, base + block_bits, f, rs, re); f = re)
             block_update(md, u32(rs) - base, u32(re) - base);
@@ -599,18 +589,7 @@ private:
     /// full_scan, a chunk scan hint is promoted and only what follows it is walked.
     void chunk_refresh_hint(bool full_scan) noexcept {
         block_md& cm = chunk_md_;
-        std::uint32_t from;
-        if (!full_scan && cm.scan_hint != 0) {
-            cm.contig_hint_start = cm.scan_hint_start;
-            cm.contig_hint = cm.scan_hint;
-            cm.scan_hint = 0;
-            from = cm.contig_hint_start + cm.contig_hint;
-        } else {
-            cm.contig_hint_start = 0;
-            cm.contig_hint = 0;
-            cm.scan_hint = 0;
-            from = cm.first_free;
-        }
+        const std::uint32_t from = block_refresh_begin(cm, !full_scan);
         if (from >= map_bits_) return;
 
         const std::uint32_t first_block = from / block_bits;
