@@ -189,6 +189,12 @@ public:
     allocator(const allocator&) = delete;
     allocator& operator=(const allocator&) = delete;
 
+    /// max_meta_align() - the largest `align` pcpu ever passes to alloc_meta() (a chunk's
+    /// struct and bitmaps; the page array asks for less): what a platform heap must honour.
+    static constexpr std::size_t max_meta_align() noexcept {
+        return alignof(chunk_node) > meta_align ? alignof(chunk_node) : meta_align;
+    }
+
     /// first_chunk_meta_bytes(unit_size, static_size, reserved_size) - metadata the
     /// first (and reserved) chunk need: size of first_chunk_config::meta.
     static constexpr std::size_t first_chunk_meta_bytes(std::size_t unit_size, std::size_t static_size,
@@ -953,8 +959,7 @@ private:
     template <class Pol = Populate>
     chunk_node* create_chunk(context ctx) noexcept {
         const std::size_t bytes = node_bytes() + chunk_type::meta_bytes(layout_.unit_pages);
-        constexpr std::size_t align = alignof(chunk_node) > meta_align ? alignof(chunk_node) : meta_align;
-        void* mem = platform_.alloc_meta(bytes, align, ctx);
+        void* mem = platform_.alloc_meta(bytes, max_meta_align(), ctx);
         if (mem == nullptr) return nullptr;
         auto* c = new (mem) chunk_node;
         c->map.init(static_cast<unsigned char*>(mem) + node_bytes(), layout_.unit_pages);
