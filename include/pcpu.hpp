@@ -8,3 +8,4 @@
 #include "pcpu/counter.hpp"
 #include "pcpu/percpu.hpp"
 #include "pcpu/static_var.hpp"
+#include "pcpu/version.hpp"

@@ -40,6 +40,11 @@ pcpu_setup() {
     fi
 }
 
+# pcpu_need_cmake - cmake, for the CMake consumer stage of scripts/test.
+pcpu_need_cmake() {
+    command -v cmake >/dev/null 2>&1 || pcpu_apt_install cmake
+}
+
 # pcpu_need_cross_tools - the ARM cross toolchains and QEMU for scripts/test's cross
 # stages: Cortex-M4 firmware under qemu-system-arm, the armhf suite under qemu-arm.
 # The firmware itself links no C or C++ runtime (headers only); the newlib C++ library
