@@ -170,7 +170,7 @@ using identity_t = typename type_identity<T>::type;
 /// lock_free<T> - loads and stores of T are single instructions here. 64-bit values
 /// on a Cortex-M are not: there a guard, not an atomic, protects them.
 template <class T>
-inline constexpr bool lock_free = __atomic_always_lock_free(sizeof(T), 0);
+inline constexpr bool lock_free = __atomic_always_lock_free(sizeof(T), nullptr);
 
 // Relaxed accesses where the machine has them, so that a copy read from another CPU
 // while its owner writes it is a race on a value, not undefined behaviour.
