@@ -34,11 +34,14 @@ int main() {
         h = a.alloc(16 * 1024, 64, pcpu::ctx::noio); // new chunk, page array, pages, map
     }
     if (!h) return 1;
+    // Each line: the widest context that callback ever received, by preset name where
+    // it is one (noio = may block, no IO, no FS), with its flags.
     auto show = [](const char* what, unsigned calls, pcpu::gfp widest) {
         char buf[64];
-        std::printf("%-20s %2u calls, widest context %-6s %s\n", what, calls,
+        const char* preset = pcpu::ctx::preset_name(widest);
+        std::printf("%-20s %2u calls, widest context %-6s (%s) %s\n", what, calls, preset != nullptr ? preset : "-",
                     pcpu::context_traits<pcpu::gfp>::describe(widest, buf, sizeof buf),
-                    pcpu::within(widest, pcpu::ctx::noio) ? "(within noio)" : "(WIDER than noio)");
+                    pcpu::within(widest, pcpu::ctx::noio) ? "within noio" : "WIDER than noio");
     };
     for (callback k : {callback::alloc_meta, callback::reserve, callback::alloc_pages, callback::map})
         show(pcpu::debug::callback_name(k), a.platform().calls(k), a.platform().widest(k));

@@ -35,6 +35,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -101,8 +102,13 @@ int main(int argc, char** argv) {
         } else if (std::strcmp(argv[i], "--simulate") == 0 && i + 1 < argc) {
             simulate = static_cast<unsigned>(std::strtoul(argv[++i], nullptr, 10));
         } else {
-            std::fprintf(stderr, "usage: %s [--events N] [--simulate CPUS]\n", argv[0]);
-            return 2;
+            const bool help = std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0;
+            std::fprintf(help ? stdout : stderr,
+                         "usage: %s [--events N] [--simulate CPUS]\n"
+                         "  --events N       events per thread (default 500000)\n"
+                         "  --simulate CPUS  do not pin: CPUS logical CPUs, one thread each\n",
+                         argv[0]);
+            return help ? 0 : 2;
         }
     }
 
@@ -131,7 +137,8 @@ int main(int argc, char** argv) {
         if (can_pin) {
             nr_cpus = static_cast<unsigned>(os_cpus.size());
             for (unsigned i = 0; i < nr_cpus; ++i) os_to_logical[os_cpus[i]] = static_cast<int>(i);
-            std::printf("pinning one thread to each of %u CPUs\n", nr_cpus);
+            if (nr_cpus == 1) std::printf("pinning one thread to the only CPU this process may use\n");
+            else std::printf("pinning one thread to each of %u CPUs\n", nr_cpus);
         } else {
             simulated = true;
             nr_cpus = os_cpus.size() < 2 ? 2 : static_cast<unsigned>(os_cpus.size());
@@ -192,9 +199,13 @@ int main(int argc, char** argv) {
     for (auto& th : threads) th.join();
 
     // The per-core table.
+    std::printf("Latencies are synthetic: each thread draws them from a fixed-seed generator (1 to\n"
+                "65536 ns), so they differ between cores and repeat from run to run; the counts are real.\n"
+                "events: this core's count; delta: its counter delta not yet folded into the shared\n"
+                "count; min-lat: smallest latency seen (ns); then the latency histogram (ns buckets).\n\n");
     std::printf(" core  os-cpu      events  delta  min-lat");
-    for (unsigned b = 0; b < nr_buckets; ++b) std::printf("  <4^%u", b + 1);
-    std::printf("\n");
+    for (unsigned b = 0; b + 1 < nr_buckets; ++b) std::printf(" %6s", ("<" + std::to_string(1u << (2 * (b + 1)))).c_str());
+    std::printf(" %6s\n", (">=" + std::to_string(1u << (2 * (nr_buckets - 1)))).c_str());
     std::uint64_t table_total = 0, hist_total = 0;
     for (unsigned cpu = 0; cpu < nr_cpus; ++cpu) {
         const std::uint64_t n = pcpu::per_cpu(ev, cpu);

@@ -83,6 +83,9 @@ def main():
     qemu, good, fault = sys.argv[1:4]
     failed = False
     for name, elf, checker in (('firmware', good, check_good), ('planted-bug firmware', fault, check_fault)):
+        if checker is check_fault:
+            print('run_qemu.py: next, the planted-bug image: its FAIL lines and exit status 3 are '
+                  'EXPECTED (they prove a failing firmware fails this test)', flush=True)
         status, out = run(qemu, elf)
         errors = ['timed out after 60 s'] if status is None else checker(status, out)
         for e in errors:

@@ -61,6 +61,13 @@ inline constexpr gfp noio{gfp::may_block};
 inline constexpr gfp nowait{gfp::nowarn};
 /// GFP_ATOMIC: may not block; failure is reported.
 inline constexpr gfp atomic{0};
+
+/// preset_name(c) - "full", "nofs", "noio", "nowait" or "atomic" when c is exactly that
+/// preset; nullptr otherwise (context_traits<gfp>::describe() names any context).
+constexpr const char* preset_name(gfp c) noexcept {
+    return c == full ? "full" : c == nofs ? "nofs" : c == noio ? "noio" : c == nowait ? "nowait"
+         : c == atomic ? "atomic" : nullptr;
+}
 } // namespace ctx
 
 /// context_traits<Ctx> - the customization point that lets a platform bring its own
