@@ -6,6 +6,7 @@
 // Small pages make block boundaries dense: basic_chunk<7> has 32-bit blocks,
 // basic_chunk<8> 64-bit blocks; basic_chunk<12> is the Linux geometry (1024 bits).
 #include "support/chunk_model.hpp"
+#include "support/test_scale.hpp"
 
 #include <pcpu/chunk.hpp>
 
@@ -100,7 +101,7 @@ std::uint32_t random_run(const random_params& p) {
     }
     if (!CHECK_VERIFIED(c)) return aligned_misses;
 
-    for (int op = 0; op < p.ops; ++op) {
+    for (int op = 0, ops = pcpu_test::scaled(p.ops); op < ops; ++op) {
         INFO("op " << op);
         const std::uint32_t k = r.below(100);
         const bool mostly_free = c.free_bits() * 10 > c.map_bits() * 4;

@@ -5,6 +5,7 @@
 // where libFuzzer does not. The seed is printed with a failure and replays anywhere:
 // the bytes come from the deterministic splitmix64 in chunk_model.hpp.
 #include "fuzz/driver.hpp"
+#include "support/test_scale.hpp"
 
 #include <doctest/doctest.h>
 
@@ -29,17 +30,18 @@ TEST_SUITE("model") {
 
 TEST_CASE("random operation sequences agree with the model, for every policy and CPU count") {
     pcpu_fuzz::totals t;
+    const std::uint64_t seeds = pcpu_test::scaled(std::uint64_t{25});
     for (std::uint8_t head = 0; head < 12; ++head) { // 3 policies x 1..4 CPUs
-        for (std::uint64_t seed = 1; seed <= 25; ++seed) {
+        for (std::uint64_t seed = 1; seed <= seeds; ++seed) {
             const std::vector<std::uint8_t> in = random_input(seed * 1000 + head, head);
             const std::string err = pcpu_fuzz::run_input(in.data(), in.size(), t);
             INFO("head " << unsigned(head) << ", seed " << seed * 1000 + head);
             CHECK_MESSAGE(err.empty(), err);
         }
     }
-    CHECK(t.inputs == 300);
-    CHECK(t.ops > 10000);
-    CHECK(t.frees > 1000);
+    CHECK(t.inputs == 12 * seeds);
+    CHECK(t.ops > 400 * seeds);
+    CHECK(t.frees > 40 * seeds);
     CHECK(t.faults_injected > 0);
     std::printf("figure: model: %llu random inputs, %llu operations, %llu allocations (%llu failed), %llu frees, "
                 "%llu bad frees, %llu balances, %llu faults injected\n",
