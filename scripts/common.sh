@@ -30,6 +30,16 @@ pcpu_need_host_tools() {
     pcpu_apt_install "${missing[@]}"
 }
 
+# pcpu_need_test_tools - what scripts/test needs beyond the host tools: cmake (CMake
+# consumers), doxygen (the API reference check), clang (warnings stage).
+pcpu_need_test_tools() {
+    local missing=()
+    command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+    command -v doxygen >/dev/null 2>&1 || missing+=(doxygen)
+    command -v clang++ >/dev/null 2>&1 || missing+=(clang)
+    pcpu_apt_install "${missing[@]}"
+}
+
 # pcpu_setup builddir [meson options...] - configure (or reconfigure) a build dir.
 pcpu_setup() {
     local dir=$1; shift
@@ -38,11 +48,6 @@ pcpu_setup() {
     else
         meson setup "$dir" "$@" >/dev/null
     fi
-}
-
-# pcpu_need_cmake - cmake, for the CMake consumer stage of scripts/test.
-pcpu_need_cmake() {
-    command -v cmake >/dev/null 2>&1 || pcpu_apt_install cmake
 }
 
 # pcpu_need_cross_tools - the ARM cross toolchains and QEMU for scripts/test's cross
