@@ -16,13 +16,15 @@
 //
 // The first chunk lives in storage the caller declares (no heap):
 //
-//     unit:  < static | reserved | dynamic ............................ >
-//              copied    served only to   served to alloc(); the first
-//              image     alloc_reserved() chunk on the slot lists
+//     unit:  < static | reserved | dynamic .................... | tail >
+//              copied    served only to   served to alloc(); the   unused
+//              image     alloc_reserved() first chunk on the       (dyn_size)
+//                                         slot lists
 //
-// The static and reserved parts are hidden from the dynamic chunk's bitmap (and the
-// static and dynamic parts from the reserved chunk's), as the kernel's
-// pcpu_alloc_first_chunk() does, so the same bitmap allocator serves both.
+// The static and reserved parts (and the tail past dyn_size) are hidden from the
+// dynamic chunk's bitmap (and the static and dynamic parts from the reserved chunk's),
+// as the kernel's pcpu_alloc_first_chunk() does, so the same bitmap allocator serves
+// both.
 //
 // Chunks sit on slot lists indexed by their largest free region (contig hint), so the
 // search visits the fullest chunks that can still fit first: that keeps fragmentation
@@ -81,6 +83,12 @@ struct first_chunk_config {
     const void* static_image = nullptr;
     /// bytes after the static area served only by alloc_reserved() (rounded up to 4).
     std::size_t reserved_size = 0;
+    /// bytes after the reserved area served by alloc() from the first chunk (rounded up
+    /// to 4); 0: to the end of the unit. The unit's tail past static + reserved +
+    /// dynamic stays hidden, as in Linux's boot layout (s185560 r0 d31528 u1048576,
+    /// whose 2 MiB boot atoms leave most of each unit unused). Dynamic chunks always
+    /// span whole units.
+    std::size_t dyn_size = 0;
     /// metadata storage for the first (and reserved) chunk:
     /// allocator::first_chunk_meta_bytes(unit_size, static_size, reserved_size) bytes
     /// aligned to allocator::meta_align. Never freed by pcpu. With a policy that creates
@@ -191,11 +199,14 @@ public:
 
     /// first_chunk_meta_bytes(unit_size, static_size, reserved_size) - metadata the
     /// first (and reserved) chunk need: size of first_chunk_config::meta.
+    /// A first chunk with a dyn_size needs less: pass it as dyn_size (0: to the end).
     static constexpr std::size_t first_chunk_meta_bytes(std::size_t unit_size, std::size_t static_size,
-                                                        std::size_t reserved_size) noexcept {
+                                                        std::size_t reserved_size,
+                                                        std::size_t dyn_size = 0) noexcept {
         const std::size_t s = round_up(static_size, min_alloc_size);
         const std::size_t r = round_up(reserved_size, min_alloc_size);
-        std::size_t bytes = round_up(chunk_type::meta_bytes(region_pages(s + r, unit_size)), meta_align);
+        const std::size_t end = first_chunk_end(unit_size, s + r, dyn_size);
+        std::size_t bytes = round_up(chunk_type::meta_bytes(region_pages(s + r, end)), meta_align);
         if (r != 0) bytes += round_up(chunk_type::meta_bytes(region_pages(s, s + r)), meta_align);
         return bytes;
     }
@@ -206,26 +217,28 @@ public:
     /// Returns errc::ok, or errc::bad_config (nothing changed) if: already initialised;
     /// nr_cpus is 0 or above max_cpus; unit_size is 0, not a page multiple or above
     /// max_unit_size; units is null or not page aligned; static + reserved leave no
-    /// dynamic space; meta is misaligned, smaller than first_chunk_meta_bytes(), or null
-    /// under static_only. out_of_memory if pcpu had to allocate the metadata and could not.
+    /// dynamic space; dyn_size does not fit in the unit after them; meta is misaligned,
+    /// smaller than first_chunk_meta_bytes(), or null under static_only. out_of_memory if pcpu had to allocate the metadata and could not.
     errc init(const first_chunk_config& cfg) noexcept {
         const std::size_t s = round_up(cfg.static_size, min_alloc_size);
         const std::size_t r = round_up(cfg.reserved_size, min_alloc_size);
         const auto units = reinterpret_cast<std::uintptr_t>(cfg.units);
         if (initialized_ || cfg.nr_cpus == 0 || cfg.nr_cpus > max_cpus || cfg.unit_size == 0 ||
             cfg.unit_size % page_size != 0 || cfg.unit_size > max_unit_size || units == 0 ||
-            units % page_size != 0 || s + r >= cfg.unit_size ||
+            units % page_size != 0 || s + r >= cfg.unit_size || cfg.dyn_size > cfg.unit_size - (s + r) ||
             (cfg.meta == nullptr && !Populate::creates_chunks) ||
             reinterpret_cast<std::uintptr_t>(cfg.meta) % meta_align != 0 ||
             (cfg.meta != nullptr &&
-             cfg.meta_size < first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size)))
+             cfg.meta_size <
+                 first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size)))
             return errc::bad_config;
+        const std::size_t end = first_chunk_end(cfg.unit_size, s + r, cfg.dyn_size);
 
         void* meta_storage = cfg.meta;
         if (meta_storage == nullptr) {
             // First-chunk setup asks with the full context on purpose: it runs once, at
             // start-up, before any caller can hold a lock that reclaim might need.
-            own_meta_bytes_ = first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size);
+            own_meta_bytes_ = first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size);
             op_bracket op(platform_, ctx_traits::full());
             if constexpr (Populate::creates_chunks)
                 meta_storage = own_meta_ = platform_.alloc_meta(own_meta_bytes_, meta_align, ctx_traits::full());
@@ -236,6 +249,7 @@ public:
         unit_size_ = cfg.unit_size;
         static_size_ = s;
         reserved_size_ = r;
+        first_end_ = end;
         for (unsigned cpu = 0; cpu < max_cpus; ++cpu)
             cpu_offsets_[cpu] = cpu < nr_cpus_ ? cpu * unit_size_ : 0;
 
@@ -261,13 +275,14 @@ public:
         layout_.page_size = page_size;
 
         auto* meta = static_cast<unsigned char*>(meta_storage);
-        build_first_chunk(first_, chunk_kind::first, units, s + r, unit_size_, meta);
+        build_first_chunk(first_, chunk_kind::first, units, s + r, end, meta);
         meta += round_up(chunk_type::meta_bytes(first_.map.nr_pages()), meta_align);
         if (r != 0) build_first_chunk(reserved_, chunk_kind::reserved, units, s, s + r, meta);
 
         // The first chunk's pages are all populated and stay so (it is immutable); count
-        // them once, as the kernel's pcpu_nr_populated does, over the whole unit prefix.
-        nr_populated_ = region_pages(0, unit_size_);
+        // them once, as the kernel's pcpu_nr_populated does, over the unit prefix it
+        // uses (the hidden tail past dyn_size is not pcpu's).
+        nr_populated_ = region_pages(0, first_end_);
         nr_empty_pop_pages_ = first_.map.nr_empty_pop_pages();
         insert_chunk(first_);
         stats_.min_alloc_size = unit_size_;
@@ -422,7 +437,7 @@ public:
         s.unit_size = unit_size_;
         s.static_size = static_size_;
         s.reserved_size = reserved_size_;
-        s.dynamic_size = unit_size_ - static_size_ - reserved_size_;
+        s.dynamic_size = first_end_ - static_size_ - reserved_size_;
         return s;
     }
 
@@ -488,7 +503,7 @@ public:
             return true;
         };
 
-        std::size_t live_bits = 0, empty_pages = 0, populated = region_pages(0, unit_size_);
+        std::size_t live_bits = 0, empty_pages = 0, populated = region_pages(0, first_end_);
         std::uint32_t nr_alloc = 0, nr_chunks = 0;
         if (reserved_size_ != 0) {
             if (!check_chunk(reserved_)) return rep;
@@ -560,6 +575,12 @@ private:
     };
 
     static constexpr std::size_t round_up(std::size_t v, std::size_t a) noexcept { return (v + a - 1) / a * a; }
+    /// first_chunk_end(unit, head, dyn) - end of the first chunk's dynamic area: head
+    /// (static + reserved, rounded) plus dyn rounded up to 4, or the unit's end for 0.
+    /// init() has checked dyn <= unit - head, so nothing overflows.
+    static constexpr std::size_t first_chunk_end(std::size_t unit, std::size_t head, std::size_t dyn) noexcept {
+        return dyn == 0 || dyn > unit - head ? unit : head + round_up(dyn, min_alloc_size);
+    }
     /// region_pages(begin, end) - pages a chunk needs to cover unit bytes [begin, end).
     static constexpr std::uint32_t region_pages(std::size_t begin, std::size_t end) noexcept {
         return static_cast<std::uint32_t>(round_up(end, page_size) / page_size - begin / page_size);
@@ -1366,6 +1387,7 @@ private:
     std::size_t unit_size_ = 0;
     std::size_t static_size_ = 0;
     std::size_t reserved_size_ = 0;
+    std::size_t first_end_ = 0; // end of the first chunk's dynamic area (unit bytes)
     std::uintptr_t unit0_ = 0;
     std::uintptr_t cpu_offsets_[max_cpus] = {};
 
