@@ -121,7 +121,7 @@ std::vector<cycle> run_cycles(Setup& s, const std::vector<std::uint32_t>& sizes,
         pcpu::debug::find_fit_counters = {};
         for (std::size_t i = 0; i < sizes.size(); ++i) {
             const pcpu::result<pcpu::handle> r = a.alloc(sizes[i], 8, ctx::full);
-            REQUIRE(r.ok());
+            if (!r.ok()) REQUIRE_MESSAGE(false, "cycle " << k << ", allocation " << i << ": " << pcpu::errc_name(r.error()));
             live[i] = r.value();
             s.balance_if_requested();
             if (i % verify_every == 0) CHECK_VERIFIED(a);
@@ -134,7 +134,8 @@ std::vector<cycle> run_cycles(Setup& s, const std::vector<std::uint32_t>& sizes,
         if (o == order::shuffled)
             for (std::size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[rng.next() % i]);
         for (std::size_t i = 0; i < idx.size(); ++i) {
-            REQUIRE(a.free(live[idx[i]]) == pcpu::errc::ok);
+            const pcpu::errc e = a.free(live[idx[i]]);
+            if (e != pcpu::errc::ok) REQUIRE_MESSAGE(false, "cycle " << k << ", free " << i << ": " << pcpu::errc_name(e));
             s.balance_if_requested();
             if (i % verify_every == 0) CHECK_VERIFIED(a);
         }
@@ -185,7 +186,7 @@ std::vector<std::uint32_t> workload(std::uint32_t size, std::size_t n) {
 std::size_t objects_per_cycle(std::uint32_t size, std::size_t capacity) {
     const std::size_t bytes = size == 0 ? 85 : size; // the mix's mean
     std::size_t n = 256 * 1024 / bytes;
-    if (n > 6000) n = 6000;
+    if (n > 3000) n = 3000;
     if (n < 300) n = 300;
     if (n * bytes > capacity) n = capacity / bytes;
     return n;
