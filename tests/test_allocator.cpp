@@ -80,6 +80,61 @@ TEST_CASE("init rejects impossible geometry and leaves the allocator unusable") 
     CHECK_VERIFIED(s.alloc);
 }
 
+TEST_CASE("dyn_size: the first chunk ends where it says, the unit's tail stays hidden") {
+    // Linux's boot layout, at 64 KiB units: static 29,912, reserved 0, dynamic 31,528.
+    setup_t s(2, 64 * 1024, 29912, 0);
+    pcpu::first_chunk_config good = s.cfg;
+    auto rejects = [&](pcpu::first_chunk_config c) {
+        alloc_t a;
+        CHECK(a.init(c) == pcpu::errc::bad_config);
+        CHECK_FALSE(a.initialized());
+    };
+    auto c = good; c.dyn_size = 64 * 1024 - 29912 + 1; rejects(c); // past the unit's end
+    c = good; c.dyn_size = static_cast<std::size_t>(-1); rejects(c); // no overflow in the check
+    c = good; c.dyn_size = static_cast<std::size_t>(-3); rejects(c); // nor in its rounding
+    // The metadata it needs is smaller than the whole unit's, and checked against it.
+    CHECK(alloc_t::first_chunk_meta_bytes(64 * 1024, 29912, 0, 31528) <=
+          alloc_t::first_chunk_meta_bytes(64 * 1024, 29912, 0));
+    c = good; c.dyn_size = 31528;
+    c.meta_size = alloc_t::first_chunk_meta_bytes(64 * 1024, 29912, 0, 31528) - 1; rejects(c);
+
+    s.cfg.dyn_size = 31528;
+    s.cfg.meta_size = alloc_t::first_chunk_meta_bytes(64 * 1024, 29912, 0, 31528);
+    REQUIRE(s.init() == pcpu::errc::ok);
+    auto& a = s.alloc;
+    CHECK_VERIFIED(a);
+    const pcpu::alloc_stats st = a.stats();
+    CHECK(st.dynamic_size == 31528);
+    CHECK(st.nr_populated_pages == 15); // (29,912 + 31,528) / 4 KiB rounded up
+    a.for_each_chunk([&](const pcpu::chunk_stats& cs) {
+        CHECK(cs.nr_pages == 8);
+        CHECK(cs.free_bytes == 31528);
+        CHECK(cs.contig_bytes == 31528);
+    });
+    CHECK(a.alloc(31528 + 4, 4, full).error() == pcpu::errc::no_space);
+    auto h = a.alloc(31528, 4, full);
+    REQUIRE(h.ok());
+    CHECK_VERIFIED(a);
+    CHECK(s.in_unit(a.ptr(h.value(), 1), 1, 29912, 29912 + 31528));
+    CHECK(a.alloc(4, 4, full).error() == pcpu::errc::no_space);
+    // The tail is no allocation.
+    CHECK(a.free(pcpu::handle(reinterpret_cast<std::uintptr_t>(s.cfg.units) + 29912 + 31528)) ==
+          pcpu::errc::invalid_pointer);
+    CHECK(a.free(h.value()) == pcpu::errc::ok);
+    CHECK_VERIFIED(a);
+
+    // dyn_size rounded up to 4 and exactly to the unit's end are accepted.
+    setup_t t(1, 16 * 1024, 100, 0);
+    t.cfg.dyn_size = 16 * 1024 - 100;
+    REQUIRE(t.init() == pcpu::errc::ok);
+    CHECK(t.alloc.stats().dynamic_size == 16 * 1024 - 100);
+    setup_t u(1, 16 * 1024, 100, 0);
+    u.cfg.dyn_size = 1001;
+    REQUIRE(u.init() == pcpu::errc::ok);
+    CHECK(u.alloc.stats().dynamic_size == 1004);
+    CHECK_VERIFIED(u.alloc);
+}
+
 TEST_CASE("static image is copied to every CPU and reachable through the same pointer math") {
     unsigned char image[100];
     for (unsigned i = 0; i < sizeof image; ++i) image[i] = static_cast<unsigned char>(i + 1);

@@ -16,13 +16,15 @@
 //
 // The first chunk lives in storage the caller declares (no heap):
 //
-//     unit:  < static | reserved | dynamic ............................ >
-//              copied    served only to   served to alloc(); the first
-//              image     alloc_reserved() chunk on the slot lists
+//     unit:  < static | reserved | dynamic .................... | tail >
+//              copied    served only to   served to alloc(); the   unused
+//              image     alloc_reserved() first chunk on the       (dyn_size)
+//                                         slot lists
 //
-// The static and reserved parts are hidden from the dynamic chunk's bitmap (and the
-// static and dynamic parts from the reserved chunk's), as the kernel's
-// pcpu_alloc_first_chunk() does, so the same bitmap allocator serves both.
+// The static and reserved parts (and the tail past dyn_size) are hidden from the
+// dynamic chunk's bitmap (and the static and dynamic parts from the reserved chunk's),
+// as the kernel's pcpu_alloc_first_chunk() does, so the same bitmap allocator serves
+// both.
 //
 // Chunks sit on slot lists indexed by their largest free region (contig hint), so the
 // search visits the fullest chunks that can still fit first: that keeps fragmentation
@@ -81,6 +83,12 @@ struct first_chunk_config {
     const void* static_image = nullptr;
     /// bytes after the static area served only by alloc_reserved() (rounded up to 4).
     std::size_t reserved_size = 0;
+    /// bytes after the reserved area served by alloc() from the first chunk (rounded up
+    /// to 4); 0: to the end of the unit. The unit's tail past static + reserved +
+    /// dynamic stays hidden, as in Linux's boot layout (s185560 r0 d31528 u1048576,
+    /// whose 2 MiB boot atoms leave most of each unit unused). Dynamic chunks always
+    /// span whole units.
+    std::size_t dyn_size = 0;
     /// metadata storage for the first (and reserved) chunk:
     /// allocator::first_chunk_meta_bytes(unit_size, static_size, reserved_size) bytes
     /// aligned to allocator::meta_align. Never freed by pcpu. With a policy that creates
@@ -197,11 +205,14 @@ public:
 
     /// first_chunk_meta_bytes(unit_size, static_size, reserved_size) - metadata the
     /// first (and reserved) chunk need: size of first_chunk_config::meta.
+    /// A first chunk with a dyn_size needs less: pass it as dyn_size (0: to the end).
     static constexpr std::size_t first_chunk_meta_bytes(std::size_t unit_size, std::size_t static_size,
-                                                        std::size_t reserved_size) noexcept {
+                                                        std::size_t reserved_size,
+                                                        std::size_t dyn_size = 0) noexcept {
         const std::size_t s = round_up(static_size, min_alloc_size);
         const std::size_t r = round_up(reserved_size, min_alloc_size);
-        std::size_t bytes = round_up(chunk_type::meta_bytes(region_pages(s + r, unit_size)), meta_align);
+        const std::size_t end = first_chunk_end(unit_size, s + r, dyn_size);
+        std::size_t bytes = round_up(chunk_type::meta_bytes(region_pages(s + r, end)), meta_align);
         if (r != 0) bytes += round_up(chunk_type::meta_bytes(region_pages(s, s + r)), meta_align);
         return bytes;
     }
@@ -212,26 +223,28 @@ public:
     /// Returns errc::ok, or errc::bad_config (nothing changed) if: already initialised;
     /// nr_cpus is 0 or above max_cpus; unit_size is 0, not a page multiple or above
     /// max_unit_size; units is null or not page aligned; static + reserved leave no
-    /// dynamic space; meta is misaligned, smaller than first_chunk_meta_bytes(), or null
-    /// under static_only. out_of_memory if pcpu had to allocate the metadata and could not.
+    /// dynamic space; dyn_size does not fit in the unit after them; meta is misaligned,
+    /// smaller than first_chunk_meta_bytes(), or null under static_only. out_of_memory if pcpu had to allocate the metadata and could not.
     errc init(const first_chunk_config& cfg) noexcept {
         const std::size_t s = round_up(cfg.static_size, min_alloc_size);
         const std::size_t r = round_up(cfg.reserved_size, min_alloc_size);
         const auto units = reinterpret_cast<std::uintptr_t>(cfg.units);
         if (initialized_ || cfg.nr_cpus == 0 || cfg.nr_cpus > max_cpus || cfg.unit_size == 0 ||
             cfg.unit_size % page_size != 0 || cfg.unit_size > max_unit_size || units == 0 ||
-            units % page_size != 0 || s + r >= cfg.unit_size ||
+            units % page_size != 0 || s + r >= cfg.unit_size || cfg.dyn_size > cfg.unit_size - (s + r) ||
             (cfg.meta == nullptr && !Populate::creates_chunks) ||
             reinterpret_cast<std::uintptr_t>(cfg.meta) % meta_align != 0 ||
             (cfg.meta != nullptr &&
-             cfg.meta_size < first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size)))
+             cfg.meta_size <
+                 first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size)))
             return errc::bad_config;
+        const std::size_t end = first_chunk_end(cfg.unit_size, s + r, cfg.dyn_size);
 
         void* meta_storage = cfg.meta;
         if (meta_storage == nullptr) {
             // First-chunk setup asks with the full context on purpose: it runs once, at
             // start-up, before any caller can hold a lock that reclaim might need.
-            own_meta_bytes_ = first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size);
+            own_meta_bytes_ = first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size);
             op_bracket op(platform_, ctx_traits::full());
             if constexpr (Populate::creates_chunks)
                 meta_storage = own_meta_ = platform_.alloc_meta(own_meta_bytes_, meta_align, ctx_traits::full());
@@ -242,6 +255,7 @@ public:
         unit_size_ = cfg.unit_size;
         static_size_ = s;
         reserved_size_ = r;
+        first_end_ = end;
         for (unsigned cpu = 0; cpu < max_cpus; ++cpu)
             cpu_offsets_[cpu] = cpu < nr_cpus_ ? cpu * unit_size_ : 0;
 
@@ -267,13 +281,14 @@ public:
         layout_.page_size = page_size;
 
         auto* meta = static_cast<unsigned char*>(meta_storage);
-        build_first_chunk(first_, chunk_kind::first, units, s + r, unit_size_, meta);
+        build_first_chunk(first_, chunk_kind::first, units, s + r, end, meta);
         meta += round_up(chunk_type::meta_bytes(first_.map.nr_pages()), meta_align);
         if (r != 0) build_first_chunk(reserved_, chunk_kind::reserved, units, s, s + r, meta);
 
         // The first chunk's pages are all populated and stay so (it is immutable); count
-        // them once, as the kernel's pcpu_nr_populated does, over the whole unit prefix.
-        nr_populated_ = region_pages(0, unit_size_);
+        // them once, as the kernel's pcpu_nr_populated does, over the unit prefix it
+        // uses (the hidden tail past dyn_size is not pcpu's).
+        nr_populated_ = region_pages(0, first_end_);
         nr_empty_pop_pages_ = first_.map.nr_empty_pop_pages();
         insert_chunk(first_);
         stats_.min_alloc_size = unit_size_;
@@ -378,13 +393,26 @@ public:
             // platform makes without a context argument sees it.
             optional_scope scope(platform_, eff);
             slow_guard slow(platform_, true);
+            std::uint64_t ops_before;
+            {
+                index_guard<Platform> guard(platform_);
+                ops_before = ops_seen();
+            }
             balance_free(false);
             if constexpr (Populate::on_demand) {
                 isolate_surplus();
                 reclaim_populated();
+                // Reclaim puts the chunks it emptied on the free list: the spare rule
+                // again before the reserve is refilled, so that the refill goes to the
+                // spare rather than into a chunk that is then kept beside it.
+                balance_free(false);
             }
             const errc err = balance_populated(ctx_traits::for_backing(eff));
             balance_free(true);
+            index_guard<Platform> guard(platform_);
+            // A balance that completed with no operation in between leaves the lists
+            // settled; verify() checks what that promises.
+            settled_ops_ = err == errc::ok && ops_seen() == ops_before ? ops_before : no_ops;
             return err;
         }
     }
@@ -428,7 +456,7 @@ public:
         s.unit_size = unit_size_;
         s.static_size = static_size_;
         s.reserved_size = reserved_size_;
-        s.dynamic_size = unit_size_ - static_size_ - reserved_size_;
+        s.dynamic_size = first_end_ - static_size_ - reserved_size_;
         return s;
     }
 
@@ -494,8 +522,8 @@ public:
             return true;
         };
 
-        std::size_t live_bits = 0, empty_pages = 0, populated = region_pages(0, unit_size_);
-        std::uint32_t nr_alloc = 0, nr_chunks = 0;
+        std::size_t live_bits = 0, empty_pages = 0, populated = region_pages(0, first_end_);
+        std::uint32_t nr_alloc = 0, nr_chunks = 0, nr_free_chunks = 0;
         if (reserved_size_ != 0) {
             if (!check_chunk(reserved_)) return rep;
             if (reserved_.linked()) return fail("reserved chunk on a slot list", &reserved_, 0, 1);
@@ -524,6 +552,14 @@ public:
                 if (c.kind == chunk_kind::dynamic) {
                     if (c.immutable) return fail("dynamic chunk marked immutable", &c, 0, 1);
                     populated += c.map.nr_populated();
+                    // The reclaim rule (after_free()): empty populated pages are counted
+                    // (chunk in use or free) or queued (to_depopulate), never sidelined.
+                    if (slot == sidelined_slot_ && c.map.nr_empty_pop_pages() != 0)
+                        return fail("sidelined chunk with empty populated pages (neither counted nor queued)", &c,
+                                    0, c.map.nr_empty_pop_pages());
+                    if (slot == sidelined_slot_ && c.map.free_bits() == c.map.map_bits())
+                        return fail("fully free chunk left sidelined", &c, 0, 1);
+                    if (c.map.free_bits() == c.map.map_bits()) ++nr_free_chunks;
                 } else if (c.map.nr_populated() != c.map.nr_pages()) {
                     return fail("first chunk not fully populated", &c, c.map.nr_pages(), c.map.nr_populated());
                 }
@@ -535,6 +571,15 @@ public:
             }
         }
         if (!first_seen) return fail("first chunk missing from the slot lists", &first_, 1, 0);
+        if (settled_ops_ == ops_seen()) {
+            // Balance ran to the end and nothing happened since: it reclaimed every
+            // queued chunk and destroyed every fully free chunk beyond the spare, but
+            // one the reserve needed to reach its high mark.
+            if (!slots_[to_depopulate_slot_].empty())
+                return fail("chunk still queued for depopulation after balance", nullptr, 0, 1);
+            if (nr_free_chunks > 1 && nr_empty_pop_pages_ > empty_pop_pages_high)
+                return fail("fully free chunks beyond the spare after balance", nullptr, 1, nr_free_chunks);
+        }
         if (populated != nr_populated_) return fail("global populated pages", nullptr, populated, nr_populated_);
         if (empty_pages != nr_empty_pop_pages_)
             return fail("global empty populated pages", nullptr, empty_pages, nr_empty_pop_pages_);
@@ -566,6 +611,12 @@ private:
     };
 
     static constexpr std::size_t round_up(std::size_t v, std::size_t a) noexcept { return (v + a - 1) / a * a; }
+    /// first_chunk_end(unit, head, dyn) - end of the first chunk's dynamic area: head
+    /// (static + reserved, rounded) plus dyn rounded up to 4, or the unit's end for 0.
+    /// init() has checked dyn <= unit - head, so nothing overflows.
+    static constexpr std::size_t first_chunk_end(std::size_t unit, std::size_t head, std::size_t dyn) noexcept {
+        return dyn == 0 || dyn > unit - head ? unit : head + round_up(dyn, min_alloc_size);
+    }
     /// region_pages(begin, end) - pages a chunk needs to cover unit bytes [begin, end).
     static constexpr std::uint32_t region_pages(std::size_t begin, std::size_t end) noexcept {
         return static_cast<std::uint32_t>(round_up(end, page_size) / page_size - begin / page_size);
@@ -789,7 +840,7 @@ private:
             // Measured: the sleeping lock was a fifth of a trace replay's time.
             chunk_node* fc = nullptr;
             platform_.index_lock();
-            const std::int32_t foff = search(bytes, bits, align_bits, true, fc, false);
+            const std::int32_t foff = search(bytes, bits, align_bits, true, fc, true);
             if (foff >= 0) {
                 account_alloc(bytes);
                 const bool low = nr_empty_pop_pages_ < empty_pop_pages_low;
@@ -887,16 +938,24 @@ private:
         relocate(c, old_slot);
     }
 
-    /// search(bytes, bits, align, pop_only, out) - the normal allocation search:
+    /// search(bytes, bits, align, pop_only, out, fast) - the normal allocation search:
     /// slots from the request's size class up to the free slot, fullest chunks first
     /// (sidelined chunks come after every chunk in use, and fully free chunks last),
     /// then slot 0. Returns the bit offset with the chunk in out, or -1.
+    /// fast: the sleeping allocation's lock-free try, which claims populated space
+    /// only: it demotes nothing and skips the sidelined list. A sidelined chunk's
+    /// populated pages hold no empty page (the reclaim rule at after_free()), often
+    /// no free run at all, and a populated fit there is found by the sleeping search
+    /// that follows; walking them here cost every allocation a bitmap scan per
+    /// sidelined chunk, for as long as they stayed sidelined.
     std::int32_t search(std::size_t bytes, std::uint32_t bits, std::uint32_t align, bool pop_only,
-                        chunk_node*& out, bool demote = true) noexcept {
+                        chunk_node*& out, bool fast = false) noexcept {
+        const bool demote = !fast;
         // Non-empty slots from the request's size class up to the free slot, in order.
         // The mask is re-read after each slot: demotion may have emptied one (it only
         // ever moves chunks to slot 0, below any slot still to visit).
-        const std::uint32_t upto = slot_bit(free_slot_) | (slot_bit(free_slot_) - 1);
+        const std::uint32_t upto =
+            (slot_bit(free_slot_) | (slot_bit(free_slot_) - 1)) & ~(fast ? slot_bit(sidelined_slot_) : 0u);
         for (int slot = size_to_slot(bytes);; ++slot) {
             const std::uint32_t pending = slot_mask_ & upto & ~(slot_bit(slot) - 1);
             if (pending == 0) break;
@@ -1048,19 +1107,41 @@ private:
 
     /// after_free(c) - pcpu_free_percpu's background decision. Index lock held.
     /// Returns true if balance should run.
+    ///
+    /// The reclaim rule. Memory comes back because every dynamic chunk is always where
+    /// the search or balance will find it:
+    ///   - in use (slots 0..base) or fully free (free slot): searched, and its empty
+    ///     populated pages are counted in the reserve, where the surplus pass sees them;
+    ///   - queued (to_depopulate): balance depopulates it next;
+    ///   - sidelined: searched by sleeping allocations only after every chunk in use,
+    ///     and it holds no empty populated page. So a free that leaves an empty
+    ///     populated page in a sidelined chunk (or leaves it entirely free) sends it
+    ///     back to to_depopulate, as the kernel's free does; without that move its
+    ///     pages were out of every count and no balance ever returned them.
+    /// Balance then depopulates every queued chunk down to what the reserve needs and
+    /// destroys every fully free chunk beyond one spare. verify() checks the rule.
     bool after_free(chunk_node& c) noexcept {
         if constexpr (!Populate::creates_chunks) {
             (void)c;
             return false;
         } else {
             if (c.kind != chunk_kind::dynamic) return false;
-            if (!c.isolated && c.map.free_bits() == c.map.map_bits()) {
+            const bool fully_free = c.map.free_bits() == c.map.map_bits();
+            if (c.isolated) {
+                if (c.map.nr_empty_pop_pages() == 0 && !fully_free) return false;
+                if (c.slot != to_depopulate_slot_) {
+                    slot_unlink(c);
+                    slot_link(c, to_depopulate_slot_, true);
+                }
+                return true;
+            }
+            if (fully_free) {
                 // One fully free chunk is kept as a spare; a second one is surplus.
                 const detail::list_link& head = slots_[free_slot_];
                 return head.next != &c || c.next != &head;
             }
             if (!should_reclaim(c)) return false;
-            if (!c.isolated) isolate(c);
+            isolate(c);
             return true;
         }
     }
@@ -1068,11 +1149,11 @@ private:
     /// should_reclaim(c) - pcpu_should_reclaim_chunk: worth depopulating when the other
     /// chunks hold more than the reserve's high mark of empty pages and at least a
     /// quarter of c is empty populated pages. Only memory that can be unmapped counts:
-    /// never the first chunk, never a contiguous chunk.
+    /// never the first chunk, never a contiguous chunk. For a chunk in use: isolated
+    /// chunks follow the reclaim rule in after_free().
     bool should_reclaim(const chunk_node& c) const noexcept {
         if (!Populate::on_demand || c.immutable) return false;
         const std::size_t empty = c.map.nr_empty_pop_pages();
-        if (c.isolated) return empty != 0;
         return nr_empty_pop_pages_ > empty_pop_pages_high + empty && empty >= c.map.nr_pages() / 4 && empty != 0;
     }
 
@@ -1148,7 +1229,11 @@ private:
                 auto& c = *static_cast<chunk_node*>(l);
                 l = l->next;
                 const std::uint32_t empty = c.map.nr_empty_pop_pages();
-                if (!c.immutable && empty != 0 && empty >= c.map.nr_pages() / 4) isolate(c);
+                // A fully free chunk (the spare) gives back every page the reserve
+                // does not need, however few: nothing else will.
+                if (!c.immutable && empty != 0 &&
+                    (empty >= c.map.nr_pages() / 4 || c.map.free_bits() == c.map.map_bits()))
+                    isolate(c);
             }
         }
     }
@@ -1204,6 +1289,10 @@ private:
             }
             if (keep || c.map.free_bits() == c.map.map_bits()) {
                 reintegrate(c);
+            } else if (c.map.nr_empty_pop_pages() != 0) {
+                // A free emptied a page behind the walk while the lock was dropped:
+                // once more, so that no sidelined chunk holds an empty page.
+                continue;
             } else {
                 slot_unlink(c);
                 slot_link(c, sidelined_slot_, false);
@@ -1234,6 +1323,9 @@ private:
                         break;
                     }
                 }
+            // A fully free chunk with every page populated serves any atomic request:
+            // a second spare would be surplus the next balance destroys.
+            if (c == nullptr && !slots_[free_slot_].empty()) break;
             if (c == nullptr) {
                 platform_.index_unlock();
                 chunk_node* fresh = create_chunk(ctx);
@@ -1291,6 +1383,7 @@ private:
         first_.unlink();
         reserved_.unlink();
         stats_ = alloc_stats{};
+        settled_ops_ = no_ops;
         live_bytes_ = 0;
         nr_empty_pop_pages_ = 0;
         nr_populated_ = 0;
@@ -1365,12 +1458,19 @@ private:
         warn(m.c_str());
     }
 
+    /// ops_seen() - a count that grows with every allocation attempt and free (the
+    /// monotone statistics), so balance can tell whether it ran undisturbed. Index lock.
+    std::uint64_t ops_seen() const noexcept { return stats_.nr_alloc + stats_.nr_failed + stats_.nr_dealloc + stats_.nr_bad_free; }
+    static constexpr std::uint64_t no_ops = ~std::uint64_t{0};
+
     mutable Platform platform_;
     bool initialized_ = false;
+    std::uint64_t settled_ops_ = no_ops; // ops_seen() when a balance last completed undisturbed
     unsigned nr_cpus_ = 0;
     std::size_t unit_size_ = 0;
     std::size_t static_size_ = 0;
     std::size_t reserved_size_ = 0;
+    std::size_t first_end_ = 0; // end of the first chunk's dynamic area (unit bytes)
     std::uintptr_t unit0_ = 0;
     std::uintptr_t cpu_offsets_[max_cpus] = {};
 
