@@ -191,8 +191,10 @@ public:
 
     /// first_chunk_meta_bytes(unit_size, static_size, reserved_size) - metadata the
     /// first (and reserved) chunk need: size of first_chunk_config::meta.
+    /// 0 for a geometry init() rejects (sizes that would not fit a unit).
     static constexpr std::size_t first_chunk_meta_bytes(std::size_t unit_size, std::size_t static_size,
                                                         std::size_t reserved_size) noexcept {
+        if (unit_size > max_unit_size || static_size >= unit_size || reserved_size >= unit_size) return 0;
         const std::size_t s = round_up(static_size, min_alloc_size);
         const std::size_t r = round_up(reserved_size, min_alloc_size);
         std::size_t bytes = round_up(chunk_type::meta_bytes(region_pages(s + r, unit_size)), meta_align);
@@ -203,23 +205,24 @@ public:
     /// init(cfg) - set the geometry and build the first chunk (and the reserved chunk if
     /// cfg.reserved_size != 0) over cfg.units, copying cfg.static_image into every
     /// CPU's static area.
-    /// Returns errc::ok, or errc::bad_config (nothing changed) if: already initialised;
-    /// nr_cpus is 0 or above max_cpus; unit_size is 0, not a page multiple or above
-    /// max_unit_size; units is null or not page aligned; static + reserved leave no
-    /// dynamic space; meta is misaligned, smaller than first_chunk_meta_bytes(), or null
-    /// under static_only. out_of_memory if pcpu had to allocate the metadata and could not.
-    errc init(const first_chunk_config& cfg) noexcept {
+    /// Returns errc::ok, or errc::bad_config (nothing changed, nothing written, one
+    /// warning naming the field) if: already initialised; nr_cpus is 0 or above
+    /// max_cpus; unit_size is 0, not a page multiple or above max_unit_size; units is
+    /// null, not page aligned, or its nr_cpus units would wrap the address space;
+    /// static_size or reserved_size is not below unit_size, or together they leave no
+    /// dynamic space; static_image overlaps the units; meta is misaligned, smaller than
+    /// first_chunk_meta_bytes(), null under static_only, or overlaps the units.
+    /// out_of_memory if pcpu had to allocate the metadata and could not.
+    [[nodiscard]] errc init(const first_chunk_config& cfg) noexcept {
+        if (const char* bad = check_config(cfg)) {
+            detail::message<128> m;
+            m << "pcpu: init: bad first_chunk_config." << bad;
+            warn(m.c_str());
+            return errc::bad_config;
+        }
         const std::size_t s = round_up(cfg.static_size, min_alloc_size);
         const std::size_t r = round_up(cfg.reserved_size, min_alloc_size);
         const auto units = reinterpret_cast<std::uintptr_t>(cfg.units);
-        if (initialized_ || cfg.nr_cpus == 0 || cfg.nr_cpus > max_cpus || cfg.unit_size == 0 ||
-            cfg.unit_size % page_size != 0 || cfg.unit_size > max_unit_size || units == 0 ||
-            units % page_size != 0 || s + r >= cfg.unit_size ||
-            (cfg.meta == nullptr && !Populate::creates_chunks) ||
-            reinterpret_cast<std::uintptr_t>(cfg.meta) % meta_align != 0 ||
-            (cfg.meta != nullptr &&
-             cfg.meta_size < first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size)))
-            return errc::bad_config;
 
         void* meta_storage = cfg.meta;
         if (meta_storage == nullptr) {
@@ -558,6 +561,37 @@ private:
         bool immutable = false;        ///< never populated, depopulated or destroyed
         bool isolated = false;         ///< on to_depopulate/sidelined, out of the counts
     };
+
+    /// check_config(cfg) - nullptr if init() may use cfg, else the name of the first bad
+    /// field (and why). Every comparison is made so that it cannot wrap: each size is
+    /// bounded by the unit size (at most max_unit_size) before it is rounded or added.
+    const char* check_config(const first_chunk_config& cfg) const noexcept {
+        const auto units = reinterpret_cast<std::uintptr_t>(cfg.units);
+        const auto meta = reinterpret_cast<std::uintptr_t>(cfg.meta);
+        if (initialized_) return "(already initialised)";
+        if (cfg.nr_cpus == 0 || cfg.nr_cpus > max_cpus) return "nr_cpus (0 or above max_cpus)";
+        if (cfg.unit_size == 0 || cfg.unit_size % page_size != 0 || cfg.unit_size > max_unit_size)
+            return "unit_size (0, not a page multiple, or above max_unit_size)";
+        if (units == 0 || units % page_size != 0) return "units (null or not page aligned)";
+        const std::uintptr_t span = cfg.unit_size * std::uintptr_t{cfg.nr_cpus};
+        if (span / cfg.nr_cpus != cfg.unit_size || UINTPTR_MAX - units < span)
+            return "units (nr_cpus * unit_size wraps the address space)";
+        if (cfg.static_size >= cfg.unit_size) return "static_size (not below unit_size)";
+        if (cfg.reserved_size >= cfg.unit_size) return "reserved_size (not below unit_size)";
+        if (round_up(cfg.static_size, min_alloc_size) + round_up(cfg.reserved_size, min_alloc_size) >= cfg.unit_size)
+            return "reserved_size (static_size + reserved_size leave no dynamic space)";
+        const auto image = reinterpret_cast<std::uintptr_t>(cfg.static_image);
+        if (image != 0 && UINTPTR_MAX - image < cfg.static_size) return "static_image (wraps the address space)";
+        if (image != 0 && cfg.static_size != 0 && image < units + span && units < image + cfg.static_size)
+            return "static_image (overlaps the units)";
+        if (meta == 0 && !Populate::creates_chunks) return "meta (null, and the policy cannot allocate it)";
+        if (meta % meta_align != 0) return "meta (not aligned to meta_align)";
+        const std::size_t need = first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size);
+        if (meta != 0 && cfg.meta_size < need) return "meta_size (below first_chunk_meta_bytes())";
+        if (meta != 0 && (UINTPTR_MAX - meta < need || (meta < units + span && units < meta + need)))
+            return "meta (overlaps the units, or wraps the address space)";
+        return nullptr;
+    }
 
     static constexpr std::size_t round_up(std::size_t v, std::size_t a) noexcept { return (v + a - 1) / a * a; }
     /// region_pages(begin, end) - pages a chunk needs to cover unit bytes [begin, end).
