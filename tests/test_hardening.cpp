@@ -1,7 +1,18 @@
 // SPDX-License-Identifier: MIT
 // tests/test_hardening.cpp - misuse that is not a bad argument to alloc() or free()
 // (issue 13): every first_chunk_config field at its boundary values (suite
-// "badconfig"), and the counter in every state (suite "badcounter").
+// "badconfig"), the counter in every state and at the ends of its range (suite
+// "badcounter"), and the calls that have no error to return (suite "checks"):
+// result::value() on an error, and with PCPU_CHECKS a CPU index out of range or a
+// counter outliving its allocator's life, each of which must stop the program
+// (PCPU_TRAP) rather than touch memory.
+//
+// Built twice (tests/meson.build), both with NDEBUG, as release firmware is:
+// `hardening` as is and `hardening_checked` with PCPU_CHECKS=1; both with signed
+// overflow trapping (-fsanitize=signed-integer-overflow, trap on error), so that
+// arithmetic the counter promises to wrap cannot pass by overflowing quietly.
+// Death tests fork: the child makes the call, the parent expects it killed by a signal
+// (SIGILL from __builtin_trap()), not a normal exit.
 //
 // A rejected init() must leave the allocator exactly as a fresh one: uninitialised,
 // verify() clean, not one byte of the units or the metadata written, nothing taken from
@@ -14,7 +25,12 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <climits>
+#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -285,5 +301,272 @@ TEST_CASE_TEMPLATE("bad config: init twice -> bad_config, the live allocator int
     CHECK(a.free(h.value()) == pcpu::errc::ok);
     CHECK(a.verify().ok);
 }
+
+} // TEST_SUITE
+
+namespace {
+
+/// killed_by(f) - run f in a child process; the signal that ended it, or 0 if it
+/// returned (the child then exits normally).
+template <class F>
+int killed_by(F&& f) {
+    std::fflush(nullptr);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        const rlimit no_core{0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        // doctest's crash handlers would report the child's death as a test failure.
+        for (int sig : {SIGILL, SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGTRAP}) std::signal(sig, SIG_DFL);
+        f();
+        _exit(0);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
+    return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+using counter_alloc = pcpu::allocator<sim, pcpu::contiguous>;
+using counter_t = pcpu::counter<counter_alloc>;
+
+/// started - an allocator over `storage`, initialised, two CPUs.
+struct started {
+    storage st;
+    counter_alloc a{max_cpus};
+    started() {
+        a.platform().set_recording(false);
+        REQUIRE(a.init(st.valid()) == pcpu::errc::ok);
+    }
+};
+
+/// reads_as_nothing(c) - the answers of a counter that is not initialised, and every
+/// write ignored.
+void reads_as_nothing(counter_t& c) {
+    CHECK_FALSE(c.initialized());
+    c.add(5);
+    c.sub(3);
+    c.inc();
+    c.dec();
+    c.add_local(7);
+    c.add_batch(9, 4);
+    c.set(11);
+    c.sync();
+    CHECK(c.read() == 0);
+    CHECK(c.read_positive() == 0);
+    CHECK(c.sum() == 0);
+    CHECK(c.sum_positive() == 0);
+    CHECK(c.compare(0) == 0);
+    CHECK(c.compare(1) == -1);
+    CHECK(c.compare(-1) == 1);
+    CHECK(c.compare(INT64_MIN, 7) == 1);
+    CHECK(c.error_bound() == 0);
+    CHECK(c.destroy() == pcpu::errc::ok);
+    CHECK_FALSE(c.initialized());
+}
+
+} // namespace
+
+TEST_SUITE("badcounter") {
+
+TEST_CASE("counter: every call before init(), after destroy() and after a second destroy() has an answer") {
+    started s;
+    sim::set_cpu(0);
+    counter_t c;
+    reads_as_nothing(c);
+    CHECK(s.a.stats().nr_alloc == 0); // none of it allocated
+    for (int life = 0; life < 3; ++life) {
+        CAPTURE(life);
+        REQUIRE(c.init(s.a, 40, pcpu::ctx::full) == pcpu::errc::ok);
+        CHECK(c.init(s.a, 0, pcpu::ctx::full) == pcpu::errc::bad_config); // already initialised
+        CHECK(s.a.verify().ok);
+        c.add(2);
+        CHECK(c.sum() == 42);
+        CHECK(c.destroy() == pcpu::errc::ok);
+        CHECK(s.a.verify().ok);
+        CHECK(s.a.stats().nr_cur_alloc == 0);
+        reads_as_nothing(c); // destroyed; destroying again is a no-op
+    }
+    counter_t n;
+    CHECK(n.init(s.a, 0, pcpu::ctx::full, -1) == pcpu::errc::bad_config);
+    reads_as_nothing(n);
+}
+
+TEST_CASE("counter: the count wraps modulo 2^64 like the this-CPU operations (no signed overflow)") {
+    started s;
+    for (unsigned cpu : {0u, 1u}) {
+        CAPTURE(cpu);
+        sim::set_cpu(cpu);
+        counter_t c;
+        REQUIRE(c.init(s.a, 0, pcpu::ctx::full) == pcpu::errc::ok);
+        c.add(INT64_MAX);
+        c.add(INT64_MAX);
+        CHECK(c.sum() == -2);
+        CHECK(c.read() == -2);
+        c.set(0);
+        c.sub(INT64_MIN); // -INT64_MIN is INT64_MIN again, modulo 2^64
+        CHECK(c.sum() == INT64_MIN);
+        CHECK(c.compare(INT64_MAX) == -1); // a distance of 2^64 - 1, taken without overflow
+        CHECK(c.compare(INT64_MIN) == 0);
+        c.add(-1);
+        CHECK(c.sum() == INT64_MAX);
+        CHECK(c.compare(INT64_MIN) == 1);
+        // A delta near the batch plus an amount near the int64_t ends.
+        c.set(0);
+        c.add(c.batch() - 1);
+        c.add(INT64_MAX);
+        CHECK(c.sum() == static_cast<std::int64_t>(std::uint64_t(c.batch() - 1) + std::uint64_t(INT64_MAX)));
+        c.set(0);
+        c.add(-(c.batch() - 1));
+        c.add(INT64_MIN);
+        CHECK(c.sum() == static_cast<std::int64_t>(std::uint64_t(-(c.batch() - 1)) + std::uint64_t(INT64_MIN)));
+        // add_local keeps up to INT32_MAX in the delta: the fold must wrap as well.
+        c.set(INT64_MAX);
+        c.add_local(INT32_MAX - 1);
+        c.add_local(INT32_MAX);
+        CHECK(c.sum() == static_cast<std::int64_t>(std::uint64_t(INT64_MAX) + 2 * std::uint64_t(INT32_MAX) - 1));
+        c.add_batch(1, 0); // a batch below 1 folds every add
+        c.add_batch(1, -5);
+        CHECK(c.sum() == static_cast<std::int64_t>(std::uint64_t(INT64_MAX) + 2 * std::uint64_t(INT32_MAX) + 1));
+        CHECK(c.destroy() == pcpu::errc::ok);
+        CHECK(s.a.verify().ok);
+    }
+}
+
+TEST_CASE("counter: destroyed after its allocator's shutdown() and init(), it frees nothing of the new life") {
+    started s;
+    sim::set_cpu(0);
+    counter_t c;
+    REQUIRE(c.init(s.a, 1, pcpu::ctx::full) == pcpu::errc::ok);
+    const pcpu::handle old = c.deltas().raw();
+    s.a.shutdown();
+    REQUIRE(s.a.init(s.st.valid()) == pcpu::errc::ok);
+    // The new life hands the same address to a new owner.
+    const pcpu::result<pcpu::handle> mine = s.a.alloc(sizeof(std::int32_t), alignof(std::int32_t), pcpu::ctx::full);
+    REQUIRE(mine.ok());
+    REQUIRE(mine.value() == old);
+    CHECK(c.destroy() == pcpu::errc::not_initialized);
+    CHECK_FALSE(c.initialized());
+    CHECK(s.a.verify().ok);
+    CHECK(s.a.stats().nr_cur_alloc == 1);
+    CHECK(s.a.allocation_size(mine.value()).value_or(0) == 4);
+    CHECK(s.a.free(mine.value()) == pcpu::errc::ok); // still the owner's to free
+    CHECK(s.a.verify().ok);
+    // Shut down and not started again: the same answer.
+    REQUIRE(c.init(s.a, 1, pcpu::ctx::full) == pcpu::errc::ok);
+    s.a.shutdown();
+    CHECK(c.destroy() == pcpu::errc::not_initialized);
+}
+
+TEST_CASE("sized free: a stale handle whose area a new owner took with another size frees nothing") {
+    started s;
+    const pcpu::result<pcpu::handle> h = s.a.alloc(4, 4, pcpu::ctx::full);
+    REQUIRE(h.ok());
+    REQUIRE(s.a.free(h.value(), 4) == pcpu::errc::ok);
+    const pcpu::result<pcpu::handle> owner = s.a.alloc(64, 4, pcpu::ctx::full);
+    REQUIRE(owner.ok());
+    REQUIRE(owner.value() == h.value()); // the same address, another owner
+    CHECK(s.a.free(h.value(), 4) == pcpu::errc::invalid_pointer);
+    CHECK(s.a.verify().ok);
+    CHECK(s.a.allocation_size(owner.value()).value_or(0) == 64);
+    CHECK(s.a.free(h.value(), 61) == pcpu::errc::ok); // 61 rounds to the owner's 64
+    CHECK(s.a.free(h.value(), 64) == pcpu::errc::double_free);
+    CHECK(s.a.allocation_size(h.value()).error() == pcpu::errc::double_free);
+    CHECK(s.a.verify().ok);
+}
+
+} // TEST_SUITE
+
+TEST_SUITE("checks") {
+
+TEST_CASE("result::value() on an error stops the program in a release build; value_or() is the fallback") {
+    counter_alloc never_started(max_cpus);
+    const pcpu::result<pcpu::handle> r = never_started.alloc(8, 8, pcpu::ctx::full);
+    REQUIRE(r.error() == pcpu::errc::not_initialized);
+    CHECK(r.value_or(pcpu::handle(0x40)) == pcpu::handle(0x40));
+    CHECK(killed_by([&] { (void)r.value(); }) == SIGILL);
+    const auto typed = pcpu::alloc_percpu<int>(never_started, pcpu::ctx::full);
+    CHECK(killed_by([&] { (void)typed.value(); }) == SIGILL);
+    CHECK_FALSE(typed.value_or(pcpu::percpu<int>()));
+    // A result that holds a value gives it, as always.
+    started s;
+    const auto ok = pcpu::alloc_percpu<int>(s.a, pcpu::ctx::full, 3);
+    REQUIRE(ok.ok());
+    CHECK(*pcpu::per_cpu_ptr(ok.value(), 1) == 3);
+    CHECK(pcpu::free_percpu(s.a, ok.value()) == pcpu::errc::ok);
+}
+
+#if PCPU_CHECKS
+TEST_CASE("PCPU_CHECKS: a CPU index not below nr_cpus stops ptr(), per_cpu() and the this-CPU operations") {
+    started s; // 2 CPUs of the platform's 8
+    const auto h = pcpu::alloc_percpu<long>(s.a, pcpu::ctx::full, 0L);
+    REQUIRE(h.ok());
+    const pcpu::percpu<long> p = h.value();
+    for (unsigned cpu : {2u, 7u, 8u, 1000u, UINT_MAX}) {
+        CAPTURE(cpu);
+        CHECK(killed_by([&] { *static_cast<long*>(s.a.ptr(p.raw(), cpu)) = 1; }) == SIGILL);
+        CHECK(killed_by([&] { pcpu::per_cpu(p, cpu) = 1; }) == SIGILL);
+        CHECK(killed_by([&] { *pcpu::per_cpu_ptr(p, cpu) = 1; }) == SIGILL);
+    }
+    // The sim platform reports a running CPU modulo its own 8 CPUs.
+    for (unsigned cpu : {2u, 7u}) {
+        CAPTURE(cpu);
+        CHECK(killed_by([&] {
+                  sim::set_cpu(cpu);
+                  pcpu::this_cpu_add(s.a, p, 1L);
+              }) == SIGILL);
+        CHECK(killed_by([&] {
+                  sim::set_cpu(cpu);
+                  (void)pcpu::this_cpu_read(s.a, p);
+              }) == SIGILL);
+        CHECK(killed_by([&] {
+                  sim::set_cpu(cpu);
+                  (void)pcpu::this_cpu_ptr(s.a, p);
+              }) == SIGILL);
+    }
+    // In range, nothing changes.
+    for (unsigned cpu = 0; cpu < 2; ++cpu) {
+        sim::set_cpu(cpu);
+        pcpu::this_cpu_add(s.a, p, 5L);
+        CHECK(pcpu::per_cpu(p, cpu) == 5);
+    }
+    CHECK(pcpu::sum(p) == 10);
+    CHECK(pcpu::free_percpu(s.a, p) == pcpu::errc::ok);
+    CHECK(s.a.verify().ok);
+}
+
+TEST_CASE("PCPU_CHECKS: a counter used after its allocator's shutdown() stops the program") {
+    started s;
+    sim::set_cpu(0);
+    counter_t c;
+    REQUIRE(c.init(s.a, 1, pcpu::ctx::full) == pcpu::errc::ok);
+    s.a.shutdown();
+    CHECK(killed_by([&] { c.add(1); }) == SIGILL);
+    CHECK(killed_by([&] { (void)c.sum(); }) == SIGILL);
+    REQUIRE(s.a.init(s.st.valid()) == pcpu::errc::ok);
+    CHECK(killed_by([&] { c.inc(); }) == SIGILL); // a new life is not the counter's either
+    CHECK(c.destroy() == pcpu::errc::not_initialized);
+}
+
+TEST_CASE("PCPU_CHECKS: free_percpu() of a stale handle runs no destructor and frees nothing") {
+    struct tracked {
+        long v = 0;
+        ~tracked() { v = -1; }
+    };
+    started s;
+    const auto h = pcpu::alloc_percpu<tracked>(s.a, pcpu::ctx::full);
+    REQUIRE(h.ok());
+    const pcpu::percpu<tracked> stale = h.value();
+    REQUIRE(pcpu::free_percpu(s.a, stale) == pcpu::errc::ok);
+    // The area goes to a smaller owner, then to nobody: neither is the stale handle's.
+    const pcpu::result<pcpu::handle> small = s.a.alloc(4, alignof(tracked), pcpu::ctx::full);
+    REQUIRE(small.ok());
+    REQUIRE(small.value() == stale.raw());
+    *static_cast<std::int32_t*>(s.a.ptr(small.value(), 1)) = 77;
+    CHECK(pcpu::free_percpu(s.a, stale) == pcpu::errc::invalid_pointer);
+    CHECK(*static_cast<std::int32_t*>(s.a.ptr(small.value(), 1)) == 77);
+    CHECK(s.a.free(small.value()) == pcpu::errc::ok);
+    CHECK(pcpu::free_percpu(s.a, stale) == pcpu::errc::double_free);
+    CHECK(s.a.verify().ok);
+}
+#endif
 
 } // TEST_SUITE

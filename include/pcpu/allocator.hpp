@@ -274,6 +274,7 @@ public:
         nr_empty_pop_pages_ = first_.map.nr_empty_pop_pages();
         insert_chunk(first_);
         stats_.min_alloc_size = unit_size_;
+        ++generation_;
         initialized_ = true;
         return errc::ok;
     }
@@ -304,7 +305,32 @@ public:
     /// Returns ok, or: invalid_pointer (h is not the start of anything pcpu returned),
     /// double_free (h lies in a chunk but its area is not allocated). Nothing changes on
     /// error.
-    errc free(handle h) noexcept {
+    errc free(handle h) noexcept { return free_impl(h, 0, false); }
+
+    /// free(h, size) - free(h), but only if h starts an allocation of `size` bytes
+    /// (rounded up to 4, as alloc() rounds): invalid_pointer, nothing freed, otherwise.
+    /// A counter's destroy() frees this way, which catches a stale handle whose area a
+    /// new owner took with another size. A stale handle equal to a new owner's handle of
+    /// the same size is indistinguishable from that owner's and is freed: the limit of
+    /// any check that has only the address (docs/reliability.md).
+    errc free(handle h, std::size_t size) noexcept { return free_impl(h, size, true); }
+
+    /// allocation_size(h) - the bytes of the allocation h starts (a multiple of 4), or
+    /// free()'s error for h (nothing changes). Takes the index lock.
+    result<std::size_t> allocation_size(handle h) noexcept {
+        if (!initialized_) return errc::not_initialized;
+        index_guard<Platform> guard(platform_);
+        chunk_node* c = find_chunk(h.addr());
+        const std::uintptr_t off_bytes = c != nullptr ? h.addr() - c->base : 0;
+        if (c == nullptr || off_bytes % min_alloc_size != 0) return errc::invalid_pointer;
+        const auto off = static_cast<std::uint32_t>(off_bytes >> min_alloc_shift);
+        const std::uint32_t size_bits = c->map.area_size(off);
+        if (size_bits != 0) return std::size_t{size_bits} << min_alloc_shift;
+        return bitmap::test(c->map.alloc_map(), off) ? errc::invalid_pointer : errc::double_free;
+    }
+
+private:
+    errc free_impl(handle h, std::size_t size, bool sized) noexcept {
         if (!h) return errc::ok;
         if (!initialized_) return errc::not_initialized;
         errc err = errc::ok;
@@ -325,6 +351,8 @@ public:
                     // allocation or a hidden region; a clear bit was never allocated
                     // or was freed already.
                     err = bitmap::test(c->map.alloc_map(), off) ? errc::invalid_pointer : errc::double_free;
+                } else if (sized && std::size_t{size_bits} << min_alloc_shift != round_up(size, min_alloc_size)) {
+                    err = errc::invalid_pointer;
                 } else {
                     const std::uint32_t contig_before = c->map.contig_bits();
                     const std::uint32_t empty_before = c->map.nr_empty_pop_pages();
@@ -349,6 +377,7 @@ public:
         return err;
     }
 
+public:
     /// balance(ctx) - the deferred work (pcpu_balance_workfn): destroy surplus fully free
     /// chunks (one spare is kept), depopulate empty pages of chunks isolated by free(),
     /// and refill the atomic reserve to empty_pop_pages_high populated empty pages,
@@ -395,8 +424,9 @@ public:
     ~allocator() { teardown(); }
 
     /// ptr(h, cpu) - CPU `cpu`'s copy of the allocation h (one load, one add).
+    /// Precondition: cpu < nr_cpus() (PCPU_CHECKS: else PCPU_TRAP).
     void* ptr(handle h, unsigned cpu) const noexcept {
-        PCPU_ASSERT(cpu < nr_cpus_);
+        PCPU_CHECK(cpu < nr_cpus_, "pcpu: ptr(): cpu index not below nr_cpus");
         return reinterpret_cast<void*>(h.addr() + cpu_offsets_[cpu]);
     }
     /// cpu_offsets() - the table ptr() adds: CPU c's copy is at h + cpu_offsets()[c].
@@ -411,6 +441,9 @@ public:
     unsigned nr_cpus() const noexcept { return nr_cpus_; }
     std::size_t unit_size() const noexcept { return unit_size_; }
     bool initialized() const noexcept { return initialized_; }
+    /// generation() - changes with every successful init(): an object that keeps an
+    /// allocation (a counter) compares it to tell its allocator's life from a later one.
+    std::uint32_t generation() const noexcept { return generation_; }
     Platform& platform() noexcept { return platform_; }
     const Platform& platform() const noexcept { return platform_; }
 
@@ -1396,6 +1429,7 @@ private:
 
     mutable Platform platform_;
     bool initialized_ = false;
+    std::uint32_t generation_ = 0; // successful init() calls, see generation()
     unsigned nr_cpus_ = 0;
     std::size_t unit_size_ = 0;
     std::size_t static_size_ = 0;
