@@ -40,6 +40,7 @@
 #include "context.hpp"
 #include "detail/format.hpp"
 #include "detail/list.hpp"
+#include "detail/poison.hpp"
 #include "error.hpp"
 #include "platform.hpp"
 #include "populate.hpp"
@@ -249,6 +250,7 @@ public:
             std::memset(dst + (cfg.static_image != nullptr ? cfg.static_size : 0), 0,
                         s - (cfg.static_image != nullptr ? cfg.static_size : 0));
         }
+        detail::born_free(units + s, cpu_offsets_, nr_cpus_, unit_size_ - s);
 
         [[maybe_unused]] const std::size_t nr_slots_used = static_cast<std::size_t>(size_to_slot_raw(unit_size_)) + 4;
         PCPU_ASSERT(nr_slots_used <= max_slots);
@@ -356,6 +358,7 @@ private:
                 } else {
                     const std::uint32_t contig_before = c->map.contig_bits();
                     const std::uint32_t empty_before = c->map.nr_empty_pop_pages();
+                    detail::freed_area(h.addr(), cpu_offsets_, nr_cpus_, std::size_t{size_bits} << min_alloc_shift);
                     const std::uint32_t bits = c->map.free_area(off, size_bits);
                     account_empty_pages(*c, empty_before);
                     relocate_if_changed(*c, contig_before);
@@ -821,6 +824,9 @@ private:
         if (err == errc::ok) {
             // Outside every lock: the area is ours, and zeroing a large area on many
             // CPUs must not hold off interrupts.
+            unsigned bad_cpu = 0;
+            if (!detail::reused_area(h.addr(), cpu_offsets_, nr_cpus_, round_up(size, min_alloc_size), bad_cpu))
+                freed_area_written(h, bad_cpu);
             for (unsigned cpu = 0; cpu < nr_cpus_; ++cpu) std::memset(ptr(h, cpu), 0, round_up(size, min_alloc_size));
             return h;
         }
@@ -1043,6 +1049,7 @@ private:
     // Templates only so that policies without chunk creation never instantiate them.
     template <class Pol = Populate>
     void destroy_chunk(chunk_node& c) noexcept {
+        detail::released(c.base, cpu_offsets_, nr_cpus_, unit_size_);
         if constexpr (Populate::on_demand) {
             std::size_t rs = 0, re = 0;
             for (std::size_t from = 0; bitmap::next_set_region(c.map.populated_map(), layout_.unit_pages, from, rs, re);
@@ -1099,6 +1106,8 @@ private:
     void record_population(chunk_node& c, std::uint32_t b, std::uint32_t e, bool populated) noexcept {
         const std::uint32_t empty_before = c.map.nr_empty_pop_pages();
         if (populated) {
+            detail::born_free(c.base + std::uintptr_t{b} * page_size, cpu_offsets_, nr_cpus_,
+                              std::size_t{e - b} * page_size);
             c.map.set_populated(b, e);
             nr_populated_ += e - b;
         } else {
@@ -1234,6 +1243,8 @@ private:
             std::uint32_t run_end = 0, run_begin = 0;        // pending run [run_begin, run_end)
             auto flush_run = [&] {
                 platform_.index_unlock();
+                detail::released(c.base + std::uintptr_t{run_begin} * page_size, cpu_offsets_, nr_cpus_,
+                                 std::size_t{run_end - run_begin} * page_size);
                 Populate::depopulate(platform_, layout_, c.base, run_begin, run_end, page_array_);
                 platform_.index_lock();
                 record_population(c, run_begin, run_end, false);
@@ -1350,6 +1361,7 @@ private:
         // Back to the state of a fresh object, so init() can start a new life: the
         // first chunk is still on a slot list (init() would link it twice and corrupt
         // the list), and the counters describe allocations that died with it.
+        detail::released(unit0_, cpu_offsets_, nr_cpus_, unit_size_); // the caller's storage again
         first_.unlink();
         reserved_.unlink();
         stats_ = alloc_stats{};
@@ -1418,6 +1430,17 @@ private:
         }
         traits::warn(platform_, msg);
         if (last) traits::warn(platform_, "pcpu: limit reached, disable warning");
+    }
+
+    /// freed_area_written(h, cpu) - PCPU_FREE_PATTERN found a write after free in the
+    /// area alloc() just took: whoever wrote holds a stale handle, and its next write
+    /// lands in the new owner's data, so stop here.
+    [[noreturn]] void freed_area_written(handle h, unsigned cpu) noexcept {
+        detail::message<112> m;
+        m << "pcpu: free area ";
+        m.hex(h.addr()) << " was written after free (CPU " << cpu << "'s copy)";
+        warn(m.c_str());
+        PCPU_TRAP("pcpu: per-CPU area written after free");
     }
 
     void warn_alloc_failure(std::size_t size, std::size_t align, bool is_atomic, errc err) noexcept {
