@@ -17,7 +17,9 @@
 // A rejected init() must leave the allocator exactly as a fresh one: uninitialised,
 // verify() clean, not one byte of the units or the metadata written, nothing taken from
 // the platform, one warning naming the field; and a valid init() afterwards works.
+#include "support/cpu_platform.hpp"
 #include "support/sim_platform.hpp"
+#include "support/static_platform.hpp"
 
 #include <pcpu/allocator.hpp>
 #include <pcpu/counter.hpp>
@@ -390,6 +392,46 @@ TEST_CASE("counter: every call before init(), after destroy() and after a second
     reads_as_nothing(n);
 }
 
+/// wraps(c) - the ends of the int64_t range through every add path of counter c (on
+/// the running CPU, whatever the platform's this-CPU guard).
+template <class Counter>
+void wraps(Counter& c) {
+    c.add(INT64_MAX);
+    c.add(INT64_MAX);
+    CHECK(c.sum() == -2);
+    CHECK(c.read() == -2);
+    c.set(0);
+    c.sub(INT64_MIN); // -INT64_MIN is INT64_MIN again, modulo 2^64
+    CHECK(c.sum() == INT64_MIN);
+    CHECK(c.compare(INT64_MAX) == -1); // a distance of 2^64 - 1, taken without overflow
+    CHECK(c.compare(INT64_MIN) == 0);
+    c.add(-1);
+    CHECK(c.sum() == INT64_MAX);
+    CHECK(c.compare(INT64_MIN) == 1);
+    // A delta near the batch plus an amount near the int64_t ends.
+    c.set(0);
+    c.add(c.batch() - 1);
+    c.add(INT64_MAX);
+    CHECK(c.sum() == static_cast<std::int64_t>(std::uint64_t(c.batch() - 1) + std::uint64_t(INT64_MAX)));
+    c.set(0);
+    c.add(-(c.batch() - 1));
+    c.add(INT64_MIN);
+    CHECK(c.sum() == static_cast<std::int64_t>(std::uint64_t(-(c.batch() - 1)) + std::uint64_t(INT64_MIN)));
+    // add_local keeps up to INT32_MAX in the delta: the fold must wrap as well.
+    c.set(INT64_MAX);
+    c.add_local(INT32_MAX - 1);
+    c.add_local(INT32_MAX);
+    CHECK(c.sum() == static_cast<std::int64_t>(std::uint64_t(INT64_MAX) + 2 * std::uint64_t(INT32_MAX) - 1));
+    c.add_batch(1, 0); // a batch below 1 folds every add
+    c.add_batch(1, -5);
+    CHECK(c.sum() == static_cast<std::int64_t>(std::uint64_t(INT64_MAX) + 2 * std::uint64_t(INT32_MAX) + 1));
+    // sync() folds a delta into a count at the end of the range.
+    c.set(INT64_MAX);
+    c.add(3);
+    c.sync();
+    CHECK(c.read() == static_cast<std::int64_t>(std::uint64_t(INT64_MAX) + 3));
+}
+
 TEST_CASE("counter: the count wraps modulo 2^64 like the this-CPU operations (no signed overflow)") {
     started s;
     for (unsigned cpu : {0u, 1u}) {
@@ -397,38 +439,31 @@ TEST_CASE("counter: the count wraps modulo 2^64 like the this-CPU operations (no
         sim::set_cpu(cpu);
         counter_t c;
         REQUIRE(c.init(s.a, 0, pcpu::ctx::full) == pcpu::errc::ok);
-        c.add(INT64_MAX);
-        c.add(INT64_MAX);
-        CHECK(c.sum() == -2);
-        CHECK(c.read() == -2);
-        c.set(0);
-        c.sub(INT64_MIN); // -INT64_MIN is INT64_MIN again, modulo 2^64
-        CHECK(c.sum() == INT64_MIN);
-        CHECK(c.compare(INT64_MAX) == -1); // a distance of 2^64 - 1, taken without overflow
-        CHECK(c.compare(INT64_MIN) == 0);
-        c.add(-1);
-        CHECK(c.sum() == INT64_MAX);
-        CHECK(c.compare(INT64_MIN) == 1);
-        // A delta near the batch plus an amount near the int64_t ends.
-        c.set(0);
-        c.add(c.batch() - 1);
-        c.add(INT64_MAX);
-        CHECK(c.sum() == static_cast<std::int64_t>(std::uint64_t(c.batch() - 1) + std::uint64_t(INT64_MAX)));
-        c.set(0);
-        c.add(-(c.batch() - 1));
-        c.add(INT64_MIN);
-        CHECK(c.sum() == static_cast<std::int64_t>(std::uint64_t(-(c.batch() - 1)) + std::uint64_t(INT64_MIN)));
-        // add_local keeps up to INT32_MAX in the delta: the fold must wrap as well.
-        c.set(INT64_MAX);
-        c.add_local(INT32_MAX - 1);
-        c.add_local(INT32_MAX);
-        CHECK(c.sum() == static_cast<std::int64_t>(std::uint64_t(INT64_MAX) + 2 * std::uint64_t(INT32_MAX) - 1));
-        c.add_batch(1, 0); // a batch below 1 folds every add
-        c.add_batch(1, -5);
-        CHECK(c.sum() == static_cast<std::int64_t>(std::uint64_t(INT64_MAX) + 2 * std::uint64_t(INT32_MAX) + 1));
+        wraps(c);
         CHECK(c.destroy() == pcpu::errc::ok);
         CHECK(s.a.verify().ok);
     }
+}
+
+template <pcpu_test::guard_kind K>
+void wraps_guarded() {
+    using alloc_t = pcpu::allocator<pcpu_test::cpu_platform<K>>;
+    pcpu_test::static_setup<alloc_t> s(2, unit, 0, 0);
+    pcpu_test::cpus().reset(2);
+    pcpu_test::set_cpu(1);
+    REQUIRE(s.init() == pcpu::errc::ok);
+    pcpu::counter<alloc_t> c;
+    REQUIRE(c.init(s.alloc, 0, pcpu::ctx::full) == pcpu::errc::ok);
+    wraps(c);
+    CHECK(c.destroy() == pcpu::errc::ok);
+    CHECK(s.alloc.verify().ok);
+    CHECK(pcpu_test::cpus().bugs == 0);
+    pcpu_test::set_cpu(0);
+}
+
+TEST_CASE("counter: the count wraps under an irq or preempt this-CPU guard too (plain load/store path)") {
+    wraps_guarded<pcpu_test::guard_kind::irq>();
+    wraps_guarded<pcpu_test::guard_kind::preempt>();
 }
 
 TEST_CASE("counter: destroyed after its allocator's shutdown() and init(), it frees nothing of the new life") {
@@ -631,5 +666,51 @@ TEST_CASE("PCPU_FREE_PATTERN: a write through a stale handle is caught when the 
     }
 }
 #endif
+
+} // TEST_SUITE
+
+TEST_SUITE("badconfig") {
+
+// relocate(): a chunk whose largest free region shrinks joins its new slot at the
+// tail, one that grows at the front (the kernel's pcpu_chunk_relocate). With two chunks
+// in one slot, the one that was there first serves next.
+TEST_CASE("slot lists: a chunk that moves down a slot queues behind the chunk already there") {
+    using alloc_t = pcpu::allocator<sim, pcpu::contiguous>;
+    storage st;
+    alloc_t a(max_cpus);
+    a.platform().set_recording(false);
+    REQUIRE(a.init(st.valid()) == pcpu::errc::ok);
+    const auto ctx = pcpu::ctx::full;
+    // Fill the first chunk's dynamic area exactly: it drops to slot 0.
+    const pcpu::result<pcpu::handle> first = a.alloc(unit - 100 - 512, 4, ctx);
+    REQUIRE(first.ok());
+    // Chunk A: a new chunk with 9000 bytes taken leaves a 7384-byte run (slot 10).
+    const pcpu::result<pcpu::handle> in_a = a.alloc(9000, 4, ctx);
+    REQUIRE(in_a.ok());
+    // Chunk B: 9000 bytes do not fit A's 7384, so another new chunk, which drops from
+    // the free slot to slot 10 too, where A already is.
+    const pcpu::result<pcpu::handle> in_b = a.alloc(9000, 4, ctx);
+    REQUIRE(in_b.ok());
+    struct seen {
+        int slot;
+        std::uintptr_t base;
+    };
+    std::vector<seen> order;
+    a.for_each_chunk([&](const pcpu::chunk_stats& c) {
+        if (c.kind == pcpu::chunk_kind::dynamic) order.push_back({c.slot, c.base});
+    });
+    REQUIRE(order.size() == 2);
+    REQUIRE(order[0].slot == order[1].slot);
+    const auto chunk_of = [&](pcpu::handle h) {
+        return h.addr() >= order[0].base && h.addr() < order[0].base + unit ? 0 : 1;
+    };
+    CHECK(chunk_of(in_a.value()) == 0); // A first in the slot, B behind it
+    CHECK(chunk_of(in_b.value()) == 1);
+    // So A serves the next allocation that fits both.
+    const pcpu::result<pcpu::handle> next = a.alloc(4000, 4, ctx);
+    REQUIRE(next.ok());
+    CHECK(chunk_of(next.value()) == chunk_of(in_a.value()));
+    CHECK(a.verify().ok);
+}
 
 } // TEST_SUITE

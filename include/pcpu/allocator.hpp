@@ -215,10 +215,16 @@ public:
     /// first_chunk_meta_bytes(), null under static_only, or overlaps the units.
     /// out_of_memory if pcpu had to allocate the metadata and could not.
     [[nodiscard]] errc init(const first_chunk_config& cfg) noexcept {
+        if (initialized_) {
+            warn("pcpu: init: already initialised");
+            return errc::bad_config;
+        }
         if (const char* bad = check_config(cfg)) {
-            detail::message<128> m;
-            m << "pcpu: init: bad first_chunk_config." << bad;
-            warn(m.c_str());
+            if constexpr (traits::template has<detail::has_warn>) {
+                detail::message<128> m;
+                m << "pcpu: init: bad first_chunk_config." << bad;
+                warn(m.c_str());
+            }
             return errc::bad_config;
         }
         const std::size_t s = round_up(cfg.static_size, min_alloc_size);
@@ -599,33 +605,39 @@ private:
     };
 
     /// check_config(cfg) - nullptr if init() may use cfg, else the name of the first bad
-    /// field (and why). Every comparison is made so that it cannot wrap: each size is
-    /// bounded by the unit size (at most max_unit_size) before it is rounded or added.
+    /// field (with a word of why where the platform has warn() to show it; init()'s
+    /// comment has the rules in full). Every comparison
+    /// is made so that it cannot wrap: each size is bounded by the unit size (at most
+    /// max_unit_size) before it is rounded or added.
     const char* check_config(const first_chunk_config& cfg) const noexcept {
+        const auto why = [](const char* field, const char* reason) {
+            if constexpr (traits::template has<detail::has_warn>) return reason;
+            else return field; // the reasons' bytes stay out of firmware with no console
+        };
         const auto units = reinterpret_cast<std::uintptr_t>(cfg.units);
         const auto meta = reinterpret_cast<std::uintptr_t>(cfg.meta);
-        if (initialized_) return "(already initialised)";
-        if (cfg.nr_cpus == 0 || cfg.nr_cpus > max_cpus) return "nr_cpus (0 or above max_cpus)";
+        if (cfg.nr_cpus == 0 || cfg.nr_cpus > max_cpus) return why("nr_cpus", "nr_cpus");
         if (cfg.unit_size == 0 || cfg.unit_size % page_size != 0 || cfg.unit_size > max_unit_size)
-            return "unit_size (0, not a page multiple, or above max_unit_size)";
-        if (units == 0 || units % page_size != 0) return "units (null or not page aligned)";
+            return why("unit_size", "unit_size");
+        if (units == 0 || units % page_size != 0) return why("units", "units");
         const std::uintptr_t span = cfg.unit_size * std::uintptr_t{cfg.nr_cpus};
         if (span / cfg.nr_cpus != cfg.unit_size || UINTPTR_MAX - units < span)
-            return "units (nr_cpus * unit_size wraps the address space)";
-        if (cfg.static_size >= cfg.unit_size) return "static_size (not below unit_size)";
-        if (cfg.reserved_size >= cfg.unit_size) return "reserved_size (not below unit_size)";
+            return why("units", "units (wraps)");
+        if (cfg.static_size >= cfg.unit_size) return why("static_size", "static_size");
+        if (cfg.reserved_size >= cfg.unit_size) return why("reserved_size", "reserved_size");
         if (round_up(cfg.static_size, min_alloc_size) + round_up(cfg.reserved_size, min_alloc_size) >= cfg.unit_size)
-            return "reserved_size (static_size + reserved_size leave no dynamic space)";
+            return why("reserved_size", "reserved_size (no dynamic space)");
         const auto image = reinterpret_cast<std::uintptr_t>(cfg.static_image);
-        if (image != 0 && UINTPTR_MAX - image < cfg.static_size) return "static_image (wraps the address space)";
+        if (image != 0 && UINTPTR_MAX - image < cfg.static_size)
+            return why("static_image", "static_image (wraps)");
         if (image != 0 && cfg.static_size != 0 && image < units + span && units < image + cfg.static_size)
-            return "static_image (overlaps the units)";
-        if (meta == 0 && !Populate::creates_chunks) return "meta (null, and the policy cannot allocate it)";
-        if (meta % meta_align != 0) return "meta (not aligned to meta_align)";
+            return why("static_image", "static_image (overlaps units)");
+        if (meta == 0 && !Populate::creates_chunks) return why("meta", "meta (null)");
+        if (meta % meta_align != 0) return why("meta", "meta (alignment)");
         const std::size_t need = first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size);
-        if (meta != 0 && cfg.meta_size < need) return "meta_size (below first_chunk_meta_bytes())";
+        if (meta != 0 && cfg.meta_size < need) return why("meta_size", "meta_size");
         if (meta != 0 && (UINTPTR_MAX - meta < need || (meta < units + span && units < meta + need)))
-            return "meta (overlaps the units, or wraps the address space)";
+            return why("meta", "meta (overlaps units)");
         return nullptr;
     }
 
