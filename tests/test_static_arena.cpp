@@ -247,6 +247,32 @@ TEST_CASE("arena: bottom is first fit, top is the highest fit; refusals change n
     CHECK(ar.free_bytes() == sizeof storage);
 }
 
+TEST_CASE("arena: an exact fit is a fit, from the bottom and from the top") {
+    alignas(64) unsigned char storage[4096];
+    arena ar(storage, sizeof storage);
+    const auto base = reinterpret_cast<std::uintptr_t>(storage);
+    // The whole arena in one allocation, from either end.
+    for (arena::end from : {arena::end::bottom, arena::end::top}) {
+        void* all = ar.alloc(sizeof storage, 64, from);
+        REQUIRE(all != nullptr);
+        CHECK(reinterpret_cast<std::uintptr_t>(all) == base);
+        CHECK(ar.free_bytes() == 0);
+        REQUIRE(ar.free(all, sizeof storage));
+        CHECK(ar.verify());
+    }
+    // A hole of exactly 256 bytes at the bottom, more room above it: first fit takes
+    // the hole, not the larger block after it.
+    void* a = ar.alloc(256, 64);
+    void* b = ar.alloc(64, 64);
+    REQUIRE(a != nullptr);
+    REQUIRE(b != nullptr);
+    REQUIRE(ar.free(a, 256));
+    void* again = ar.alloc(256, 64);
+    CHECK(again == a);
+    CHECK(ar.free_bytes() == sizeof storage - 256 - 64);
+    CHECK(ar.verify());
+}
+
 TEST_CASE("arena: an empty or too small array manages nothing and refuses everything") {
     arena none;
     CHECK(none.capacity() == 0);

@@ -42,6 +42,7 @@
 #include "context.hpp"
 #include "detail/format.hpp"
 #include "detail/list.hpp"
+#include "detail/poison.hpp"
 #include "error.hpp"
 #include "platform.hpp"
 #include "populate.hpp"
@@ -206,9 +207,11 @@ public:
     /// first_chunk_meta_bytes(unit_size, static_size, reserved_size) - metadata the
     /// first (and reserved) chunk need: size of first_chunk_config::meta.
     /// A first chunk with a dyn_size needs less: pass it as dyn_size (0: to the end).
+    /// 0 for a geometry init() rejects (sizes that would not fit a unit).
     static constexpr std::size_t first_chunk_meta_bytes(std::size_t unit_size, std::size_t static_size,
                                                         std::size_t reserved_size,
                                                         std::size_t dyn_size = 0) noexcept {
+        if (unit_size > max_unit_size || static_size >= unit_size || reserved_size >= unit_size) return 0;
         const std::size_t s = round_up(static_size, min_alloc_size);
         const std::size_t r = round_up(reserved_size, min_alloc_size);
         const std::size_t end = first_chunk_end(unit_size, s + r, dyn_size);
@@ -220,24 +223,30 @@ public:
     /// init(cfg) - set the geometry and build the first chunk (and the reserved chunk if
     /// cfg.reserved_size != 0) over cfg.units, copying cfg.static_image into every
     /// CPU's static area.
-    /// Returns errc::ok, or errc::bad_config (nothing changed) if: already initialised;
-    /// nr_cpus is 0 or above max_cpus; unit_size is 0, not a page multiple or above
-    /// max_unit_size; units is null or not page aligned; static + reserved leave no
-    /// dynamic space; dyn_size does not fit in the unit after them; meta is misaligned,
-    /// smaller than first_chunk_meta_bytes(), or null under static_only. out_of_memory if pcpu had to allocate the metadata and could not.
-    errc init(const first_chunk_config& cfg) noexcept {
+    /// Returns errc::ok, or errc::bad_config (nothing changed, nothing written, one
+    /// warning naming the field) if: already initialised; nr_cpus is 0 or above
+    /// max_cpus; unit_size is 0, not a page multiple or above max_unit_size; units is
+    /// null, not page aligned, or its nr_cpus units would wrap the address space;
+    /// static_size or reserved_size is not below unit_size, or together they leave no
+    /// dynamic space; dyn_size does not fit in the unit after them; static_image overlaps the units; meta is misaligned, smaller than
+    /// first_chunk_meta_bytes(), null under static_only, or overlaps the units.
+    /// out_of_memory if pcpu had to allocate the metadata and could not.
+    [[nodiscard]] errc init(const first_chunk_config& cfg) noexcept {
+        if (initialized_) {
+            warn("pcpu: init: already initialised");
+            return errc::bad_config;
+        }
+        if (const char* bad = check_config(cfg)) {
+            if constexpr (traits::template has<detail::has_warn>) {
+                detail::message<128> m;
+                m << "pcpu: init: bad first_chunk_config." << bad;
+                warn(m.c_str());
+            }
+            return errc::bad_config;
+        }
         const std::size_t s = round_up(cfg.static_size, min_alloc_size);
         const std::size_t r = round_up(cfg.reserved_size, min_alloc_size);
         const auto units = reinterpret_cast<std::uintptr_t>(cfg.units);
-        if (initialized_ || cfg.nr_cpus == 0 || cfg.nr_cpus > max_cpus || cfg.unit_size == 0 ||
-            cfg.unit_size % page_size != 0 || cfg.unit_size > max_unit_size || units == 0 ||
-            units % page_size != 0 || s + r >= cfg.unit_size || cfg.dyn_size > cfg.unit_size - (s + r) ||
-            (cfg.meta == nullptr && !Populate::creates_chunks) ||
-            reinterpret_cast<std::uintptr_t>(cfg.meta) % meta_align != 0 ||
-            (cfg.meta != nullptr &&
-             cfg.meta_size <
-                 first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size)))
-            return errc::bad_config;
         const std::size_t end = first_chunk_end(cfg.unit_size, s + r, cfg.dyn_size);
 
         void* meta_storage = cfg.meta;
@@ -266,6 +275,7 @@ public:
             std::memset(dst + (cfg.static_image != nullptr ? cfg.static_size : 0), 0,
                         s - (cfg.static_image != nullptr ? cfg.static_size : 0));
         }
+        detail::born_free(units + s, cpu_offsets_, nr_cpus_, end - s); // the tail past dyn_size is not pcpu's
 
         [[maybe_unused]] const std::size_t nr_slots_used = static_cast<std::size_t>(size_to_slot_raw(unit_size_)) + 4;
         PCPU_ASSERT(nr_slots_used <= max_slots);
@@ -292,6 +302,7 @@ public:
         nr_empty_pop_pages_ = first_.map.nr_empty_pop_pages();
         insert_chunk(first_);
         stats_.min_alloc_size = unit_size_;
+        ++generation_;
         initialized_ = true;
         return errc::ok;
     }
@@ -322,7 +333,32 @@ public:
     /// Returns ok, or: invalid_pointer (h is not the start of anything pcpu returned),
     /// double_free (h lies in a chunk but its area is not allocated). Nothing changes on
     /// error.
-    errc free(handle h) noexcept {
+    errc free(handle h) noexcept { return free_impl(h, 0, false); }
+
+    /// free(h, size) - free(h), but only if h starts an allocation of `size` bytes
+    /// (rounded up to 4, as alloc() rounds): invalid_pointer, nothing freed, otherwise.
+    /// A counter's destroy() frees this way, which catches a stale handle whose area a
+    /// new owner took with another size. A stale handle equal to a new owner's handle of
+    /// the same size is indistinguishable from that owner's and is freed: the limit of
+    /// any check that has only the address (docs/reliability.md).
+    errc free(handle h, std::size_t size) noexcept { return free_impl(h, size, true); }
+
+    /// allocation_size(h) - the bytes of the allocation h starts (a multiple of 4), or
+    /// free()'s error for h (nothing changes). Takes the index lock.
+    result<std::size_t> allocation_size(handle h) noexcept {
+        if (!initialized_) return errc::not_initialized;
+        index_guard<Platform> guard(platform_);
+        chunk_node* c = find_chunk(h.addr());
+        const std::uintptr_t off_bytes = c != nullptr ? h.addr() - c->base : 0;
+        if (c == nullptr || off_bytes % min_alloc_size != 0) return errc::invalid_pointer;
+        const auto off = static_cast<std::uint32_t>(off_bytes >> min_alloc_shift);
+        const std::uint32_t size_bits = c->map.area_size(off);
+        if (size_bits != 0) return std::size_t{size_bits} << min_alloc_shift;
+        return bitmap::test(c->map.alloc_map(), off) ? errc::invalid_pointer : errc::double_free;
+    }
+
+private:
+    errc free_impl(handle h, std::size_t size, bool sized) noexcept {
         if (!h) return errc::ok;
         if (!initialized_) return errc::not_initialized;
         errc err = errc::ok;
@@ -343,9 +379,12 @@ public:
                     // allocation or a hidden region; a clear bit was never allocated
                     // or was freed already.
                     err = bitmap::test(c->map.alloc_map(), off) ? errc::invalid_pointer : errc::double_free;
+                } else if (sized && std::size_t{size_bits} << min_alloc_shift != round_up(size, min_alloc_size)) {
+                    err = errc::invalid_pointer;
                 } else {
                     const std::uint32_t contig_before = c->map.contig_bits();
                     const std::uint32_t empty_before = c->map.nr_empty_pop_pages();
+                    detail::freed_area(h.addr(), cpu_offsets_, nr_cpus_, std::size_t{size_bits} << min_alloc_shift);
                     const std::uint32_t bits = c->map.free_area(off, size_bits);
                     account_empty_pages(*c, empty_before);
                     relocate_if_changed(*c, contig_before);
@@ -367,6 +406,7 @@ public:
         return err;
     }
 
+public:
     /// balance(ctx) - the deferred work (pcpu_balance_workfn): destroy surplus fully free
     /// chunks (one spare is kept), depopulate empty pages of chunks isolated by free(),
     /// and refill the atomic reserve to empty_pop_pages_high populated empty pages,
@@ -426,8 +466,9 @@ public:
     ~allocator() { teardown(); }
 
     /// ptr(h, cpu) - CPU `cpu`'s copy of the allocation h (one load, one add).
+    /// Precondition: cpu < nr_cpus() (PCPU_CHECKS: else PCPU_TRAP).
     void* ptr(handle h, unsigned cpu) const noexcept {
-        PCPU_ASSERT(cpu < nr_cpus_);
+        PCPU_CHECK(cpu < nr_cpus_, "pcpu: ptr(): cpu index not below nr_cpus");
         return reinterpret_cast<void*>(h.addr() + cpu_offsets_[cpu]);
     }
     /// cpu_offsets() - the table ptr() adds: CPU c's copy is at h + cpu_offsets()[c].
@@ -442,6 +483,9 @@ public:
     unsigned nr_cpus() const noexcept { return nr_cpus_; }
     std::size_t unit_size() const noexcept { return unit_size_; }
     bool initialized() const noexcept { return initialized_; }
+    /// generation() - changes with every successful init(): an object that keeps an
+    /// allocation (a counter) compares it to tell its allocator's life from a later one.
+    std::uint32_t generation() const noexcept { return generation_; }
     Platform& platform() noexcept { return platform_; }
     const Platform& platform() const noexcept { return platform_; }
 
@@ -609,6 +653,44 @@ private:
         bool immutable = false;        ///< never populated, depopulated or destroyed
         bool isolated = false;         ///< on to_depopulate/sidelined, out of the counts
     };
+
+    /// check_config(cfg) - nullptr if init() may use cfg, else the name of the first bad
+    /// field (with a word of why where the platform has warn() to show it; init()'s
+    /// comment has the rules in full). Every comparison
+    /// is made so that it cannot wrap: each size is bounded by the unit size (at most
+    /// max_unit_size) before it is rounded or added.
+    const char* check_config(const first_chunk_config& cfg) const noexcept {
+        const auto why = [](const char* field, const char* reason) {
+            if constexpr (traits::template has<detail::has_warn>) return reason;
+            else return field; // the reasons' bytes stay out of firmware with no console
+        };
+        const auto units = reinterpret_cast<std::uintptr_t>(cfg.units);
+        const auto meta = reinterpret_cast<std::uintptr_t>(cfg.meta);
+        if (cfg.nr_cpus == 0 || cfg.nr_cpus > max_cpus) return why("nr_cpus", "nr_cpus");
+        if (cfg.unit_size == 0 || cfg.unit_size % page_size != 0 || cfg.unit_size > max_unit_size)
+            return why("unit_size", "unit_size");
+        if (units == 0 || units % page_size != 0) return why("units", "units");
+        const std::uintptr_t span = cfg.unit_size * std::uintptr_t{cfg.nr_cpus};
+        if (span / cfg.nr_cpus != cfg.unit_size || UINTPTR_MAX - units < span)
+            return why("units", "units (wraps)");
+        if (cfg.static_size >= cfg.unit_size) return why("static_size", "static_size");
+        if (cfg.reserved_size >= cfg.unit_size) return why("reserved_size", "reserved_size");
+        const std::size_t head = round_up(cfg.static_size, min_alloc_size) + round_up(cfg.reserved_size, min_alloc_size);
+        if (head >= cfg.unit_size) return why("reserved_size", "reserved_size (no dynamic space)");
+        if (cfg.dyn_size > cfg.unit_size - head) return why("dyn_size", "dyn_size (past the unit's end)");
+        const auto image = reinterpret_cast<std::uintptr_t>(cfg.static_image);
+        if (image != 0 && UINTPTR_MAX - image < cfg.static_size)
+            return why("static_image", "static_image (wraps)");
+        if (image != 0 && cfg.static_size != 0 && image < units + span && units < image + cfg.static_size)
+            return why("static_image", "static_image (overlaps units)");
+        if (meta == 0 && !Populate::creates_chunks) return why("meta", "meta (null)");
+        if (meta % meta_align != 0) return why("meta", "meta (alignment)");
+        const std::size_t need = first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size);
+        if (meta != 0 && cfg.meta_size < need) return why("meta_size", "meta_size");
+        if (meta != 0 && (UINTPTR_MAX - meta < need || (meta < units + span && units < meta + need)))
+            return why("meta", "meta (overlaps units)");
+        return nullptr;
+    }
 
     static constexpr std::size_t round_up(std::size_t v, std::size_t a) noexcept { return (v + a - 1) / a * a; }
     /// first_chunk_end(unit, head, dyn) - end of the first chunk's dynamic area: head
@@ -811,6 +893,9 @@ private:
         if (err == errc::ok) {
             // Outside every lock: the area is ours, and zeroing a large area on many
             // CPUs must not hold off interrupts.
+            unsigned bad_cpu = 0;
+            if (!detail::reused_area(h.addr(), cpu_offsets_, nr_cpus_, round_up(size, min_alloc_size), bad_cpu))
+                freed_area_written(h, bad_cpu);
             for (unsigned cpu = 0; cpu < nr_cpus_; ++cpu) std::memset(ptr(h, cpu), 0, round_up(size, min_alloc_size));
             return h;
         }
@@ -1040,6 +1125,7 @@ private:
     // Templates only so that policies without chunk creation never instantiate them.
     template <class Pol = Populate>
     void destroy_chunk(chunk_node& c) noexcept {
+        detail::released(c.base, cpu_offsets_, nr_cpus_, unit_size_);
         if constexpr (Populate::on_demand) {
             std::size_t rs = 0, re = 0;
             for (std::size_t from = 0; bitmap::next_set_region(c.map.populated_map(), layout_.unit_pages, from, rs, re);
@@ -1096,6 +1182,8 @@ private:
     void record_population(chunk_node& c, std::uint32_t b, std::uint32_t e, bool populated) noexcept {
         const std::uint32_t empty_before = c.map.nr_empty_pop_pages();
         if (populated) {
+            detail::born_free(c.base + std::uintptr_t{b} * page_size, cpu_offsets_, nr_cpus_,
+                              std::size_t{e - b} * page_size);
             c.map.set_populated(b, e);
             nr_populated_ += e - b;
         } else {
@@ -1257,6 +1345,8 @@ private:
             std::uint32_t run_end = 0, run_begin = 0;        // pending run [run_begin, run_end)
             auto flush_run = [&] {
                 platform_.index_unlock();
+                detail::released(c.base + std::uintptr_t{run_begin} * page_size, cpu_offsets_, nr_cpus_,
+                                 std::size_t{run_end - run_begin} * page_size);
                 Populate::depopulate(platform_, layout_, c.base, run_begin, run_end, page_array_);
                 platform_.index_lock();
                 record_population(c, run_begin, run_end, false);
@@ -1380,6 +1470,7 @@ private:
         // Back to the state of a fresh object, so init() can start a new life: the
         // first chunk is still on a slot list (init() would link it twice and corrupt
         // the list), and the counters describe allocations that died with it.
+        detail::released(unit0_, cpu_offsets_, nr_cpus_, unit_size_); // the caller's storage again
         first_.unlink();
         reserved_.unlink();
         stats_ = alloc_stats{};
@@ -1451,6 +1542,17 @@ private:
         if (last) traits::warn(platform_, "pcpu: limit reached, disable warning");
     }
 
+    /// freed_area_written(h, cpu) - PCPU_FREE_PATTERN found a write after free in the
+    /// area alloc() just took: whoever wrote holds a stale handle, and its next write
+    /// lands in the new owner's data, so stop here.
+    [[noreturn]] void freed_area_written(handle h, unsigned cpu) noexcept {
+        detail::message<112> m;
+        m << "pcpu: free area ";
+        m.hex(h.addr()) << " was written after free (CPU " << cpu << "'s copy)";
+        warn(m.c_str());
+        PCPU_TRAP("pcpu: per-CPU area written after free");
+    }
+
     void warn_alloc_failure(std::size_t size, std::size_t align, bool is_atomic, errc err) noexcept {
         detail::message<128> m;
         m << "pcpu: allocation failed, size=" << size << " align=" << align << " atomic=" << (is_atomic ? 1u : 0u)
@@ -1466,6 +1568,7 @@ private:
     mutable Platform platform_;
     bool initialized_ = false;
     std::uint64_t settled_ops_ = no_ops; // ops_seen() when a balance last completed undisturbed
+    std::uint32_t generation_ = 0; // successful init() calls, see generation()
     unsigned nr_cpus_ = 0;
     std::size_t unit_size_ = 0;
     std::size_t static_size_ = 0;

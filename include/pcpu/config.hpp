@@ -17,6 +17,33 @@
 #define PCPU_ASSERT(cond) assert(cond)
 #endif
 
+/// PCPU_TRAP(msg) - what pcpu does, in every build, when a call has no answer it could
+/// return: result<T>::value() on an error, and (with PCPU_CHECKS) a precondition that
+/// failed. Never returns. The default stops at once (an undefined instruction on a
+/// Cortex-M: a HardFault the firmware's handler sees); firmware overrides it before
+/// including any pcpu header, e.g. to log msg and reset. msg is a static string.
+#ifndef PCPU_TRAP
+#define PCPU_TRAP(msg) ::pcpu::detail::trap(msg)
+#endif
+
+/// PCPU_CHECKS - 1 turns the preconditions of the calls that have no error to return
+/// into PCPU_TRAP in release builds too: a CPU index in ptr(), per_cpu() and the
+/// this-CPU operations; a counter used after its allocator was shut down. It also makes
+/// free_percpu() look its handle up before running destructors (see percpu.hpp). Each
+/// check is one compare on the path it guards (docs/performance.md has the cost). 0
+/// (the default) leaves them preconditions, checked only by PCPU_ASSERT.
+#ifndef PCPU_CHECKS
+#define PCPU_CHECKS 0
+#endif
+
+/// PCPU_CHECK(cond, msg) - a precondition: PCPU_TRAP(msg) when it fails under
+/// PCPU_CHECKS, else PCPU_ASSERT(cond).
+#if PCPU_CHECKS
+#define PCPU_CHECK(cond, msg) (__builtin_expect(!!(cond), 1) ? void(0) : PCPU_TRAP(msg))
+#else
+#define PCPU_CHECK(cond, msg) PCPU_ASSERT(cond)
+#endif
+
 /// PCPU_DEFAULT_PAGE_SHIFT - log2 of the page (= bitmap block) size used when a
 /// platform does not name one. 12 (4 KiB) matches Linux; firmware with little RAM may
 /// choose 10 (1 KiB pages, 256-bit blocks).
@@ -25,6 +52,14 @@
 #endif
 
 namespace pcpu {
+
+namespace detail {
+/// trap(msg) - PCPU_TRAP's default. msg is there for a debugger (and for overrides).
+[[noreturn]] inline void trap(const char* msg) noexcept {
+    (void)msg;
+    __builtin_trap();
+}
+} // namespace detail
 
 /// One bitmap bit stands for this many bytes: the minimum size and alignment.
 inline constexpr unsigned min_alloc_shift = 2;

@@ -29,6 +29,16 @@
 // preemptive single-core RTOS give the platform a guard: without one, a task preempted
 // while holding the spinlock would leave a higher-priority spinner spinning forever.
 //
+// Every call has an answer in every state. Before init() and after destroy() the
+// counter reads as 0 (read, sum, compare against 0) and the writes (add and its
+// variants, set, sync) do nothing; destroy() is then a no-op too, and init() starts it
+// again. The count wraps modulo 2^64 like the this-CPU operations (add(INT64_MAX)
+// twice gives -2; sub(INT64_MIN) adds INT64_MIN): the arithmetic is unsigned, never
+// signed overflow. A counter whose allocator was shut down owns nothing any more: its
+// destroy() frees nothing (even if the allocator was initialised again and handed the
+// same address to someone else) and reports not_initialized; any other use is a
+// precondition violation (PCPU_CHECKS: PCPU_TRAP).
+//
 // 32-bit clean: deltas are int32_t; the count is int64_t and is read without the lock
 // only where 64-bit loads are single instructions (not on a Cortex-M, where read()
 // takes the lock). No heap beyond the allocator, no <mutex>, no <thread>.
@@ -80,11 +90,12 @@ public:
     /// start at `initial`. batch 0 means default_batch(a.nr_cpus()).
     /// Returns ok, or: bad_config (already initialised, batch negative); the error of
     /// the allocation.
-    errc init(Alloc& a, std::int64_t initial, context ctx, std::int32_t batch = 0) noexcept {
+    [[nodiscard]] errc init(Alloc& a, std::int64_t initial, context ctx, std::int32_t batch = 0) noexcept {
         if (a_ != nullptr || batch < 0) return errc::bad_config;
         result<percpu<std::int32_t>> d = alloc_percpu<std::int32_t>(a, ctx);
         if (!d) return d.error();
         a_ = &a;
+        generation_ = a.generation();
         deltas_ = d.value();
         batch_ = batch != 0 ? batch : default_batch(a.nr_cpus());
         count_ = initial;
@@ -92,12 +103,15 @@ public:
     }
 
     /// destroy() - free the deltas; the counter can be init()ed again. Not concurrent
-    /// with any other use.
+    /// with any other use. ok (a no-op) if not initialised; not_initialized, nothing
+    /// freed, if the allocator was shut down since init() (see the file comment).
     errc destroy() noexcept {
         if (a_ == nullptr) return errc::ok;
-        const errc e = free_percpu(*a_, deltas_);
+        // Sized: a handle whose area changed owner since is refused, not freed.
+        const errc e = alive() ? a_->free(deltas_.raw(), sizeof(std::int32_t)) : errc::not_initialized;
         a_ = nullptr;
         deltas_ = percpu<std::int32_t>();
+        count_ = 0;
         return e;
     }
 
@@ -109,43 +123,48 @@ public:
     percpu<std::int32_t> deltas() const noexcept { return deltas_; }
 
     /// add_batch(amount, batch) - percpu_counter_add_batch. Context: any, ISRs included
-    /// with an irq_save platform; takes the spinlock about once per batch.
+    /// with an irq_save platform; takes the spinlock about once per batch. A batch below
+    /// 1 folds every add. A no-op when not initialised.
     void add_batch(std::int64_t amount, std::int32_t batch) noexcept {
-        PCPU_ASSERT(a_ != nullptr && batch > 0);
+        if (a_ == nullptr) return;
+        PCPU_CHECK(alive(), "pcpu: counter used after its allocator was shut down");
+        // The delta d stays in (-batch, batch), so d + amount stays there exactly when
+        // amount lies in (-batch - d, batch - d): bounds that fit an int64_t, where
+        // d + amount itself could overflow.
+        const std::int64_t b = batch > 0 ? batch : 1;
         auto& p = a_->platform();
         using guard = this_cpu_guard<platform_type>;
         if constexpr (guard::pins) {
             guard g(p);
             std::int32_t* slot = deltas_.ptr(g.cpu());
-            const std::int64_t n = detail::load_relaxed(slot) + amount;
-            if (n < batch && n > -std::int64_t{batch}) {
-                detail::store_relaxed(slot, static_cast<std::int32_t>(n));
+            const std::int32_t d = detail::load_relaxed(slot);
+            if (amount < b - d && amount > -b - d) {
+                detail::store_relaxed(slot, static_cast<std::int32_t>(d + amount));
                 return;
             }
             lock_.lock();
-            store_count(count_ + n);
+            store_count(detail::wrap_add(detail::wrap_add(count_, std::int64_t{d}), amount));
             detail::store_relaxed(slot, std::int32_t{0});
             lock_.unlock();
         } else {
             std::int32_t* slot = deltas_.ptr(static_cast<unsigned>(p.this_cpu()));
             std::int32_t old = __atomic_load_n(slot, __ATOMIC_RELAXED);
             for (;;) {
-                const std::int64_t n = std::int64_t{old} + amount;
-                if (n >= batch || n <= -std::int64_t{batch}) break;
-                if (__atomic_compare_exchange_n(slot, &old, static_cast<std::int32_t>(n), true, __ATOMIC_RELAXED,
-                                                __ATOMIC_RELAXED))
+                if (amount >= b - old || amount <= -b - old) break;
+                if (__atomic_compare_exchange_n(slot, &old, static_cast<std::int32_t>(old + amount), true,
+                                                __ATOMIC_RELAXED, __ATOMIC_RELAXED))
                     return;
             }
             // Fold whatever the delta holds *now*, not the value tested above: another
             // task may have changed it meanwhile (it migrated here, or we migrated).
             lock_.lock();
             const std::int32_t taken = __atomic_exchange_n(slot, std::int32_t{0}, __ATOMIC_RELAXED);
-            store_count(count_ + taken + amount);
+            store_count(detail::wrap_add(detail::wrap_add(count_, std::int64_t{taken}), amount));
             lock_.unlock();
         }
     }
     void add(std::int64_t amount) noexcept { add_batch(amount, batch_); }
-    void sub(std::int64_t amount) noexcept { add_batch(-amount, batch_); }
+    void sub(std::int64_t amount) noexcept { add_batch(detail::wrap_neg(amount), batch_); }
     void inc() noexcept { add_batch(1, batch_); }
     void dec() noexcept { add_batch(-1, batch_); }
     /// add_local(amount) - accumulate in this CPU's delta, folding only when it would
@@ -155,6 +174,7 @@ public:
     /// read() - the shared count alone: approximate (see error_bound()), may be
     /// negative while the exact value is not. Lock-free where 64-bit loads are.
     std::int64_t read() const noexcept {
+        if (a_ == nullptr) return 0;
         if constexpr (detail::lock_free<std::int64_t>) {
             return __atomic_load_n(&count_, __ATOMIC_RELAXED);
         } else {
@@ -171,9 +191,12 @@ public:
     /// sum() - count plus every CPU's delta, under the lock: exact when no add is in
     /// flight (an add racing with it is counted or not, never half).
     std::int64_t sum() const noexcept {
+        if (a_ == nullptr) return 0;
+        PCPU_CHECK(alive(), "pcpu: counter used after its allocator was shut down");
         locked l(*this);
         std::int64_t s = count_;
-        for (unsigned cpu = 0; cpu < deltas_.nr_cpus(); ++cpu) s += detail::load_relaxed(deltas_.ptr(cpu));
+        for (unsigned cpu = 0; cpu < deltas_.nr_cpus(); ++cpu)
+            s = detail::wrap_add(s, std::int64_t{detail::load_relaxed(deltas_.ptr(cpu))});
         return s;
     }
     std::int64_t sum_positive() const noexcept {
@@ -184,6 +207,8 @@ public:
     /// set(value) - percpu_counter_set: every delta to 0 and the count to value. Adds
     /// racing with it may survive it, as in the kernel.
     void set(std::int64_t value) noexcept {
+        if (a_ == nullptr) return;
+        PCPU_CHECK(alive(), "pcpu: counter used after its allocator was shut down");
         locked l(*this);
         for (unsigned cpu = 0; cpu < deltas_.nr_cpus(); ++cpu)
             detail::store_relaxed(deltas_.ptr(cpu), std::int32_t{0});
@@ -192,6 +217,8 @@ public:
 
     /// sync() - fold the running CPU's delta into the count (percpu_counter_sync).
     void sync() noexcept {
+        if (a_ == nullptr) return;
+        PCPU_CHECK(alive(), "pcpu: counter used after its allocator was shut down");
         auto& p = a_->platform();
         using guard = this_cpu_guard<platform_type>;
         guard g(p);
@@ -204,19 +231,24 @@ public:
         } else {
             taken = __atomic_exchange_n(slot, std::int32_t{0}, __ATOMIC_RELAXED);
         }
-        store_count(count_ + taken);
+        store_count(detail::wrap_add(count_, std::int64_t{taken}));
         lock_.unlock();
     }
 
     /// compare(rhs, batch) - __percpu_counter_compare: 1 if the exact value is above
     /// rhs, -1 if below, 0 if equal. Answers from read() when |read() - rhs| exceeds
     /// nr_cpus * batch (the exact value is then on the same side), else from sum().
-    /// batch must be at least the largest batch any add used.
+    /// batch must be at least the largest batch any add used. The distances are taken
+    /// in unsigned arithmetic, so values far apart (INT64_MIN against INT64_MAX) compare
+    /// without overflow.
     int compare(std::int64_t rhs, std::int32_t batch) const noexcept {
         const std::int64_t approx = read();
-        const std::int64_t bound = std::int64_t{batch} * deltas_.nr_cpus();
-        if (approx - rhs > bound) return 1;
-        if (rhs - approx > bound) return -1;
+        const std::uint64_t bound = std::uint64_t(batch > 0 ? batch : 0) * deltas_.nr_cpus();
+        const auto distance = [](std::int64_t hi, std::int64_t lo) {
+            return static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo);
+        };
+        if (approx > rhs && distance(approx, rhs) > bound) return 1;
+        if (rhs > approx && distance(rhs, approx) > bound) return -1;
         const std::int64_t exact = sum();
         return exact > rhs ? 1 : exact < rhs ? -1 : 0;
     }
@@ -237,6 +269,9 @@ private:
         const counter& c_;
     };
 
+    /// alive() - the allocator is still in the life init() took the deltas from.
+    bool alive() const noexcept { return a_->initialized() && a_->generation() == generation_; }
+
     /// store_count(v) - under the lock; atomic where read() reads without it.
     void store_count(std::int64_t v) noexcept {
         if constexpr (detail::lock_free<std::int64_t>) __atomic_store_n(&count_, v, __ATOMIC_RELAXED);
@@ -246,6 +281,7 @@ private:
     Alloc* a_ = nullptr;
     percpu<std::int32_t> deltas_;
     std::int32_t batch_ = 0;
+    std::uint32_t generation_ = 0; // a_->generation() at init()
     alignas(8) std::int64_t count_ = 0;
     mutable detail::spinlock lock_;
 };

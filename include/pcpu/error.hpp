@@ -51,8 +51,17 @@ public:
     constexpr bool ok() const noexcept { return err_ == errc::ok; }
     constexpr explicit operator bool() const noexcept { return ok(); }
     constexpr errc error() const noexcept { return err_; }
-    /// value() - precondition: ok().
-    constexpr T value() const noexcept { PCPU_ASSERT(ok()); return value_; }
+    /// value() - the value; on an error, PCPU_ASSERT fails, then PCPU_TRAP (config.hpp)
+    /// in every build: a default T would only move the fault to its first use (a null
+    /// percpu<T> dereferences a null offset table). Test ok() first, or use value_or().
+    constexpr T value() const noexcept {
+        if (!ok()) {
+            PCPU_ASSERT(ok());
+            PCPU_TRAP("pcpu: result::value() on an error");
+        }
+        return value_;
+    }
+    /// value_or(fallback) - the value, or fallback on an error.
     constexpr T value_or(T fallback) const noexcept { return ok() ? value_ : fallback; }
 
 private:

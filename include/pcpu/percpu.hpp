@@ -73,9 +73,13 @@ public:
     constexpr percpu(handle h, const std::uintptr_t* offsets, unsigned nr_cpus) noexcept
         : addr_(h.addr()), offsets_(offsets), nr_cpus_(nr_cpus) {}
 
-    /// ptr(cpu) - CPU cpu's copy: one table load plus one add.
+    /// ptr(cpu) - CPU cpu's copy: one table load plus one add. Every per-CPU access of
+    /// this file (per_cpu, the this-CPU operations, sum) goes through here, so this is
+    /// where the CPU index is checked. Precondition: cpu < nr_cpus() (PCPU_CHECKS: else
+    /// PCPU_TRAP; without, an index up to max_cpus reads CPU 0's copy and a larger one
+    /// reads past the offset table).
     T* ptr(unsigned cpu) const noexcept {
-        PCPU_ASSERT(cpu < nr_cpus_);
+        PCPU_CHECK(cpu < nr_cpus_, "pcpu: per-CPU access with a cpu index not below nr_cpus");
         return reinterpret_cast<T*>(addr_ + offsets_[cpu]);
     }
     handle raw() const noexcept { return handle(addr_); }
@@ -143,12 +147,22 @@ result<percpu<T>> alloc_percpu(Alloc& a, typename Alloc::context ctx, const Args
 }
 
 /// free_percpu(a, h) - destroy every CPU's copy, then free the allocation. A null
-/// handle is a no-op. The destructors run first: h must come from alloc_percpu() on a
-/// (anything else is a contract violation, not a reported error, unless T is
-/// trivially destructible: then allocator::free() reports it).
+/// handle is a no-op. The destructors run first: h must come from alloc_percpu() on a,
+/// or be typed() from an allocation of at least sizeof(T) (anything else is a contract
+/// violation, not a reported error, unless T is trivially destructible: then
+/// allocator::free() reports it). With PCPU_CHECKS that is checked before any
+/// destructor runs (allocator::allocation_size(), one more lookup): a handle that does
+/// not start a live allocation of at least sizeof(T) bytes is returned as
+/// invalid_pointer or double_free, nothing destroyed, nothing freed. Where the size is
+/// known exactly, allocator::free(h, size) checks it for free.
 template <class T, class Alloc>
 errc free_percpu(Alloc& a, percpu<T> h) noexcept {
     if (!h) return errc::ok;
+#if PCPU_CHECKS
+    const result<std::size_t> n = a.allocation_size(h.raw());
+    if (!n) return n.error();
+    if (n.value() < sizeof(T)) return errc::invalid_pointer;
+#endif
     if constexpr (!std::is_trivially_destructible<T>::value)
         for (unsigned cpu = 0; cpu < h.nr_cpus(); ++cpu) h.ptr(cpu)->~T();
     return a.free(h.raw());

@@ -9,7 +9,10 @@
 //   any compiler + replay_main.cpp               -> replays the committed corpus as a
 //                                                  plain test in every build
 // At exit it prints one line of totals (inputs, operations, faults injected), the
-// figures docs/reliability.md quotes.
+// figures docs/reliability.md quotes. With PCPU_FUZZ_MAX_OPS=n in the environment the
+// fuzzer stops (exit status 0, totals printed) once n operations have run: libFuzzer
+// itself can bound only inputs and time, and an operation count is what a long run
+// (scripts/fuzz --ops) promises.
 // The sim platform's header brings doctest's assertion macros, which this target never
 // uses; without a test runner linked in, doctest must be compiled out.
 #define DOCTEST_CONFIG_DISABLE
@@ -20,6 +23,11 @@
 
 namespace {
 pcpu_fuzz::totals g_totals;
+
+unsigned long long max_ops() {
+    const char* s = std::getenv("PCPU_FUZZ_MAX_OPS");
+    return s != nullptr ? std::strtoull(s, nullptr, 10) : 0;
+}
 
 void print_totals() {
     std::fprintf(stderr,
@@ -35,11 +43,18 @@ void print_totals() {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     static const bool registered = std::atexit(print_totals) == 0;
+    static const unsigned long long limit = max_ops();
     (void)registered;
     const std::string err = pcpu_fuzz::run_input(data, size, g_totals);
     if (!err.empty()) {
         std::fprintf(stderr, "pcpu-fuzz: %s\n", err.c_str());
         std::abort();
+    }
+    if (limit != 0 && g_totals.ops >= limit) {
+        // _Exit, not exit: libFuzzer reports a target that calls exit() as a crash.
+        std::fprintf(stderr, "pcpu-fuzz: operation limit %llu reached\n", limit);
+        print_totals();
+        std::_Exit(0);
     }
     return 0;
 }
