@@ -49,7 +49,9 @@ TEST_SUITE("stress") {
 TEST_CASE_TEMPLATE("per-CPU freelist on this_cpu cmpxchg_double: task and ISR threads per CPU", F,
                    flavour<guard_kind::none>, flavour<guard_kind::preempt>, flavour<guard_kind::irq>) {
     using alloc_t = pcpu::allocator<cpu_platform<F::kind>>;
-    constexpr unsigned nr = 4, nr_objects = 48;
+    // Few objects per CPU: a pop's read of first->next is then often overtaken by
+    // another context's pop-pop-push, the ABA case the tid exists for.
+    constexpr unsigned nr = 4, nr_objects = 12;
     cpus().reset(nr);
     set_cpu(0);
     pcpu_test::static_setup<alloc_t> s(nr, 16 * 1024, 0, 0);
@@ -100,7 +102,7 @@ TEST_CASE_TEMPLATE("per-CPU freelist on this_cpu cmpxchg_double: task and ISR th
             const auto i = static_cast<std::size_t>(reinterpret_cast<object*>(n) - pool.data());
             REQUIRE(i < nr_objects);
             ++seen[i];
-            ++drained;
+            REQUIRE(++drained <= nr_objects); // a corrupted list may hold a cycle
         }
     }
     CHECK(drained == nr_objects);
