@@ -15,6 +15,7 @@
 #include <cstring>
 #include <set>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -251,12 +252,15 @@ TEST_CASE("for_each_cpu visits every CPU once, in order; sum adds every copy") {
     std::vector<unsigned> seen;
     pcpu::for_each_cpu(h, [&](unsigned cpu, std::uint32_t& v) {
         seen.push_back(cpu);
-        v = 4000000000u - cpu; // the sum wraps in uint32_t, not in a wider type
+        v = 4000000000u - cpu; // past UINT32_MAX: the default sum is 64 bits wide
     });
     CHECK(seen == std::vector<unsigned>{0, 1, 2, 3, 4, 5});
     const std::uint64_t wide = pcpu::sum<std::uint64_t>(h);
     CHECK(wide == 23999999985ull);
-    CHECK(pcpu::sum(h) == static_cast<std::uint32_t>(23999999985ull % (std::uint64_t{1} << 32)));
+    CHECK(pcpu::sum(h) == 23999999985ull);
+    static_assert(std::is_same<decltype(pcpu::sum(h)), std::uint64_t>::value, "sum() widens by default");
+    // Summing in T is still there, by name, and wraps.
+    CHECK(pcpu::sum<std::uint32_t>(h) == static_cast<std::uint32_t>(23999999985ull % (std::uint64_t{1} << 32)));
     CHECK(pcpu::free_percpu(s.alloc, h) == pcpu::errc::ok);
     CHECK_VERIFIED(s.alloc);
 }

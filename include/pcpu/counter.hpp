@@ -48,6 +48,7 @@
 #include "percpu.hpp"
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 namespace pcpu {
@@ -107,11 +108,73 @@ public:
     /// freed, if the allocator was shut down since init() (see the file comment).
     errc destroy() noexcept {
         if (a_ == nullptr) return errc::ok;
+        if (group_ > 1) return errc::invalid_pointer; // shared deltas: destroy_many() frees them
         // Sized: a handle whose area changed owner since is refused, not freed.
         const errc e = alive() ? a_->free(deltas_.raw(), sizeof(std::int32_t)) : errc::not_initialized;
         a_ = nullptr;
         deltas_ = percpu<std::int32_t>();
         count_ = 0;
+        return e;
+    }
+
+    /// init_many(cs, n, a, initial, ctx, batch) - __percpu_counter_init_many: init the n
+    /// counters cs[0..n) from ONE per-CPU allocation of n adjacent deltas (one
+    /// allocation, and on each CPU one cache line, for counters updated together). Each
+    /// starts at `initial`. The deltas are shared: free them with destroy_many(cs, n);
+    /// destroy() of one member refuses (invalid_pointer), and so does the destructor, so
+    /// a group never destroy_many()ed stays allocated rather than freed under its
+    /// other members.
+    /// Returns ok, or: bad_config (cs null, n 0, any cs[i] already initialised, batch
+    /// negative); the error of the allocation. On error no counter is initialised.
+    static errc init_many(counter* cs, std::size_t n, Alloc& a, std::int64_t initial, context ctx,
+                          std::int32_t batch = 0) noexcept {
+        if (cs == nullptr || n == 0 || n > UINT32_MAX || n > SIZE_MAX / sizeof(std::int32_t) || batch < 0)
+            return errc::bad_config;
+        for (std::size_t i = 0; i < n; ++i)
+            if (cs[i].a_ != nullptr) return errc::bad_config;
+        const result<handle> r = a.alloc(n * sizeof(std::int32_t), alignof(std::int32_t), ctx);
+        if (!r) return r.error();
+        const percpu<std::int32_t> base = typed<std::int32_t>(a, r.value());
+        for (std::size_t i = 0; i < n; ++i) {
+            counter& c = cs[i];
+            c.a_ = &a;
+            c.generation_ = a.generation();
+            c.deltas_ = percpu<std::int32_t>(handle(base.raw().addr() + i * sizeof(std::int32_t)), base.cpu_offsets(),
+                                             base.nr_cpus());
+            for (unsigned cpu = 0; cpu < base.nr_cpus(); ++cpu) *c.deltas_.ptr(cpu) = 0;
+            c.batch_ = batch != 0 ? batch : default_batch(a.nr_cpus());
+            c.count_ = initial;
+            c.group_ = static_cast<std::uint32_t>(n);
+            c.group_index_ = static_cast<std::uint32_t>(i);
+        }
+        return errc::ok;
+    }
+
+    /// destroy_many(cs, n) - percpu_counter_destroy_many: free what init_many(cs, n)
+    /// allocated; every cs[i] can be init()ed again. Not concurrent with any other use.
+    /// n == 1 also destroys a counter of init(). Returns ok (also when cs[0] is not
+    /// initialised), or invalid_pointer, changing nothing, when cs[0..n) is not exactly
+    /// one group of init_many in order; bad_config for cs null or n 0.
+    static errc destroy_many(counter* cs, std::size_t n) noexcept {
+        if (cs == nullptr || n == 0) return errc::bad_config;
+        if (cs[0].a_ == nullptr) return errc::ok;
+        const bool single = n == 1 && cs[0].group_ <= 1;
+        for (std::size_t i = 0; i < n && !single; ++i) {
+            const counter& c = cs[i];
+            if (c.a_ != cs[0].a_ || c.group_ != n || c.group_index_ != i ||
+                c.deltas_.raw().addr() != cs[0].deltas_.raw().addr() + i * sizeof(std::int32_t))
+                return errc::invalid_pointer;
+        }
+        // Sized, and only in the allocator's life init_many() allocated in (see destroy()).
+        const errc e = cs[0].alive() ? cs[0].a_->free(cs[0].deltas_.raw(), n * sizeof(std::int32_t))
+                                     : errc::not_initialized;
+        for (std::size_t i = 0; i < n; ++i) {
+            cs[i].a_ = nullptr;
+            cs[i].deltas_ = percpu<std::int32_t>();
+            cs[i].count_ = 0;
+            cs[i].group_ = 0;
+            cs[i].group_index_ = 0;
+        }
         return e;
     }
 
@@ -170,6 +233,42 @@ public:
     /// add_local(amount) - accumulate in this CPU's delta, folding only when it would
     /// overflow int32_t. Cheapest add; read the result with sum(), not read().
     void add_local(std::int64_t amount) noexcept { add_batch(amount, max_batch); }
+    /// sub_local(amount) - percpu_counter_sub_local: add_local(-amount).
+    void sub_local(std::int64_t amount) noexcept { add_batch(-amount, max_batch); }
+
+    /// limited_add(limit, amount, batch) - percpu_counter_limited_add: add amount only if
+    /// the exact value stays within limit: at most limit for amount > 0, at least limit
+    /// for amount < 0 (a floor). Returns whether it added (amount 0: true).
+    ///
+    /// Exact at the limit: the decision and the add happen under the counter's lock,
+    /// so limited_add()s racing each other never carry the value past the limit. The
+    /// kernel takes a lockless path when the shared count is far from the limit, but it
+    /// reads the count and then writes the local delta, so a fold on another CPU can
+    /// come between the two and the value can pass the limit by up to a batch per CPU;
+    /// pcpu gives that up for exactness. Under the lock the deltas of limited_add()
+    /// callers cannot move, so the exact sum is taken only when read() within the
+    /// error bound (nr_cpus * batch, batch the largest any add used) cannot settle it.
+    /// Plain add()s racing with it are counted or not, as in sum().
+    /// Context: as add_batch(); takes the lock every time.
+    bool limited_add(std::int64_t limit, std::int64_t amount, std::int32_t batch) noexcept {
+        PCPU_ASSERT(a_ != nullptr && batch > 0);
+        if (amount == 0) return true;
+        locked l(*this);
+        const std::int64_t bound = std::int64_t{batch} * deltas_.nr_cpus();
+        const std::int64_t next = count_ + amount; // the value after, up to the deltas
+        // Above the limit (amount > 0) or below it (amount < 0) even in the best case:
+        // refuse; within it even in the worst case: add; else ask the exact sum.
+        const bool up = amount > 0;
+        if (up ? next - bound > limit : next + bound < limit) return false;
+        if (up ? next + bound > limit : next - bound < limit) {
+            std::int64_t exact = next;
+            for (unsigned cpu = 0; cpu < deltas_.nr_cpus(); ++cpu) exact += detail::load_relaxed(deltas_.ptr(cpu));
+            if (up ? exact > limit : exact < limit) return false;
+        }
+        store_count(next);
+        return true;
+    }
+    bool limited_add(std::int64_t limit, std::int64_t amount) noexcept { return limited_add(limit, amount, batch_); }
 
     /// read() - the shared count alone: approximate (see error_bound()), may be
     /// negative while the exact value is not. Lock-free where 64-bit loads are.
@@ -284,6 +383,8 @@ private:
     std::uint32_t generation_ = 0; // a_->generation() at init()
     alignas(8) std::int64_t count_ = 0;
     mutable detail::spinlock lock_;
+    std::uint32_t group_ = 0;       ///< init_many group size (0: init())
+    std::uint32_t group_index_ = 0; ///< this counter's place in its group
 };
 
 } // namespace pcpu

@@ -275,6 +275,8 @@ public:
     this_cpu_guard& operator=(const this_cpu_guard&) = delete;
 
     unsigned cpu() const noexcept { return cpu_; }
+    /// platform() - the platform whose guard this is (the raw forms check with it).
+    P& platform() const noexcept { return p_; }
 
 private:
     P& p_;
@@ -373,14 +375,21 @@ T this_cpu_dec_return(X& x, percpu<T> h) noexcept {
     return this_cpu_add_return(x, h, detail::wrap_neg<T>(T{1}));
 }
 
-/// sum<R>(h) - the sum over every CPU's copy, accumulated in R (default T; integral R
-/// wraps). Lock-free: each copy is read whole (relaxed), but copies updated meanwhile
+/// sum_type<T> - what sum(h) adds in by default: integral T widened to 64 bits.
+template <class T>
+using sum_type = std::conditional_t<
+    detail::this_cpu_arith<T> && sizeof(T) < sizeof(std::uint64_t),
+    std::conditional_t<std::is_signed<T>::value, std::int64_t, std::uint64_t>, T>;
+
+/// sum<R>(h) - the sum over every CPU's copy, accumulated in R (integral R wraps).
+/// R defaults to sum_type<T>: a 64-bit integer of T's signedness for integral T (four
+/// u8 copies of 200 sum to 800, not 32), T otherwise. Name R to sum in T. Lock-free: each copy is read whole (relaxed), but copies updated meanwhile
 /// may be seen before or after the update, as with the kernel's for_each_possible_cpu
 /// sums. A T wider than the machine's atomics (64 bits on a Cortex-M) can be read torn
 /// while another CPU writes it.
 template <class R = void, class T>
 auto sum(percpu<T> h) noexcept {
-    using acc_t = std::conditional_t<std::is_void<R>::value, T, R>;
+    using acc_t = std::conditional_t<std::is_void<R>::value, sum_type<T>, R>;
     static_assert(std::is_arithmetic<T>::value && std::is_arithmetic<acc_t>::value, "pcpu: sum() needs arithmetic types");
     acc_t acc{};
     for (unsigned cpu = 0; cpu < h.nr_cpus(); ++cpu) {
@@ -394,3 +403,6 @@ auto sum(percpu<T> h) noexcept {
 }
 
 } // namespace pcpu
+
+// The rest of the kernel's this-CPU operations (xchg, cmpxchg, and/or, raw forms).
+#include "this_cpu_ops.hpp"

@@ -25,4 +25,12 @@ echo "pcpu_data: $size bytes at 0x$start"
 for v in pcpu_static_irq_count pcpu_static_latency; do
     grep -q "$v" <<<"$syms" || { echo "FAIL: $v was dropped"; exit 1; }
 done
+# The double-width cmpxchg without a this-CPU guard: a Cortex-M4 has no 8-byte CAS, so
+# it must be a compile error that says so, not a silent lock or a libatomic call.
+if arm-none-eabi-g++ "${flags[@]}" -DPCPU_CM4_EXPECT_DWCAS_ERROR -c "$src" -o "$out/dwcas.o" 2>"$out/dwcas.err"; then
+    echo "FAIL: this_cpu_cmpxchg_double compiled for a guard-less Cortex-M4"; exit 1
+fi
+grep -q "no compare-and-swap as wide as T" "$out/dwcas.err" ||
+    { echo "FAIL: the double-width error does not name its cause:"; head -5 "$out/dwcas.err"; exit 1; }
+echo "guard-less double-width cmpxchg: compile error, as intended"
 echo "ok"

@@ -88,6 +88,71 @@ bool init(Alloc& a, void* units, void* meta, std::size_t meta_size) {
     return a.init(cfg) == pcpu::errc::ok && a.verify().ok;
 }
 
+/// tagged - two words, for the double-width cmpxchg (8 bytes here).
+struct alignas(2 * sizeof(void*)) tagged {
+    histogram* head;
+    std::uintptr_t tag;
+};
+
+/// exercise_ops(a) - the rest of the this-CPU operation set (this_cpu_ops.hpp) and the
+/// counter's init_many/limited_add/sub_local; 0 on success, else 40 + the failed check.
+template <class Alloc>
+int exercise_ops(Alloc& a) {
+    using P = typename Alloc::platform_type;
+    auto flags = pcpu::alloc_percpu<std::uint32_t>(a, pcpu::ctx::full, 0xf0u);
+    auto small = pcpu::alloc_percpu<std::uint8_t>(a, pcpu::ctx::full);
+    auto ptrs = pcpu::alloc_percpu<histogram*>(a, pcpu::ctx::full, nullptr);
+    if (!flags || !small || !ptrs || !a.verify().ok) return 41;
+    current_cpu = 1;
+    pcpu::this_cpu_or(a, flags.value(), 0x0f);
+    pcpu::this_cpu_and(a, flags.value(), 0x3c);
+    if (pcpu::per_cpu(flags.value(), 1) != 0x3c || pcpu::per_cpu(flags.value(), 0) != 0xf0) return 42;
+    if (pcpu::this_cpu_xchg(a, flags.value(), 7) != 0x3c) return 43;
+    if (pcpu::this_cpu_cmpxchg(a, flags.value(), 7, 9) != 7) return 44;
+    std::uint32_t expected = 1;
+    if (pcpu::this_cpu_try_cmpxchg(a, flags.value(), expected, 2) || expected != 9) return 45;
+    pcpu::this_cpu_add(a, small.value(), 300); // kernel-style: 44, and no -Woverflow
+    if (pcpu::this_cpu_sub_return(a, small.value(), -1) != 45) return 46;
+    histogram h{};
+    if (pcpu::this_cpu_cmpxchg(a, ptrs.value(), nullptr, &h) != nullptr) return 47;
+    if (pcpu::this_cpu_xchg(a, ptrs.value(), nullptr) != &h) return 48;
+    {
+        pcpu::this_cpu_guard<P> g(a.platform());
+        pcpu::raw_this_cpu_add(g, flags.value(), 1);
+        pcpu::raw_this_cpu_or(g, flags.value(), 0x100);
+        if (pcpu::raw_this_cpu_cmpxchg(g, flags.value(), 0x10a, 0) != 0x10a) return 49;
+        if (pcpu::raw_this_cpu_inc_return(g, small.value()) != 46) return 50;
+    }
+    if constexpr (pcpu::this_cpu_guard<P>::pins) {
+        // A Cortex-M has no 8-byte CAS: under the IRQ guard the double width works
+        // anyway; without a guard it is a compile error (check_typed_cm4.sh checks).
+        auto pairs = pcpu::alloc_percpu<tagged>(a, pcpu::ctx::full, tagged{nullptr, 5});
+        if (!pairs) return 51;
+        tagged e{nullptr, 5};
+        if (!pcpu::this_cpu_try_cmpxchg_double(a, pairs.value(), e, tagged{&h, 6})) return 52;
+        if (pcpu::this_cpu_cmpxchg_double(a, pairs.value(), e, tagged{nullptr, 7}).tag != 6) return 53;
+        if (pcpu::per_cpu(pairs.value(), 1).head != &h || pcpu::per_cpu(pairs.value(), 0).tag != 5) return 54;
+        if (pcpu::free_percpu(a, pairs.value()) != pcpu::errc::ok) return 55;
+    }
+#if defined(PCPU_CM4_EXPECT_DWCAS_ERROR)
+    else {
+        auto pairs = pcpu::alloc_percpu<tagged>(a, pcpu::ctx::full, tagged{nullptr, 5});
+        (void)pcpu::this_cpu_cmpxchg_double(a, pairs.value(), tagged{nullptr, 5}, tagged{nullptr, 6});
+    }
+#endif
+    pcpu::counter<Alloc> cs[3];
+    if (pcpu::counter<Alloc>::init_many(cs, 3, a, 0, pcpu::ctx::full, 4) != pcpu::errc::ok) return 56;
+    for (unsigned i = 0; i < 10; ++i) cs[i % 3].add(2);
+    if (!cs[0].limited_add(10, 2) || cs[0].limited_add(10, 1) || cs[0].sum() != 10) return 57;
+    cs[1].sub_local(100);
+    if (cs[1].sum() != 6 - 100 || cs[2].sum() != 6) return 58;
+    if (pcpu::counter<Alloc>::destroy_many(cs, 3) != pcpu::errc::ok) return 59;
+    if (pcpu::free_percpu(a, flags.value()) != pcpu::errc::ok || pcpu::free_percpu(a, small.value()) != pcpu::errc::ok ||
+        pcpu::free_percpu(a, ptrs.value()) != pcpu::errc::ok || !a.verify().ok)
+        return 60;
+    return 0;
+}
+
 /// exercise(a) - 0 on success, else the number of the failed check.
 template <class Alloc>
 int exercise(Alloc& a) {
@@ -115,6 +180,7 @@ int exercise(Alloc& a) {
     if (c.sum() != 30 || c.compare(30) != 0 || c.compare(29) != 1) return 8;
     const std::int64_t gap = c.sum() - c.read();
     if (gap < 0 || gap >= c.error_bound()) return 9;
+    if (const int r = exercise_ops(a)) return r;
     if (pcpu::free_percpu(a, events.value()) != pcpu::errc::ok || !a.verify().ok) return 10;
     if (c.destroy() != pcpu::errc::ok || !a.verify().ok) return 11;
     return a.stats().nr_cur_alloc == 0 ? 0 : 12;
