@@ -87,6 +87,13 @@ struct first_chunk_config {
     /// chunks it may be null: init() then takes it from the platform's alloc_meta().
     void* meta = nullptr;
     std::size_t meta_size = 0;
+    /// where each CPU's unit is, when the platform picks (core-local SRAM banks, TCM):
+    /// nr_cpus addresses, CPU c's unit at unit_addrs[c], instead of `units`, which must
+    /// then be null. Any order, gaps allowed, units below CPU 0's too; each page
+    /// aligned, none wrapping the address space, no two overlapping. Dynamic chunks
+    /// repeat the same layout: see unit_layout (populate.hpp) for what that asks of
+    /// alloc_units() and reserve().
+    const void* const* unit_addrs = nullptr;
 };
 
 enum class chunk_kind : std::uint8_t { first, reserved, dynamic };
@@ -205,16 +212,21 @@ public:
     /// CPU's static area.
     /// Returns errc::ok, or errc::bad_config (nothing changed) if: already initialised;
     /// nr_cpus is 0 or above max_cpus; unit_size is 0, not a page multiple or above
-    /// max_unit_size; units is null or not page aligned; static + reserved leave no
+    /// max_unit_size; units is null or not page aligned; unit_addrs is given with
+    /// units, or names a null, misaligned, wrapping or overlapping unit; static +
+    /// reserved leave no
     /// dynamic space; meta is misaligned, smaller than first_chunk_meta_bytes(), or null
     /// under static_only. out_of_memory if pcpu had to allocate the metadata and could not.
     errc init(const first_chunk_config& cfg) noexcept {
         const std::size_t s = round_up(cfg.static_size, min_alloc_size);
         const std::size_t r = round_up(cfg.reserved_size, min_alloc_size);
-        const auto units = reinterpret_cast<std::uintptr_t>(cfg.units);
+        const auto units = cfg.unit_addrs != nullptr && cfg.nr_cpus != 0
+                               ? reinterpret_cast<std::uintptr_t>(cfg.unit_addrs[0])
+                               : reinterpret_cast<std::uintptr_t>(cfg.units);
         if (initialized_ || cfg.nr_cpus == 0 || cfg.nr_cpus > max_cpus || cfg.unit_size == 0 ||
             cfg.unit_size % page_size != 0 || cfg.unit_size > max_unit_size || units == 0 ||
             units % page_size != 0 || s + r >= cfg.unit_size ||
+            (cfg.unit_addrs != nullptr && (cfg.units != nullptr || !valid_unit_addrs(cfg))) ||
             (cfg.meta == nullptr && !Populate::creates_chunks) ||
             reinterpret_cast<std::uintptr_t>(cfg.meta) % meta_align != 0 ||
             (cfg.meta != nullptr &&
@@ -236,8 +248,17 @@ public:
         unit_size_ = cfg.unit_size;
         static_size_ = s;
         reserved_size_ = r;
-        for (unsigned cpu = 0; cpu < max_cpus; ++cpu)
-            cpu_offsets_[cpu] = cpu < nr_cpus_ ? cpu * unit_size_ : 0;
+        // Offsets are differences modulo the address width: a unit below CPU 0's has a
+        // "negative" offset, and h + offset still lands on it.
+        std::uintptr_t lowest = units, highest = units;
+        for (unsigned cpu = 0; cpu < max_cpus; ++cpu) {
+            const std::uintptr_t at = cfg.unit_addrs == nullptr
+                                          ? units + std::uintptr_t{cpu} * unit_size_
+                                          : cpu < nr_cpus_ ? reinterpret_cast<std::uintptr_t>(cfg.unit_addrs[cpu]) : units;
+            cpu_offsets_[cpu] = cpu < nr_cpus_ ? at - units : 0;
+            if (cpu < nr_cpus_ && at < lowest) lowest = at;
+            if (cpu < nr_cpus_ && at > highest) highest = at;
+        }
 
         // Each CPU's static area starts as the image (the kernel copies .data..percpu).
         for (unsigned cpu = 0; cpu < nr_cpus_; ++cpu) {
@@ -259,6 +280,9 @@ public:
         layout_.unit_size = unit_size_;
         layout_.unit_pages = static_cast<std::uint32_t>(unit_size_ / page_size);
         layout_.page_size = page_size;
+        layout_.offsets = cpu_offsets_;
+        layout_.lo = lowest - units;
+        layout_.span = highest - lowest + unit_size_;
 
         auto* meta = static_cast<unsigned char*>(meta_storage);
         build_first_chunk(first_, chunk_kind::first, units, s + r, unit_size_, meta);
@@ -273,6 +297,22 @@ public:
         stats_.min_alloc_size = unit_size_;
         initialized_ = true;
         return errc::ok;
+    }
+
+    /// valid_unit_addrs(cfg) - cfg.unit_addrs names nr_cpus page-aligned units, none
+    /// wrapping the address space, no two overlapping (the span of all of them then
+    /// fits in a size_t, which dynamic chunks need).
+    static bool valid_unit_addrs(const first_chunk_config& cfg) noexcept {
+        const std::uintptr_t last = ~std::uintptr_t{0} - cfg.unit_size; // highest start that does not wrap
+        for (unsigned i = 0; i < cfg.nr_cpus; ++i) {
+            const auto a = reinterpret_cast<std::uintptr_t>(cfg.unit_addrs[i]);
+            if (a == 0 || a % page_size != 0 || a > last) return false;
+            for (unsigned j = 0; j < i; ++j) {
+                const auto b = reinterpret_cast<std::uintptr_t>(cfg.unit_addrs[j]);
+                if (a < b + cfg.unit_size && b < a + cfg.unit_size) return false;
+            }
+        }
+        return true;
     }
 
     /// alloc(size, align, ctx) - allocate `size` bytes aligned to `align` on every CPU,
