@@ -20,7 +20,7 @@
 // each core counted in a private model (exact for the this-CPU counts and the
 // counter's sum, within the documented bound for counter::read()), and exits through
 // semihosting: 0 when every check passed, 3 when one failed, 4 on a fault, 5 on a
-// pcpu assertion.
+// pcpu assertion, 6 when the watchdog saw a phase not finish (a core stuck).
 //
 // Built with -DPCPU_FIRMWARE_FAULT, the index lock is the single-core one
 // (cortex_m_irq_lock: masks this core's interrupts and nothing else), so the two
@@ -37,6 +37,7 @@ namespace fw {
 #include <pcpu/platform/static_arena.hpp>
 #include <pcpu/static_var.hpp>
 
+#include "never_destroyed.hpp"
 #include "semihost.hpp"
 
 #include <atomic>
@@ -55,6 +56,11 @@ constexpr std::uintptr_t cpu_identity = 0x4001F000u;      // CPU_IDENTITY.CPUID:
 constexpr std::uintptr_t sysctl_initsvtor1 = 0x50021114u; // core 1's Secure vector table
 constexpr std::uintptr_t sysctl_cpuwait = 0x50021118u;    // bit n set: core n held in reset
 constexpr std::uintptr_t syst_csr = 0xE000E010u, syst_rvr = 0xE000E014u, syst_cvr = 0xE000E018u;
+/// The Secure watchdog (CMSDK APB watchdog on the 20 MHz main clock), whose interrupt
+/// is core 0's NMI: it turns a core stuck in the allocator - even with interrupts
+/// masked - into a reported failure instead of a hung run.
+constexpr std::uintptr_t wdog_load = 0x50081000u, wdog_ctrl = 0x50081008u, wdog_lock = 0x50081C00u;
+constexpr std::uint32_t wdog_timeout = 20000000u * 10; // 10 s of main clock without a feed
 /// The four 32 KiB internal SRAM banks (Secure alias).
 constexpr std::uintptr_t sram_bank[4] = {0x30000000u, 0x30008000u, 0x30010000u, 0x30018000u};
 
@@ -89,23 +95,8 @@ constexpr std::size_t span_bytes = (sram_bank[2] - sram_bank[0]) + unit_size;
 alignas(static_alloc::meta_align) unsigned char meta_static[pcpu::static_meta_bytes_bound<static_alloc>(unit_size, 0)];
 alignas(dynamic_alloc::page_size) unsigned char arena_storage[2 * span_bytes + 4096];
 
-/// never_destroyed<T> - a global constructed by main() and never destroyed: firmware
-/// never exits through static destructors, and without libc there is no atexit.
-template <class T>
-class never_destroyed {
-public:
-    template <class... Args>
-    T& construct(Args&&... args) noexcept {
-        return *new (storage_) T(static_cast<Args&&>(args)...);
-    }
-    T& operator*() noexcept { return *static_cast<T*>(static_cast<void*>(storage_)); }
-
-private:
-    alignas(T) unsigned char storage_[sizeof(T)];
-};
-
-never_destroyed<static_alloc> g_static_mem;
-never_destroyed<dynamic_alloc> g_dynamic_mem;
+fw::never_destroyed<static_alloc> g_static_mem;
+fw::never_destroyed<dynamic_alloc> g_dynamic_mem;
 static_alloc& g_static = *g_static_mem;
 dynamic_alloc& g_dynamic = *g_dynamic_mem;
 
@@ -129,7 +120,7 @@ struct event_counts {
 pcpu::percpu<std::uint32_t> g_ticks_h, g_loops_h;
 pcpu::percpu<std::uint32_t[nr_event_types]> g_events_h;
 pcpu::result<pcpu::percpu<event_counts>> g_events_r = pcpu::errc::not_initialized;
-never_destroyed<pcpu::counter<static_alloc>> g_total_mem;
+fw::never_destroyed<pcpu::counter<static_alloc>> g_total_mem;
 pcpu::counter<static_alloc>& g_total = *g_total_mem;
 
 /// core_model - what one core counted, in plain memory only that core (and its own
@@ -166,9 +157,15 @@ void check_verified(const A& a) {
           static_cast<std::uint32_t>(rep.actual));
 }
 
+/// watchdog_feed() - core 0 at every barrier: both cores got this far.
+void watchdog_feed() {
+    if (hw_cpu() == 0) reg(wdog_load) = wdog_timeout; // writing LOAD restarts the count
+}
+
 /// barrier() - both cores arrive before either leaves (sense by generation).
 std::atomic<std::uint32_t> g_arrived{0}, g_generation{0};
 void barrier() {
+    watchdog_feed();
     const std::uint32_t gen = g_generation.load(std::memory_order_acquire);
     if (g_arrived.fetch_add(1, std::memory_order_acq_rel) == nr_cpus - 1) {
         g_arrived.store(0, std::memory_order_relaxed);
@@ -405,6 +402,12 @@ namespace fw {
 extern "C" {
 extern void* const vector_table_core1[16];
 
+/// nmi_handler() - the watchdog: a phase did not end within its time.
+void nmi_handler() {
+    fw::write("pcpu smp firmware: FAIL: watchdog: a core stopped making progress\n");
+    fw::exit(6);
+}
+
 /// systick_handler() - each core's own tick: this-CPU operations from interrupt
 /// context, on the same counters the main loop updates.
 void systick_handler() {
@@ -472,6 +475,10 @@ int main() {
             check(false, "static area of each CPU in its SRAM bank");
         if (pcpu::per_cpu(st.value(), c).magic != statics_magic) check(false, "static image copied to every unit");
     }
+
+    reg(wdog_lock) = 0x1ACCE551u; // unlock
+    reg(wdog_load) = wdog_timeout;
+    reg(wdog_ctrl) = 1; // interrupt (NMI) on expiry, no reset
 
     // Release core 1: its vector table (own stack, own reset handler), then CPUWAIT.
     __asm__ volatile("dsb" ::: "memory");

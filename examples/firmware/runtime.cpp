@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// examples/firmware/runtime.cpp - reset to main() on the mps2-an386 (Cortex-M4): the
-// vector table and the reset handler. The rest of the runtime is crt.cpp.
+// examples/firmware/runtime.cpp - reset to main() on a single-core board (mps2-an386's
+// Cortex-M4, microbit's Cortex-M0): the vector table and the reset handler. The rest
+// of the runtime is crt.cpp.
 #include "crt.hpp"
 #include "semihost.hpp"
 
@@ -11,12 +12,18 @@ extern std::uint32_t __stack_top;
 
 int main();
 
+/// systick_handler() - an image that enables SysTick defines its own; without one a
+/// tick is unexpected, and reported as a fault.
+__attribute__((weak)) void systick_handler() { fault_handler(); }
+
 [[noreturn]] void reset_handler() {
+#if defined(__ARM_FP)
     // The FPU must be on before any floating-point instruction (-mfloat-abi=hard lets
     // the compiler use its registers anywhere): CPACR, full access to CP10 and CP11.
     volatile std::uint32_t* const cpacr = reinterpret_cast<std::uint32_t*>(0xE000ED88u);
     *cpacr = *cpacr | (0xFu << 20);
     __asm__ volatile("dsb\n\tisb" ::: "memory");
+#endif
 
     fw_init_memory();
 
@@ -24,7 +31,8 @@ int main();
 }
 
 // Vector table: initial stack pointer, then the handlers. Only the system exceptions
-// are listed; the example enables no interrupt.
+// are listed (ARMv6-M has no MemManage, BusFault, UsageFault or DebugMonitor: those
+// entries are reserved there and never taken).
 __attribute__((section(".vectors"), used)) void* const vector_table[16] = {
     &__stack_top,
     reinterpret_cast<void*>(&reset_handler),
@@ -38,6 +46,6 @@ __attribute__((section(".vectors"), used)) void* const vector_table[16] = {
     reinterpret_cast<void*>(&fault_handler), // DebugMonitor
     nullptr,
     reinterpret_cast<void*>(&fault_handler), // PendSV
-    reinterpret_cast<void*>(&fault_handler), // SysTick
+    reinterpret_cast<void*>(&systick_handler),
 };
 } // extern "C"

@@ -18,6 +18,7 @@ extern std::uint32_t __stack1_top;
 
 int main();
 void systick_handler();        // main_an521.cpp: the per-core tick interrupt
+void nmi_handler();            // main_an521.cpp: the watchdog fired
 [[noreturn]] void core1_main(); // main_an521.cpp: what core 1 runs
 extern void* const vector_table_core1[16]; // main_an521.cpp writes its address to INITSVTOR1
 
@@ -31,7 +32,7 @@ extern void* const vector_table_core1[16]; // main_an521.cpp writes its address 
 #define PCPU_FW_VECTORS(stack, reset)                                                             \
     {                                                                                             \
         &stack, reinterpret_cast<void*>(&reset),                                                  \
-            reinterpret_cast<void*>(&fault_handler), /* NMI */                                    \
+            reinterpret_cast<void*>(&nmi_handler),                                                \
             reinterpret_cast<void*>(&fault_handler), /* HardFault */                              \
             reinterpret_cast<void*>(&fault_handler), /* MemManage */                              \
             reinterpret_cast<void*>(&fault_handler), /* BusFault */                               \
@@ -44,7 +45,8 @@ extern void* const vector_table_core1[16]; // main_an521.cpp writes its address 
             reinterpret_cast<void*>(&systick_handler),                                            \
     }
 
-// System exceptions only: the example's one interrupt is each core's own SysTick.
+// System exceptions only: the example's interrupts are each core's own SysTick and the
+// Secure watchdog's NMI (wired to core 0).
 __attribute__((section(".vectors"), used)) void* const vector_table[16] =
     PCPU_FW_VECTORS(__stack_top, reset_handler);
 __attribute__((section(".vectors_core1"), used, aligned(128))) void* const vector_table_core1[16] =
