@@ -17,7 +17,8 @@
 // firmware this lets one core play several logical CPUs, each with its own copy of
 // every per-CPU variable (per-task or per-priority-level statistics, a simulator). One
 // value cannot serve several cores at once: an SMP port derives from this platform and
-// hides this_cpu() with one that reads the core's ID register.
+// hides this_cpu() with one that reads the core's ID register (examples/firmware/
+// main_an521.cpp does, on the SSE-200's CPU_IDENTITY).
 //
 // Locks are types, so the application chooses what "lock" means on its system:
 //   no_lock            nothing runs concurrently with pcpu (a super loop)
