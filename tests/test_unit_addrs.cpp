@@ -7,6 +7,7 @@
 #include <pcpu/allocator.hpp>
 #include <pcpu/platform/static_arena.hpp>
 
+#include "support/sim_platform.hpp"
 #include "support/static_platform.hpp"
 
 #include <doctest/doctest.h>
@@ -290,6 +291,52 @@ TEST_CASE("contiguous with a sparse layout: dynamic chunks get the same offsets 
         CHECK(ar.nr_live() == 0);
         CHECK(ar.nr_bad_free() == 0); // every span went back exactly as it was handed out
         CHECK(ar.verify());
+    }
+}
+
+TEST_CASE("lazy_mapped with a sparse layout: each CPU's pages mapped at its offset inside the reserved span") {
+    // The simulated MMU platform: reserve() is PROT_NONE address space, map() makes
+    // pages accessible, so a page populated at the wrong CPU offset faults on touch.
+    using sim = pcpu_test::sim_platform<12, 4>;
+    using alloc_t = pcpu::allocator<sim, pcpu::lazy_mapped>;
+    constexpr std::size_t page4k = 4096, unit = 4 * page4k;
+    std::vector<unsigned char> pool(14 * unit);
+    auto* base = static_cast<unsigned char*>(pcpu_test::static_setup<alloc_t>::align_up(pool.data(), page4k));
+    // CPU 0 in the middle, CPU 1 lowest, CPU 2 highest after a gap.
+    const std::vector<const void*> addrs = {base + 3 * unit, base, base + 7 * unit + page4k};
+    const std::size_t span = 7 * unit + page4k + unit;
+    {
+        alloc_t a;
+        pcpu::first_chunk_config cfg;
+        cfg.nr_cpus = 3;
+        cfg.unit_addrs = addrs.data();
+        cfg.unit_size = unit;
+        REQUIRE(a.init(cfg) == errc::ok);
+        CHECK_VERIFIED(a);
+        std::vector<live_alloc> live;
+        for (unsigned tag = 0; tag < 9; ++tag) {
+            auto r = a.alloc(unit / 2 + 4 * tag, 8, ctx::full);
+            CHECK_VERIFIED(a);
+            REQUIRE(r.ok());
+            fill(a, r.value(), unit / 2 + 4 * tag, tag);
+            live.push_back({r.value(), unit / 2 + 4 * tag, tag});
+        }
+        CHECK(a.stats().nr_chunks >= 3);
+        for (const auto& l : a.platform().log())
+            if (l.kind == pcpu::debug::callback::reserve) CHECK(l.size == span);
+        for (const auto& l : live) {
+            REQUIRE(intact(a, l.h, l.size, l.tag));
+            // Every CPU's copy sits at that CPU's offset from CPU 0's.
+            for (unsigned c = 0; c < 3; ++c)
+                CHECK(reinterpret_cast<std::uintptr_t>(a.ptr(l.h, c)) - l.h.addr() ==
+                      reinterpret_cast<std::uintptr_t>(addrs[c]) - reinterpret_cast<std::uintptr_t>(addrs[0]));
+            REQUIRE(a.free(l.h) == errc::ok);
+            CHECK_VERIFIED(a);
+        }
+        REQUIRE(a.balance() == errc::ok);
+        CHECK_VERIFIED(a);
+        a.shutdown();
+        SIM_CHECK_CLEAN(a.platform());
     }
 }
 
