@@ -51,7 +51,9 @@ pcpu_setup() {
 }
 
 # pcpu_need_cross_tools - the ARM cross toolchains and QEMU for scripts/test's cross
-# stages: Cortex-M4 firmware under qemu-system-arm, the armhf suite under qemu-arm.
+# stages: the Cortex-M4, dual Cortex-M33 (mps2-an521) and Cortex-M0 (microbit)
+# firmware under qemu-system-arm (one package for all three boards and cross files),
+# the armhf suite under qemu-arm.
 # The firmware itself links no C or C++ runtime (headers only); the newlib C++ library
 # (libstdc++-arm-none-eabi-newlib, about 300 MB to download) is for the typed layer's
 # Cortex-M4 link check, tests/embedded/check_typed_cm4.sh, which links with newlib's

@@ -11,13 +11,14 @@ import subprocess
 import sys
 
 
-def run(qemu, elf):
-    cmd = [qemu, '-M', 'mps2-an386', '-nographic', '-monitor', 'none',
+def run(qemu, elf, machine=('-M', 'mps2-an386'), timeout=60):
+    """Run elf under qemu; (exit status, output), or (None, '') on a timeout."""
+    cmd = [qemu, *machine, '-nographic', '-monitor', 'none',
            '-semihosting-config', 'enable=on,target=native', '-kernel', elf]
     print('$ ' + ' '.join(cmd), flush=True)
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=60, check=False)
+                           timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return None, ''
     out = p.stdout.decode('utf-8', 'replace')

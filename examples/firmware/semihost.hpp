@@ -53,6 +53,11 @@ public:
         while (digits++ < w) m_ << " ";
         return *this << v;
     }
+    /// hex(v) - v as 0x... (addresses).
+    line& hex(std::uintptr_t v) noexcept {
+        m_.hex(v);
+        return *this;
+    }
     /// end() - write the line and start again.
     void end() noexcept {
         m_ << "\n";

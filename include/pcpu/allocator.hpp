@@ -96,6 +96,13 @@ struct first_chunk_config {
     /// chunks it may be null: init() then takes it from the platform's alloc_meta().
     void* meta = nullptr;
     std::size_t meta_size = 0;
+    /// where each CPU's unit is, when the platform picks (core-local SRAM banks, TCM):
+    /// nr_cpus addresses, CPU c's unit at unit_addrs[c], instead of `units`, which must
+    /// then be null. Any order, gaps allowed, units below CPU 0's too; each page
+    /// aligned, none wrapping the address space, no two overlapping. Dynamic chunks
+    /// repeat the same layout: see unit_layout (populate.hpp) for what that asks of
+    /// alloc_units() and reserve().
+    const void* const* unit_addrs = nullptr;
 };
 
 enum class chunk_kind : std::uint8_t { first, reserved, dynamic };
@@ -227,9 +234,12 @@ public:
     /// warning naming the field) if: already initialised; nr_cpus is 0 or above
     /// max_cpus; unit_size is 0, not a page multiple or above max_unit_size; units is
     /// null, not page aligned, or its nr_cpus units would wrap the address space;
+    /// unit_addrs is given with units, or names a null, misaligned, wrapping or
+    /// overlapping unit;
     /// static_size or reserved_size is not below unit_size, or together they leave no
-    /// dynamic space; dyn_size does not fit in the unit after them; static_image overlaps the units; meta is misaligned, smaller than
-    /// first_chunk_meta_bytes(), null under static_only, or overlaps the units.
+    /// dynamic space; dyn_size does not fit in the unit after them; static_image
+    /// overlaps the units; meta is misaligned, smaller than first_chunk_meta_bytes(),
+    /// null under static_only, or overlaps the units.
     /// out_of_memory if pcpu had to allocate the metadata and could not.
     [[nodiscard]] errc init(const first_chunk_config& cfg) noexcept {
         if (initialized_) {
@@ -246,7 +256,7 @@ public:
         }
         const std::size_t s = round_up(cfg.static_size, min_alloc_size);
         const std::size_t r = round_up(cfg.reserved_size, min_alloc_size);
-        const auto units = reinterpret_cast<std::uintptr_t>(cfg.units);
+        const std::uintptr_t units = unit0_of(cfg);
         const std::size_t end = first_chunk_end(cfg.unit_size, s + r, cfg.dyn_size);
 
         void* meta_storage = cfg.meta;
@@ -265,8 +275,17 @@ public:
         static_size_ = s;
         reserved_size_ = r;
         first_end_ = end;
-        for (unsigned cpu = 0; cpu < max_cpus; ++cpu)
-            cpu_offsets_[cpu] = cpu < nr_cpus_ ? cpu * unit_size_ : 0;
+        // Offsets are differences modulo the address width: a unit below CPU 0's has a
+        // "negative" offset, and h + offset still lands on it.
+        std::uintptr_t lowest = units, highest = units;
+        for (unsigned cpu = 0; cpu < max_cpus; ++cpu) {
+            const std::uintptr_t at = cfg.unit_addrs == nullptr
+                                          ? units + std::uintptr_t{cpu} * unit_size_
+                                          : cpu < nr_cpus_ ? reinterpret_cast<std::uintptr_t>(cfg.unit_addrs[cpu]) : units;
+            cpu_offsets_[cpu] = cpu < nr_cpus_ ? at - units : 0;
+            if (cpu < nr_cpus_ && at < lowest) lowest = at;
+            if (cpu < nr_cpus_ && at > highest) highest = at;
+        }
 
         // Each CPU's static area starts as the image (the kernel copies .data..percpu).
         for (unsigned cpu = 0; cpu < nr_cpus_; ++cpu) {
@@ -289,6 +308,9 @@ public:
         layout_.unit_size = unit_size_;
         layout_.unit_pages = static_cast<std::uint32_t>(unit_size_ / page_size);
         layout_.page_size = page_size;
+        layout_.offsets = cpu_offsets_;
+        layout_.lo = lowest - units;
+        layout_.span = highest - lowest + unit_size_;
 
         auto* meta = static_cast<unsigned char*>(meta_storage);
         build_first_chunk(first_, chunk_kind::first, units, s + r, end, meta);
@@ -305,6 +327,22 @@ public:
         ++generation_;
         initialized_ = true;
         return errc::ok;
+    }
+
+    /// valid_unit_addrs(cfg) - cfg.unit_addrs names nr_cpus page-aligned units, none
+    /// wrapping the address space, no two overlapping (the span of all of them then
+    /// fits in a size_t, which dynamic chunks need).
+    static bool valid_unit_addrs(const first_chunk_config& cfg) noexcept {
+        const std::uintptr_t last = ~std::uintptr_t{0} - cfg.unit_size; // highest start that does not wrap
+        for (unsigned i = 0; i < cfg.nr_cpus; ++i) {
+            const auto a = reinterpret_cast<std::uintptr_t>(cfg.unit_addrs[i]);
+            if (a == 0 || a % page_size != 0 || a > last) return false;
+            for (unsigned j = 0; j < i; ++j) {
+                const auto b = reinterpret_cast<std::uintptr_t>(cfg.unit_addrs[j]);
+                if (a < b + cfg.unit_size && b < a + cfg.unit_size) return false;
+            }
+        }
+        return true;
     }
 
     /// alloc(size, align, ctx) - allocate `size` bytes aligned to `align` on every CPU,
@@ -659,20 +697,40 @@ private:
     /// comment has the rules in full). Every comparison
     /// is made so that it cannot wrap: each size is bounded by the unit size (at most
     /// max_unit_size) before it is rounded or added.
+    /// unit0_of(cfg) - CPU 0's unit: cfg.unit_addrs[0] when the platform places each
+    /// unit, else cfg.units.
+    static std::uintptr_t unit0_of(const first_chunk_config& cfg) noexcept {
+        return reinterpret_cast<std::uintptr_t>(cfg.unit_addrs != nullptr ? cfg.unit_addrs[0] : cfg.units);
+    }
+
     const char* check_config(const first_chunk_config& cfg) const noexcept {
         const auto why = [](const char* field, const char* reason) {
             if constexpr (traits::template has<detail::has_warn>) return reason;
             else return field; // the reasons' bytes stay out of firmware with no console
         };
-        const auto units = reinterpret_cast<std::uintptr_t>(cfg.units);
         const auto meta = reinterpret_cast<std::uintptr_t>(cfg.meta);
         if (cfg.nr_cpus == 0 || cfg.nr_cpus > max_cpus) return why("nr_cpus", "nr_cpus");
         if (cfg.unit_size == 0 || cfg.unit_size % page_size != 0 || cfg.unit_size > max_unit_size)
             return why("unit_size", "unit_size");
-        if (units == 0 || units % page_size != 0) return why("units", "units");
+        const auto units = reinterpret_cast<std::uintptr_t>(cfg.units);
         const std::uintptr_t span = cfg.unit_size * std::uintptr_t{cfg.nr_cpus};
-        if (span / cfg.nr_cpus != cfg.unit_size || UINTPTR_MAX - units < span)
-            return why("units", "units (wraps)");
+        if (cfg.unit_addrs != nullptr) {
+            if (units != 0) return why("units", "units (given with unit_addrs)");
+            if (!valid_unit_addrs(cfg)) return why("unit_addrs", "unit_addrs");
+        } else {
+            if (units == 0 || units % page_size != 0) return why("units", "units");
+            if (span / cfg.nr_cpus != cfg.unit_size || UINTPTR_MAX - units < span)
+                return why("units", "units (wraps)");
+        }
+        // [p, p + n) meets some CPU's unit.
+        const auto overlaps_units = [&](std::uintptr_t p, std::size_t n) {
+            if (cfg.unit_addrs == nullptr) return p < units + span && units < p + n;
+            for (unsigned cpu = 0; cpu < cfg.nr_cpus; ++cpu) {
+                const auto u = reinterpret_cast<std::uintptr_t>(cfg.unit_addrs[cpu]);
+                if (p < u + cfg.unit_size && u < p + n) return true;
+            }
+            return false;
+        };
         if (cfg.static_size >= cfg.unit_size) return why("static_size", "static_size");
         if (cfg.reserved_size >= cfg.unit_size) return why("reserved_size", "reserved_size");
         const std::size_t head = round_up(cfg.static_size, min_alloc_size) + round_up(cfg.reserved_size, min_alloc_size);
@@ -681,13 +739,13 @@ private:
         const auto image = reinterpret_cast<std::uintptr_t>(cfg.static_image);
         if (image != 0 && UINTPTR_MAX - image < cfg.static_size)
             return why("static_image", "static_image (wraps)");
-        if (image != 0 && cfg.static_size != 0 && image < units + span && units < image + cfg.static_size)
+        if (image != 0 && cfg.static_size != 0 && overlaps_units(image, cfg.static_size))
             return why("static_image", "static_image (overlaps units)");
         if (meta == 0 && !Populate::creates_chunks) return why("meta", "meta (null)");
         if (meta % meta_align != 0) return why("meta", "meta (alignment)");
         const std::size_t need = first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size);
         if (meta != 0 && cfg.meta_size < need) return why("meta_size", "meta_size");
-        if (meta != 0 && (UINTPTR_MAX - meta < need || (meta < units + span && units < meta + need)))
+        if (meta != 0 && (UINTPTR_MAX - meta < need || overlaps_units(meta, need)))
             return why("meta", "meta (overlaps units)");
         return nullptr;
     }

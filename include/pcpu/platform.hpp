@@ -58,13 +58,17 @@
 // ---- Required by contiguous (no MMU: every page exists from chunk creation) -------
 //   void* alloc_units(std::size_t bytes, context ctx) noexcept;
 //                                    nr_cpus * unit_size bytes, page aligned, for all
-//                                    units of one chunk; nullptr on failure
+//                                    units of one chunk; nullptr on failure. With
+//                                    first_chunk_config::unit_addrs, bytes is the span
+//                                    of that layout (lowest unit to end of highest,
+//                                    gaps included: unit_layout in populate.hpp)
 //   void free_units(void* p, std::size_t bytes) noexcept;
 //
 // ---- Required by lazy_mapped (MMU: address space first, pages on demand) ----------
 //   std::uintptr_t reserve(std::size_t bytes, context ctx) noexcept;
 //                                    page-aligned address space for nr_cpus * unit_size
-//                                    bytes, nothing mapped; 0 on failure
+//                                    bytes (or the unit_addrs layout's span, as for
+//                                    alloc_units), nothing mapped; 0 on failure
 //   void release(std::uintptr_t addr, std::size_t bytes) noexcept;   (all unmapped)
 //   bool alloc_pages(unsigned cpu, page_ref* out, std::size_t nr, context ctx) noexcept;
 //                                    nr pages for `cpu` (NUMA hint), all or nothing

@@ -21,21 +21,44 @@
 namespace pcpu {
 
 /// unit_layout - what a policy needs to know about the units of a chunk.
+///
+/// CPU c's unit starts offsets[c] bytes after CPU 0's (modulo the address width, so a
+/// unit may lie below CPU 0's), identically in every chunk: that is what lets one
+/// handle and one offset table reach every chunk. By default offsets[c] is
+/// c * unit_size; first_chunk_config::unit_addrs makes it whatever the platform laid
+/// out. A dynamic chunk is then one *span*, from the lowest unit's first byte to the
+/// highest unit's last: alloc_units() and reserve() are asked for span bytes (page
+/// aligned, as before) and the chunk's CPU 0 unit is `lo` bytes into it. The gaps
+/// between units are part of the span and unused by pcpu: a platform whose units sit
+/// far apart pays for them in every dynamic chunk, or keeps static_only.
 struct unit_layout {
     unsigned nr_cpus = 0;
-    std::size_t unit_size = 0;       ///< bytes; CPU c's unit starts c * unit_size after CPU 0's
+    std::size_t unit_size = 0;       ///< bytes per CPU
     std::uint32_t unit_pages = 0;
     std::size_t page_size = 0;
+    /// CPU c's unit at base + offsets[c]; null: the default, c * unit_size.
+    const std::uintptr_t* offsets = nullptr;
+    std::uintptr_t lo = 0;           ///< offset of the lowest unit (0 unless one is below CPU 0's)
+    std::size_t span = 0;            ///< lowest unit's start to highest unit's end; 0: nr_cpus * unit_size
 
-    std::size_t chunk_bytes() const noexcept { return std::size_t{nr_cpus} * unit_size; }
+    std::size_t chunk_bytes() const noexcept { return span != 0 ? span : std::size_t{nr_cpus} * unit_size; }
+    std::uintptr_t offset(unsigned cpu) const noexcept {
+        return offsets != nullptr ? offsets[cpu] : std::uintptr_t{cpu} * unit_size;
+    }
+    /// span_start(base) - the address alloc_units()/reserve() returned for the chunk
+    /// whose CPU 0 unit is at base; chunk_base(start) is the inverse.
+    std::uintptr_t span_start(std::uintptr_t base) const noexcept { return base + lo; }
+    std::uintptr_t chunk_base(std::uintptr_t start) const noexcept { return start - lo; }
     std::uintptr_t page_addr(std::uintptr_t base, unsigned cpu, std::uint32_t page) const noexcept {
-        return base + cpu * unit_size + std::size_t{page} * page_size;
+        return base + offset(cpu) + std::size_t{page} * page_size;
     }
     /// span(base, b, e) - one range covering pages [b, e) of every CPU: flushes are
     /// issued once over it instead of once per CPU (pcpu_low/high_unit_cpu).
-    std::uintptr_t span_begin(std::uintptr_t base, std::uint32_t b) const noexcept { return page_addr(base, 0, b); }
+    std::uintptr_t span_begin(std::uintptr_t base, std::uint32_t b) const noexcept {
+        return span_start(base) + std::size_t{b} * page_size;
+    }
     std::uintptr_t span_end(std::uintptr_t base, std::uint32_t e) const noexcept {
-        return page_addr(base, nr_cpus - 1, e);
+        return span_start(base) + (chunk_bytes() - unit_size) + std::size_t{e} * page_size;
     }
 };
 
@@ -76,11 +99,12 @@ struct contiguous {
     /// create(p, u, ctx) - every unit of a new chunk in one block (percpu-km); 0 on failure.
     template <class P, class Ctx>
     static std::uintptr_t create(P& p, const unit_layout& u, Ctx ctx) noexcept {
-        return reinterpret_cast<std::uintptr_t>(p.alloc_units(u.chunk_bytes(), ctx));
+        const auto start = reinterpret_cast<std::uintptr_t>(p.alloc_units(u.chunk_bytes(), ctx));
+        return start == 0 ? 0 : u.chunk_base(start);
     }
     template <class P>
     static void destroy(P& p, const unit_layout& u, std::uintptr_t base) noexcept {
-        p.free_units(reinterpret_cast<void*>(base), u.chunk_bytes());
+        p.free_units(reinterpret_cast<void*>(u.span_start(base)), u.chunk_bytes());
     }
 };
 
@@ -114,12 +138,13 @@ struct lazy_mapped {
     /// failure.
     template <class P, class Ctx>
     static std::uintptr_t create(P& p, const unit_layout& u, Ctx ctx) noexcept {
-        return p.reserve(u.chunk_bytes(), ctx);
+        const std::uintptr_t start = p.reserve(u.chunk_bytes(), ctx);
+        return start == 0 ? 0 : u.chunk_base(start);
     }
     /// destroy(p, u, base) - precondition: every page already depopulated.
     template <class P>
     static void destroy(P& p, const unit_layout& u, std::uintptr_t base) noexcept {
-        p.release(base, u.chunk_bytes());
+        p.release(u.span_start(base), u.chunk_bytes());
     }
 
     /// populate(p, u, base, b, e, pages, ctx) - back pages [b, e) of every CPU's unit
@@ -152,8 +177,7 @@ struct lazy_mapped {
                 // map is all or nothing: unmap the CPUs before this one, flush their
                 // stale translations, then free every CPU's pages.
                 for (unsigned c = 0; c < cpu; ++c) p.unmap(u.page_addr(base, c, b), slot(c), n);
-                if (cpu != 0)
-                    platform_traits<P>::flush_tlb(p, u.span_begin(base, b), u.page_addr(base, cpu - 1, e));
+                if (cpu != 0) platform_traits<P>::flush_tlb(p, u.span_begin(base, b), u.span_end(base, e));
                 for (unsigned c = 0; c < u.nr_cpus; ++c) p.free_pages(c, slot(c), n);
                 return false;
             }

@@ -17,7 +17,8 @@
 // firmware this lets one core play several logical CPUs, each with its own copy of
 // every per-CPU variable (per-task or per-priority-level statistics, a simulator). One
 // value cannot serve several cores at once: an SMP port derives from this platform and
-// hides this_cpu() with one that reads the core's ID register.
+// hides this_cpu() with one that reads the core's ID register (examples/firmware/
+// main_an521.cpp does, on the SSE-200's CPU_IDENTITY).
 //
 // Locks are types, so the application chooses what "lock" means on its system:
 //   no_lock            nothing runs concurrently with pcpu (a super loop)
@@ -25,6 +26,9 @@
 //                      around the index, which is all pcpu ever holds with IRQs off
 //   hook_lock          any other primitive, plugged in at run time (an RTOS mutex for
 //                      the sleeping lock, a spinlock plus IRQ mask for the index)
+//   cortex_m_spinlock, cortex_m_irq_spinlock   several cores (ARMv7-M/ARMv8-M
+//                      mainline): LDREX/STREX, the second with IRQs masked first - the
+//                      sleeping and the index lock of an SMP build
 // The index lock must be IRQ-safe if any allocator call can come from an interrupt;
 // the sleeping lock is only ever taken by a sleeping (non-atomic) allocation, balance,
 // verify and shutdown, so a mutex is right for it on an RTOS.
@@ -317,6 +321,57 @@ public:
 private:
     std::uint32_t saved_ = 0;
 };
+
+#if defined(__ARM_FEATURE_LDREX) && (__ARM_FEATURE_LDREX & 4)
+/// cortex_m_spinlock - mutual exclusion between cores (ARMv7-M, ARMv8-M mainline): a
+/// word claimed with LDREX/STREX, DMB on both sides so that what one core wrote under
+/// the lock is visible to the next holder. Interrupts are left as they are: the
+/// sleeping lock of an SMP build (never taken from an ISR).
+class cortex_m_spinlock {
+public:
+    void lock() noexcept {
+        std::uint32_t busy, failed = 0;
+        do {
+            __asm__ volatile("ldrex %0, [%1]" : "=r"(busy) : "r"(&word_) : "memory");
+            if (busy != 0) {
+                __asm__ volatile("clrex" ::: "memory");
+                continue;
+            }
+            __asm__ volatile("strex %0, %2, [%1]" : "=&r"(failed) : "r"(&word_), "r"(1u) : "memory");
+        } while (busy != 0 || failed != 0);
+        __asm__ volatile("dmb" ::: "memory");
+    }
+    void unlock() noexcept {
+        __asm__ volatile("dmb" ::: "memory");
+        word_ = 0;
+    }
+
+private:
+    volatile std::uint32_t word_ = 0;
+};
+
+/// cortex_m_irq_spinlock - the index lock of an SMP build (the kernel's
+/// raw_spin_lock_irqsave): interrupts masked on this core first, so an ISR that frees
+/// cannot spin on a lock its own core holds, then the cross-core spinlock. The mask to
+/// restore is stored only once the lock is held, so the other core never overwrites it.
+class cortex_m_irq_spinlock {
+public:
+    void lock() noexcept {
+        const std::uint32_t primask = cortex_m_irq_guard().irq_save();
+        spin_.lock();
+        saved_ = primask;
+    }
+    void unlock() noexcept {
+        const std::uint32_t primask = saved_;
+        spin_.unlock();
+        cortex_m_irq_guard().irq_restore(primask);
+    }
+
+private:
+    cortex_m_spinlock spin_;
+    std::uint32_t saved_ = 0;
+};
+#endif
 #endif
 
 /// static_arena<MaxCpus, PageShift, IndexLock, SlowLock, Guard> - the platform. It has
