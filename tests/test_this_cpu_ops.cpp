@@ -23,7 +23,16 @@
 
 #include <doctest/doctest.h>
 
+#if !defined(NDEBUG) && defined(__unix__)
+#include <sys/wait.h>
+
+#include <csignal>
+#include <unistd.h>
+#define PCPU_TEST_RAW_DEATH 1
+#endif
+
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <thread>
 #include <type_traits>
@@ -442,5 +451,32 @@ TEST_CASE_TEMPLATE("concurrent try_cmpxchg and xchg on shared copies lose nothin
         for (unsigned c = 0; c < nr; ++c) pcpu::per_cpu(f.h, c) = 0;
     }
 }
+
+#if defined(PCPU_TEST_RAW_DEATH)
+TEST_CASE_TEMPLATE("checked builds: a raw form used where its guard no longer pins the CPU aborts", F, preempt_f,
+                   irq_f) {
+    ops<F::kind, long> f(7);
+    auto& a = f.s.alloc;
+    f.mine() = 0;
+    // In a child: take the guard on CPU 2, then let the task "leave" it (the test
+    // platform's record of held guards dropped, the task now on CPU 3) and use it.
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        pcpu::this_cpu_guard<cpu_platform<F::kind>> g(a.platform());
+        pcpu::raw_this_cpu_add(g, f.h, 1); // held: fine
+        pcpu_test::tcpu().depth = 0;
+        set_cpu(3);
+        pcpu::raw_this_cpu_add(g, f.h, 1); // PCPU_ASSERT fires here
+        std::_Exit(0);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGABRT);
+    CHECK(f.mine() == 0); // the parent's copy: the child had its own memory
+    f.mine() = f.sentinel;
+}
+#endif
 
 } // TEST_SUITE("this_cpu_ops")
