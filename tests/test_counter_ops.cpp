@@ -104,6 +104,8 @@ TEST_CASE_TEMPLATE("init_many backs n counters with one allocation; destroy_many
         // Re-initialisable one by one; destroy_many(c, 1) is destroy().
         REQUIRE(cs[2].init(s.alloc, 1, full) == pcpu::errc::ok);
         CHECK_VERIFIED(s.alloc);
+        CHECK(C::destroy_many(cs, 3) == pcpu::errc::invalid_pointer); // not a group: cs[2] stays
+        CHECK(cs[2].initialized());
         CHECK(C::destroy_many(cs + 2, 1) == pcpu::errc::ok);
         CHECK_VERIFIED(s.alloc);
         REQUIRE(C::init_many(cs, 1, s.alloc, 0, full) == pcpu::errc::ok);

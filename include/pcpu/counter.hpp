@@ -152,12 +152,16 @@ public:
 
     /// destroy_many(cs, n) - percpu_counter_destroy_many: free what init_many(cs, n)
     /// allocated; every cs[i] can be init()ed again. Not concurrent with any other use.
-    /// n == 1 also destroys a counter of init(). Returns ok (also when cs[0] is not
-    /// initialised), or invalid_pointer, changing nothing, when cs[0..n) is not exactly
-    /// one group of init_many in order; bad_config for cs null or n 0.
+    /// n == 1 also destroys a counter of init(). Returns ok (also when none of cs[0..n)
+    /// is initialised), or invalid_pointer, changing nothing, when cs[0..n) is not
+    /// exactly one group of init_many in order; bad_config for cs null or n 0.
     static errc destroy_many(counter* cs, std::size_t n) noexcept {
         if (cs == nullptr || n == 0) return errc::bad_config;
-        if (cs[0].a_ == nullptr) return errc::ok;
+        if (cs[0].a_ == nullptr) {
+            for (std::size_t i = 1; i < n; ++i)
+                if (cs[i].a_ != nullptr) return errc::invalid_pointer;
+            return errc::ok;
+        }
         const bool single = n == 1 && cs[0].group_ <= 1;
         for (std::size_t i = 0; i < n && !single; ++i) {
             const counter& c = cs[i];
