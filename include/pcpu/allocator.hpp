@@ -188,6 +188,13 @@ public:
     /// (kernel §3). PCPU_SLOT_FAIL_THRESHOLD: chunks in a slot below it that fail a fit
     /// are demoted to slot 0, where only a change of their contig hint finds them again.
     static constexpr int slot_fail_threshold = 3;
+    /// empty_pop_pages_low/high - the atomic reserve (PCPU_EMPTY_POP_PAGES_LOW/HIGH):
+    /// an allocation that leaves fewer than low populated empty pages asks for balance,
+    /// which refills to high; reclaim never takes the reserve below high. After
+    /// everything is freed and balance has run, dynamic chunks keep at most high
+    /// populated pages where pages can be unmapped (lazy_mapped).
+    static constexpr std::size_t empty_pop_pages_low = 2;
+    static constexpr std::size_t empty_pop_pages_high = 4;
 
     static_assert(Populate::template check_platform<Platform>(), "pcpu: platform/policy mismatch");
 
@@ -995,12 +1002,6 @@ private:
     }
 
     // ---- dynamic chunks -------------------------------------------------------------
-
-    /// empty_pop_pages_low/high - the atomic reserve (PCPU_EMPTY_POP_PAGES_LOW/HIGH):
-    /// an allocation that leaves fewer than low populated empty pages asks for balance,
-    /// which refills to high; reclaim never takes the reserve below high.
-    static constexpr std::size_t empty_pop_pages_low = 2;
-    static constexpr std::size_t empty_pop_pages_high = 4;
 
     static constexpr std::size_t node_bytes() noexcept { return round_up(sizeof(chunk_node), meta_align); }
 
