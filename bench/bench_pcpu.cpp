@@ -20,6 +20,8 @@
 #include <x86intrin.h>
 #endif
 
+#include <time.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -655,7 +657,7 @@ void BM_counters_memory(benchmark::State& st) {
 // of every cycle. The first chunk is laid out as Linux lays it out: static 29,912 B
 // (64 KiB units) or 185,560 B (1 MiB units), no reserve, 31,528 B of dynamic space, the
 // rest of the unit unused (first_chunk_config::dyn_size). Counters:
-//   cold_/warm_alloc_ns, cold_/warm_free_ns   ns per allocation and per free
+//   cold_/warm_alloc_ns, cold_/warm_free_ns   ns per allocation and per free (thread CPU time)
 //   warm_cold_alloc, warm_cold_free           warm / cold (target <= 1.1)
 //   cold_/warm_ns_per_op                      allocations and frees together (trace)
 //   peak_pages                                populated pages per unit at the fullest
@@ -696,21 +698,30 @@ struct life_totals {
     }
 };
 
+/// thread_seconds() - CPU time of this thread, kernel time (population) included. The
+/// long-life phases are timed with it, not with the wall clock: a cold cycle lasts about
+/// a millisecond, so on a shared machine one preemption would decide warm / cold.
+double thread_seconds() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 /// timed_steps(impl, n, step, s) - run step(i) for i < n, adding the time spent in the
 /// steps, not in the balance pcpu asks for between them, to s.
 template <class F>
 bool timed_steps(pcpu_impl& impl, std::size_t n, F&& step, double& s) {
-    auto t0 = clk::now();
+    double t0 = thread_seconds();
     for (std::size_t i = 0; i < n; ++i) {
         if (!step(i)) return false;
         if (impl.balance_pending()) {
-            const auto t1 = clk::now();
-            s += seconds(t1 - t0);
+            const double t1 = thread_seconds();
+            s += t1 - t0;
             impl.balance_if_requested();
-            t0 = clk::now();
+            t0 = thread_seconds();
         }
     }
-    s += seconds(clk::now() - t0);
+    s += thread_seconds() - t0;
     return true;
 }
 
