@@ -90,7 +90,7 @@ struct first_chunk_config {
     /// span whole units.
     std::size_t dyn_size = 0;
     /// metadata storage for the first (and reserved) chunk:
-    /// allocator::first_chunk_meta_bytes(unit_size, static_size, reserved_size) bytes
+    /// allocator::first_chunk_meta_bytes(unit_size, static_size, reserved_size, dyn_size) bytes
     /// aligned to allocator::meta_align. Never freed by pcpu. With a policy that creates
     /// chunks it may be null: init() then takes it from the platform's alloc_meta().
     void* meta = nullptr;
@@ -225,7 +225,8 @@ public:
     /// nr_cpus is 0 or above max_cpus; unit_size is 0, not a page multiple or above
     /// max_unit_size; units is null or not page aligned; static + reserved leave no
     /// dynamic space; dyn_size does not fit in the unit after them; meta is misaligned,
-    /// smaller than first_chunk_meta_bytes(), or null under static_only. out_of_memory if pcpu had to allocate the metadata and could not.
+    /// smaller than first_chunk_meta_bytes(), or null under static_only. out_of_memory
+    /// if pcpu had to allocate the metadata and could not.
     errc init(const first_chunk_config& cfg) noexcept {
         const std::size_t s = round_up(cfg.static_size, min_alloc_size);
         const std::size_t r = round_up(cfg.reserved_size, min_alloc_size);
@@ -245,7 +246,8 @@ public:
         if (meta_storage == nullptr) {
             // First-chunk setup asks with the full context on purpose: it runs once, at
             // start-up, before any caller can hold a lock that reclaim might need.
-            own_meta_bytes_ = first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size);
+            own_meta_bytes_ =
+                first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size);
             op_bracket op(platform_, ctx_traits::full());
             if constexpr (Populate::creates_chunks)
                 meta_storage = own_meta_ = platform_.alloc_meta(own_meta_bytes_, meta_align, ctx_traits::full());
@@ -1456,7 +1458,9 @@ private:
 
     /// ops_seen() - a count that grows with every allocation attempt and free (the
     /// monotone statistics), so balance can tell whether it ran undisturbed. Index lock.
-    std::uint64_t ops_seen() const noexcept { return stats_.nr_alloc + stats_.nr_failed + stats_.nr_dealloc + stats_.nr_bad_free; }
+    std::uint64_t ops_seen() const noexcept {
+        return stats_.nr_alloc + stats_.nr_failed + stats_.nr_dealloc + stats_.nr_bad_free;
+    }
     static constexpr std::uint64_t no_ops = ~std::uint64_t{0};
 
     mutable Platform platform_;
