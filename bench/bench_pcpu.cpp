@@ -20,6 +20,8 @@
 #include <x86intrin.h>
 #endif
 
+#include <time.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -37,6 +39,7 @@ struct options {
     std::string svg_path;      // occupancy map of the mixed trace, written if set
     bool short_mode = false;   // CI: a slice of the trace, small workloads
     unsigned cpus = 2;         // the trace was recorded on 2 CPUs
+    unsigned life_cycles = 20; // cycles of the long-life cases (cold: the first)
 };
 options opt;
 int g_errors = 0;
@@ -647,6 +650,182 @@ void BM_counters_memory(benchmark::State& st) {
     st.counters["counters"] = static_cast<double>(n);
 }
 
+// ---- long life (issue 9) ------------------------------------------------------------------------------
+// One allocator lives through many cycles of fill, free everything, balance, as firmware
+// and servers use it. Cold: the first cycle, on a fresh allocator. Warm: cycles 2-20.
+// Balance runs whenever pcpu asks (untimed, as a work queue would) and once at the end
+// of every cycle. The first chunk is laid out as Linux lays it out: static 29,912 B
+// (64 KiB units) or 185,560 B (1 MiB units), no reserve, 31,528 B of dynamic space, the
+// rest of the unit unused (first_chunk_config::dyn_size). Counters:
+//   cold_/warm_alloc_ns, cold_/warm_free_ns   ns per allocation and per free (thread CPU time)
+//   warm_cold_alloc, warm_cold_free           warm / cold (target <= 1.1)
+//   cold_/warm_ns_per_op                      allocations and frees together (trace)
+//   peak_pages                                populated pages per unit at the fullest
+//   after_pages, chunks_after                 after the last cycle's free-all + balance
+
+geometry linux_geometry(std::size_t unit) {
+    geometry g;
+    g.static_size = unit == 64 * 1024 ? 29912 : 185560;
+    g.reserved_size = 0;
+    g.dynamic_size = 31528;
+    g.unit = unit;
+    return g;
+}
+
+/// life_totals - seconds and counts of one or more lives, cold (cycle 0) and warm.
+struct life_totals {
+    double alloc_s[2] = {}, free_s[2] = {};
+    double allocs[2] = {}, frees[2] = {};
+    double peak_pages = 0, after_pages = 0, chunks_after = 0;
+    void report(benchmark::State& st, bool split) const {
+        auto per = [](double s, double n) { return n > 0 ? s * 1e9 / n : 0.0; };
+        if (split) {
+            st.counters["cold_alloc_ns"] = per(alloc_s[0], allocs[0]);
+            st.counters["warm_alloc_ns"] = per(alloc_s[1], allocs[1]);
+            st.counters["cold_free_ns"] = per(free_s[0], frees[0]);
+            st.counters["warm_free_ns"] = per(free_s[1], frees[1]);
+            st.counters["warm_cold_alloc"] = per(alloc_s[1], allocs[1]) / per(alloc_s[0], allocs[0]);
+            st.counters["warm_cold_free"] = per(free_s[1], frees[1]) / per(free_s[0], frees[0]);
+        }
+        const double cold = per(alloc_s[0] + free_s[0], allocs[0] + frees[0]);
+        const double warm = per(alloc_s[1] + free_s[1], allocs[1] + frees[1]);
+        st.counters["cold_ns_per_op"] = cold;
+        st.counters["warm_ns_per_op"] = warm;
+        st.counters["warm_cold_op"] = warm / cold;
+        st.counters["peak_pages"] = peak_pages;
+        st.counters["after_pages"] = after_pages;
+        st.counters["chunks_after"] = chunks_after;
+    }
+};
+
+/// thread_seconds() - CPU time of this thread, kernel time (population) included. The
+/// long-life phases are timed with it, not with the wall clock: a cold cycle lasts about
+/// a millisecond, so on a shared machine one preemption would decide warm / cold.
+double thread_seconds() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+/// timed_steps(impl, n, step, s) - run step(i) for i < n, adding the time spent in the
+/// steps, not in the balance pcpu asks for between them, to s.
+template <class F>
+bool timed_steps(pcpu_impl& impl, std::size_t n, F&& step, double& s) {
+    double t0 = thread_seconds();
+    for (std::size_t i = 0; i < n; ++i) {
+        if (!step(i)) return false;
+        if (impl.balance_pending()) {
+            const double t1 = thread_seconds();
+            s += t1 - t0;
+            impl.balance_if_requested();
+            t0 = thread_seconds();
+        }
+    }
+    s += thread_seconds() - t0;
+    return true;
+}
+
+/// end_of_cycle(impl, t, last) - balance, and the memory figures.
+void end_of_cycle(pcpu_impl& impl, life_totals& t, bool last) {
+    impl.balance_if_requested();
+    (void)impl.alloc().balance();
+    if (!last) return;
+    const pcpu::alloc_stats s = impl.alloc().stats();
+    t.after_pages = static_cast<double>(s.nr_populated_pages);
+    t.chunks_after = static_cast<double>(s.nr_chunks);
+}
+
+/// BM_life_synthetic(size, unit) - objects of `size` bytes (0: mixed 4/16/64/256),
+/// naturally aligned up to 8 bytes (a 4-byte counter, 8 for the rest), allocated then
+/// freed in a shuffled order, opt.life_cycles times.
+void BM_life_synthetic(benchmark::State& st, std::uint32_t size, std::size_t unit) {
+    const std::size_t n = opt.short_mode ? 2000 : 10000;
+    const unsigned cycles = opt.short_mode ? 4 : opt.life_cycles;
+    std::vector<std::uint32_t> sizes(n, size);
+    splitmix64 rng{0x1f2e3d4c5b6a7988ull};
+    static constexpr std::uint32_t mix[] = {4, 16, 64, 256};
+    if (size == 0)
+        for (auto& x : sizes) x = mix[rng.below(4)];
+    std::vector<pcpu::handle> live(n);
+    std::vector<std::uint32_t> order(n);
+    life_totals t;
+    for (auto _ : st) {
+        pcpu_impl impl(opt.cpus, linux_geometry(unit));
+        if (!impl.ok()) return fail(st, "init failed");
+        double op_s = 0;
+        for (unsigned c = 0; c < cycles; ++c) {
+            const int w = c == 0 ? 0 : 1;
+            double a_s = 0, f_s = 0;
+            if (!timed_steps(impl, n, [&](std::size_t i) { return impl.alloc(sizes[i], sizes[i] < 8 ? sizes[i] : 8, false, live[i]); }, a_s))
+                return fail(st, "allocation failed");
+            t.peak_pages = std::max(t.peak_pages, static_cast<double>(impl.alloc().stats().nr_populated_pages));
+            for (std::uint32_t i = 0; i < n; ++i) order[i] = i;
+            for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
+            timed_steps(impl, n, [&](std::size_t i) { impl.free(live[order[i]]); return true; }, f_s);
+            end_of_cycle(impl, t, c + 1 == cycles);
+            t.alloc_s[w] += a_s;
+            t.free_s[w] += f_s;
+            t.allocs[w] += static_cast<double>(n);
+            t.frees[w] += static_cast<double>(n);
+            op_s += a_s + f_s;
+        }
+        st.SetIterationTime(op_s);
+    }
+    t.report(st, true);
+}
+
+/// BM_life_trace(unit) - the recorded trace replayed, then whatever it leaves freed,
+/// life_cycles times on one allocator.
+void BM_life_trace(benchmark::State& st, const trace* tr, std::size_t unit) {
+    const unsigned cycles = opt.short_mode ? 4 : opt.life_cycles;
+    std::vector<pcpu::handle> slots(tr->nr_slots);
+    std::vector<bool> live(tr->nr_slots, false);
+    for (const op& o : tr->ops) live[o.slot] = o.alloc;
+    std::vector<std::uint32_t> rest;
+    for (std::uint32_t i = 0; i < tr->nr_slots; ++i)
+        if (live[i]) rest.push_back(i);
+    life_totals t;
+    for (auto _ : st) {
+        pcpu_impl impl(opt.cpus, linux_geometry(unit));
+        if (!impl.ok()) return fail(st, "init failed");
+        double op_s = 0;
+        for (unsigned c = 0; c < cycles; ++c) {
+            const int w = c == 0 ? 0 : 1;
+            double s_ops = 0, s_rest = 0;
+            bool ok = timed_steps(impl, tr->ops.size(), [&](std::size_t i) {
+                const op& o = tr->ops[i];
+                if (o.alloc) return impl.alloc(o.size, o.align, o.atomic, slots[o.slot]);
+                impl.free(slots[o.slot]);
+                return true;
+            }, s_ops);
+            if (!ok) return fail(st, "allocation failed");
+            if (c == 0 && t.peak_pages == 0) {
+                // Peak pages: one untimed pass that stops at the peak of live bytes.
+                pcpu_impl probe(opt.cpus, linux_geometry(unit));
+                std::vector<pcpu::handle> ps(tr->nr_slots);
+                for (std::size_t i = 0; i <= tr->peak_index; ++i) {
+                    const op& o = tr->ops[i];
+                    // Through the allocator, not the noinline wrappers callgrind counts.
+                    if (o.alloc)
+                        ps[o.slot] = probe.alloc()
+                                         .alloc(o.size, o.align, o.atomic ? pcpu::ctx::atomic : pcpu::ctx::full)
+                                         .value_or(pcpu::handle{});
+                    else (void)probe.alloc().free(ps[o.slot]);
+                    probe.balance_if_requested();
+                }
+                t.peak_pages = static_cast<double>(probe.alloc().stats().nr_populated_pages);
+            }
+            timed_steps(impl, rest.size(), [&](std::size_t i) { impl.free(slots[rest[i]]); return true; }, s_rest);
+            end_of_cycle(impl, t, c + 1 == cycles);
+            t.alloc_s[w] += s_ops + s_rest; // allocations and frees together: see report()
+            t.allocs[w] += static_cast<double>(tr->ops.size() + rest.size());
+            op_s += s_ops + s_rest;
+        }
+        st.SetIterationTime(op_s);
+    }
+    t.report(st, false);
+}
+
 // ---- registration -------------------------------------------------------------------------------------
 
 template <class F>
@@ -714,6 +893,13 @@ void register_all() {
         reg("populate/pcpu/pages:" + std::to_string(pages),
             [=](benchmark::State& st) { BM_populate(st, pages); }, true);
     reg("worst/trace/pcpu", [](benchmark::State& st) { BM_worst(st, &g_trace); }, false, true);
+    for (const std::size_t unit : {std::size_t{64} * 1024, std::size_t{1024} * 1024}) {
+        const std::string u = "/unit:" + std::to_string(unit / 1024) + "k";
+        for (const std::uint32_t size : {4u, 16u, 64u, 256u, 0u})
+            reg("life/synthetic/pcpu/size:" + (size == 0 ? std::string("mixed") : std::to_string(size)) + u,
+                [=](benchmark::State& st) { BM_life_synthetic(st, size, unit); }, true);
+        reg("life/trace/pcpu" + u, [=](benchmark::State& st) { BM_life_trace(st, &g_trace, unit); }, true);
+    }
 }
 
 bool take_flag(const std::string& a, const char* name, std::string& value) {
@@ -735,12 +921,15 @@ int main(int argc, char** argv) {
         else if (take_flag(a, "pcpu_trace", v)) opt.trace_path = v;
         else if (take_flag(a, "pcpu_svg", v)) opt.svg_path = v;
         else if (take_flag(a, "pcpu_cpus", v)) opt.cpus = static_cast<unsigned>(std::stoul(v));
+        else if (take_flag(a, "pcpu_life_cycles", v)) opt.life_cycles = static_cast<unsigned>(std::stoul(v));
         else if (a == "--help" || a == "-h") {
             std::printf("pcpu options: --pcpu_short (CI: trace slice, small workloads), --pcpu_trace=CSV,\n"
-                        "  --pcpu_svg=FILE (occupancy map after the mixed trace), --pcpu_cpus=N (default 2)\n\n");
+                        "  --pcpu_svg=FILE (occupancy map after the mixed trace), --pcpu_cpus=N (default 2),\n"
+                        "  --pcpu_life_cycles=N (cycles of the life/ cases, default 20)\n\n");
             rest.push_back(argv[i]);
         } else rest.push_back(argv[i]);
     }
+    if (opt.life_cycles == 0) opt.life_cycles = 1;
     if (opt.cpus == 0 || opt.cpus > max_cpus) {
         std::fprintf(stderr, "pcpu_bench: --pcpu_cpus must be in [1, %zu]\n", max_cpus);
         return 2;

@@ -48,7 +48,11 @@ struct geometry {
     std::size_t static_size = 192512;
     std::size_t reserved_size = 8192;
     std::size_t dynamic_size = 28672;
-    std::size_t unit_size() const { return round_up(static_size + reserved_size + dynamic_size, 4096); }
+    /// 0: the tight unit above. Otherwise the unit is this size and the first chunk's
+    /// dynamic area still ends after dynamic_size bytes (first_chunk_config::dyn_size),
+    /// as in Linux's boot layout with its 1 MiB units.
+    std::size_t unit = 0;
+    std::size_t unit_size() const { return unit != 0 ? unit : round_up(static_size + reserved_size + dynamic_size, 4096); }
     /// pages wholly taken by the static and reserved areas (never dynamic memory)
     std::size_t head_pages() const { return (static_size + reserved_size) / 4096; }
 };
@@ -69,6 +73,7 @@ public:
         cfg.unit_size = unit;
         cfg.static_size = g.static_size;
         cfg.reserved_size = g.reserved_size;
+        if (g.unit != 0) cfg.dyn_size = g.dynamic_size;
         ok_ = a_->init(cfg) == pcpu::errc::ok;
         a_->platform().cpus = cpus;
     }

@@ -121,7 +121,8 @@ std::vector<cycle> run_cycles(Setup& s, const std::vector<std::uint32_t>& sizes,
         pcpu::debug::find_fit_counters = {};
         for (std::size_t i = 0; i < sizes.size(); ++i) {
             const pcpu::result<pcpu::handle> r = a.alloc(sizes[i], 8, ctx::full);
-            if (!r.ok()) REQUIRE_MESSAGE(false, "cycle " << k << ", allocation " << i << ": " << pcpu::errc_name(r.error()));
+            if (!r.ok())
+                REQUIRE_MESSAGE(false, "cycle " << k << ", allocation " << i << ": " << pcpu::errc_name(r.error()));
             live[i] = r.value();
             s.balance_if_requested();
             if (i % verify_every == 0) CHECK_VERIFIED(a);
@@ -135,7 +136,8 @@ std::vector<cycle> run_cycles(Setup& s, const std::vector<std::uint32_t>& sizes,
             for (std::size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[rng.next() % i]);
         for (std::size_t i = 0; i < idx.size(); ++i) {
             const pcpu::errc e = a.free(live[idx[i]]);
-            if (e != pcpu::errc::ok) REQUIRE_MESSAGE(false, "cycle " << k << ", free " << i << ": " << pcpu::errc_name(e));
+            if (e != pcpu::errc::ok)
+                REQUIRE_MESSAGE(false, "cycle " << k << ", free " << i << ": " << pcpu::errc_name(e));
             s.balance_if_requested();
             if (i % verify_every == 0) CHECK_VERIFIED(a);
         }
@@ -170,7 +172,7 @@ void check_long_life(const std::vector<cycle>& cs, std::size_t spare_pages = hig
     }
 }
 
-/// workload(size, n, seed) - n sizes: all `size`, or for size 0 the mixed 4/16/64/256.
+/// workload(size, n) - n sizes: all `size`, or for size 0 the mixed 4/16/64/256 (fixed seed).
 std::vector<std::uint32_t> workload(std::uint32_t size, std::size_t n) {
     static constexpr std::uint32_t mix[] = {4, 16, 64, 256};
     std::vector<std::uint32_t> v(n, size);

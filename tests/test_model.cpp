@@ -43,12 +43,14 @@ TEST_CASE("random operation sequences agree with the model, for every policy and
     CHECK(t.ops > 400 * seeds);
     CHECK(t.frees > 40 * seeds);
     CHECK(t.faults_injected > 0);
+    CHECK(t.memory_checks > 0); // free-all + balance, then the memory-return bound
     std::printf("figure: model: %llu random inputs, %llu operations, %llu allocations (%llu failed), %llu frees, "
-                "%llu bad frees, %llu balances, %llu faults injected\n",
+                "%llu bad frees, %llu balances (%llu free-all + balance with the memory bound), %llu faults injected\n",
                 static_cast<unsigned long long>(t.inputs), static_cast<unsigned long long>(t.ops),
                 static_cast<unsigned long long>(t.allocs), static_cast<unsigned long long>(t.alloc_errors),
                 static_cast<unsigned long long>(t.frees), static_cast<unsigned long long>(t.bad_frees),
-                static_cast<unsigned long long>(t.balances), static_cast<unsigned long long>(t.faults_injected));
+                static_cast<unsigned long long>(t.balances), static_cast<unsigned long long>(t.memory_checks),
+                static_cast<unsigned long long>(t.faults_injected));
 }
 
 TEST_CASE("the model catches a corrupted per-CPU copy and a leaked allocation") {

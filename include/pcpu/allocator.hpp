@@ -91,7 +91,7 @@ struct first_chunk_config {
     /// span whole units.
     std::size_t dyn_size = 0;
     /// metadata storage for the first (and reserved) chunk:
-    /// allocator::first_chunk_meta_bytes(unit_size, static_size, reserved_size) bytes
+    /// allocator::first_chunk_meta_bytes(unit_size, static_size, reserved_size, dyn_size) bytes
     /// aligned to allocator::meta_align. Never freed by pcpu. With a policy that creates
     /// chunks it may be null: init() then takes it from the platform's alloc_meta().
     void* meta = nullptr;
@@ -196,6 +196,13 @@ public:
     /// (kernel §3). PCPU_SLOT_FAIL_THRESHOLD: chunks in a slot below it that fail a fit
     /// are demoted to slot 0, where only a change of their contig hint finds them again.
     static constexpr int slot_fail_threshold = 3;
+    /// empty_pop_pages_low/high - the atomic reserve (PCPU_EMPTY_POP_PAGES_LOW/HIGH):
+    /// an allocation that leaves fewer than low populated empty pages asks for balance,
+    /// which refills to high; reclaim never takes the reserve below high. After
+    /// everything is freed and balance has run, dynamic chunks keep at most high
+    /// populated pages where pages can be unmapped (lazy_mapped).
+    static constexpr std::size_t empty_pop_pages_low = 2;
+    static constexpr std::size_t empty_pop_pages_high = 4;
 
     static_assert(Populate::template check_platform<Platform>(), "pcpu: platform/policy mismatch");
 
@@ -263,7 +270,8 @@ public:
         if (meta_storage == nullptr) {
             // First-chunk setup asks with the full context on purpose: it runs once, at
             // start-up, before any caller can hold a lock that reclaim might need.
-            own_meta_bytes_ = first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size);
+            own_meta_bytes_ =
+                first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size);
             op_bracket op(platform_, ctx_traits::full());
             if constexpr (Populate::creates_chunks)
                 meta_storage = own_meta_ = platform_.alloc_meta(own_meta_bytes_, meta_align, ctx_traits::full());
@@ -1145,12 +1153,6 @@ private:
 
     // ---- dynamic chunks -------------------------------------------------------------
 
-    /// empty_pop_pages_low/high - the atomic reserve (PCPU_EMPTY_POP_PAGES_LOW/HIGH):
-    /// an allocation that leaves fewer than low populated empty pages asks for balance,
-    /// which refills to high; reclaim never takes the reserve below high.
-    static constexpr std::size_t empty_pop_pages_low = 2;
-    static constexpr std::size_t empty_pop_pages_high = 4;
-
     static constexpr std::size_t node_bytes() noexcept { return round_up(sizeof(chunk_node), meta_align); }
 
     /// create_chunk(ctx) - a new, empty dynamic chunk, not yet on any list; nullptr if
@@ -1620,7 +1622,9 @@ private:
 
     /// ops_seen() - a count that grows with every allocation attempt and free (the
     /// monotone statistics), so balance can tell whether it ran undisturbed. Index lock.
-    std::uint64_t ops_seen() const noexcept { return stats_.nr_alloc + stats_.nr_failed + stats_.nr_dealloc + stats_.nr_bad_free; }
+    std::uint64_t ops_seen() const noexcept {
+        return stats_.nr_alloc + stats_.nr_failed + stats_.nr_dealloc + stats_.nr_bad_free;
+    }
     static constexpr std::uint64_t no_ops = ~std::uint64_t{0};
 
     mutable Platform platform_;

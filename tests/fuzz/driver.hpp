@@ -21,7 +21,8 @@
 //                              CPU's copy, or any word of a chunk
 //     free many                up to 8 live allocations, alternating ends
 //     write / read             one live allocation's contents on every CPU
-//     balance                  context
+//     balance                  context; from 0xf0 up, free every live allocation
+//                              first, balance twice, and require the memory back
 //     fault                    fail the n-th alloc_meta / alloc_units / reserve /
 //                              alloc_pages / map, or the n-th failable call
 //     clear faults
@@ -54,6 +55,7 @@ struct totals {
     std::uint64_t bad_frees = 0;
     std::uint64_t balances = 0;
     std::uint64_t faults_injected = 0;
+    std::uint64_t memory_checks = 0; ///< free-all + balance ends where the memory had to be back
 };
 
 /// reader - the input as a stream of bytes; 0 past the end.
@@ -106,6 +108,7 @@ public:
         t_.frees += r_.frees_;
         t_.bad_frees += r_.bad_frees_;
         t_.balances += r_.balances_;
+        t_.memory_checks += r_.memory_checks_;
         return e;
     }
 
@@ -270,7 +273,13 @@ private:
 
     std::string do_balance() {
         static constexpr pcpu::gfp table[] = {ctx::full, ctx::nofs, ctx::noio, ctx::atomic};
-        const pcpu::gfp c = table[in_.byte() % 4u];
+        const std::uint8_t b = in_.byte();
+        const pcpu::gfp c = table[b % 4u];
+        if (b >= 0xf0) {
+            // One in sixteen: the end of a long life's cycle, where pages must come back.
+            what_ = "free all + balance(" + pcpu_test::describe(c) + ")";
+            return r_.free_all_and_balance(c);
+        }
         what_ = "balance(" + pcpu_test::describe(c) + ")";
         return r_.balance(c);
     }

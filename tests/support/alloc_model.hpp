@@ -204,6 +204,25 @@ public:
         return c->m.owner[(p - c->base) / word] != 0 ? pcpu::errc::invalid_pointer : pcpu::errc::double_free;
     }
     /// removed(h) - h was freed.
+    /// memory_returned(spare_pages) - what a long life promises once nothing is live
+    /// and balance has run undisturbed: at most one dynamic chunk is left (the spare),
+    /// holding at most spare_pages populated pages (the reserve's high mark where pages
+    /// can be unmapped, the whole spare where they cannot, 0 without dynamic chunks).
+    std::string memory_returned(std::size_t spare_pages) const {
+        if (!live_.empty()) return "memory_returned() with live allocations";
+        std::size_t chunks = 0, pages = 0;
+        a_.for_each_chunk([&](const pcpu::chunk_stats& s) {
+            if (s.kind != pcpu::chunk_kind::dynamic) return;
+            ++chunks;
+            pages += s.nr_populated;
+        });
+        if (chunks > 1) return "memory not returned: " + std::to_string(chunks) + " dynamic chunks after free-all + balance";
+        if (pages > spare_pages)
+            return "memory not returned: " + std::to_string(pages) + " populated pages in dynamic chunks after " +
+                   "free-all + balance, at most " + std::to_string(spare_pages) + " expected";
+        return "";
+    }
+
     std::string removed(pcpu::handle h) {
         const auto it = live_.find(h.addr());
         if (it == live_.end()) return "free of " + hex(h.addr()) + " succeeded, but the model does not hold it";

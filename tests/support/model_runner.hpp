@@ -21,7 +21,10 @@
 //     non-blocking context; no_space only where nothing can be created (static_only,
 //     the reserved area), and for alignments up to 4 bytes, where the hint search is
 //     exact, only when the model finds no fitting free run either.
-// finish() shuts the allocator down and requires the platform to hold nothing.
+// free_all_and_balance() frees everything and balances: memory must come back (at most
+// one spare dynamic chunk, at most the reserve's high mark of its pages populated where
+// pages can be unmapped). finish() shuts the allocator down and requires the platform
+// to hold nothing.
 //
 // Every method returns "" or what went wrong, so the libFuzzer driver and the doctest
 // suites share these rules (CHECK_RUN below for doctest).
@@ -212,6 +215,32 @@ public:
         return state();
     }
 
+    /// free_all_and_balance(ctx) - a long life's cycle end: free every live allocation,
+    /// balance twice (the first may refill the reserve for an atomic failure of the
+    /// past, the second gives back what that left beyond it); if both balances ran to
+    /// the end, the memory must be back (alloc_model::memory_returned()).
+    std::string free_all_and_balance(pcpu::gfp ctx) {
+        while (model_.live() != 0) {
+            std::string e = free(model_.nth_live(model_.live() - 1));
+            if (!e.empty()) return e;
+        }
+        pcpu::errc got[2] = {};
+        for (pcpu::errc& g : got) {
+            std::string e = balance(ctx, &g);
+            if (!e.empty()) return e;
+        }
+        if (!a_.initialized() || got[0] != pcpu::errc::ok || got[1] != pcpu::errc::ok) return "";
+        ++memory_checks_;
+        return model_.memory_returned(spare_pages());
+    }
+    /// spare_pages() - populated pages a spare chunk may keep after free-all + balance.
+    static std::size_t spare_pages_for(std::size_t unit_size) noexcept {
+        if (!Policy::creates_chunks) return 0;
+        if (!Policy::on_demand) return unit_size / page; // a contiguous chunk cannot give pages back
+        return alloc_t::empty_pop_pages_high;
+    }
+    std::size_t spare_pages() const noexcept { return spare_pages_for(cfg_.unit_size); }
+
     /// write(h) / read(h) - the owner rewrites, or checks, h on every CPU.
     std::string write(pcpu::handle h) {
         std::string e = model_.write(h);
@@ -248,7 +277,7 @@ public:
     int to_depopulate_slot() const noexcept { return base_slot() + 3; }
     int sidelined_slot() const noexcept { return base_slot() + 1; }
 
-    std::uint64_t allocs_ = 0, alloc_errors_ = 0, frees_ = 0, bad_frees_ = 0, balances_ = 0;
+    std::uint64_t allocs_ = 0, alloc_errors_ = 0, frees_ = 0, bad_frees_ = 0, balances_ = 0, memory_checks_ = 0;
 
 private:
     static std::string name(pcpu::errc e) { return pcpu::errc_name(e); }
