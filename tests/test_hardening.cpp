@@ -566,6 +566,14 @@ TEST_CASE("PCPU_CHECKS: a CPU index not below nr_cpus stops ptr(), per_cpu() and
     CHECK(pcpu::sum(p) == 10);
     CHECK(pcpu::free_percpu(s.a, p) == pcpu::errc::ok);
     CHECK(s.a.verify().ok);
+    // The other indices of the typed layer: an array element, a static area offset.
+    const auto arr = pcpu::alloc_percpu<int[4]>(s.a, pcpu::ctx::full);
+    REQUIRE(arr.ok());
+    CHECK(pcpu::per_cpu(arr.value().at(3), 1) == 0);
+    CHECK(killed_by([&] { (void)arr.value().at(4); }) == SIGILL);
+    CHECK(killed_by([&] { (void)s.a.static_handle(100); }) == SIGILL); // static_size 100
+    (void)s.a.static_handle(99);
+    CHECK(pcpu::free_percpu(s.a, arr.value()) == pcpu::errc::ok);
 }
 
 TEST_CASE("PCPU_CHECKS: a counter used after its allocator's shutdown() stops the program") {
