@@ -566,6 +566,14 @@ TEST_CASE("PCPU_CHECKS: a CPU index not below nr_cpus stops ptr(), per_cpu() and
     CHECK(pcpu::sum(p) == 10);
     CHECK(pcpu::free_percpu(s.a, p) == pcpu::errc::ok);
     CHECK(s.a.verify().ok);
+    // The other indices of the typed layer: an array element, a static area offset.
+    const auto arr = pcpu::alloc_percpu<int[4]>(s.a, pcpu::ctx::full);
+    REQUIRE(arr.ok());
+    CHECK(pcpu::per_cpu(arr.value().at(3), 1) == 0);
+    CHECK(killed_by([&] { (void)arr.value().at(4); }) == SIGILL);
+    CHECK(killed_by([&] { (void)s.a.static_handle(100); }) == SIGILL); // static_size 100
+    (void)s.a.static_handle(99);
+    CHECK(pcpu::free_percpu(s.a, arr.value()) == pcpu::errc::ok);
 }
 
 TEST_CASE("PCPU_CHECKS: a counter used after its allocator's shutdown() stops the program") {
@@ -652,15 +660,23 @@ TEST_CASE("PCPU_FREE_PATTERN: a write through a stale handle is caught when the 
         const pcpu::result<pcpu::handle> h = s.a.alloc(64, 8, pcpu::ctx::full);
         REQUIRE(h.ok());
         REQUIRE(s.a.free(h.value()) == pcpu::errc::ok);
-        for (unsigned cpu = 0; cpu < cpus; ++cpu)
-            CHECK(static_cast<unsigned char*>(s.a.ptr(h.value(), cpu))[63] == PCPU_FREE_PATTERN);
+        // Under ASan the freed area is poisoned too, and these deliberate accesses would
+        // be its report (asan_uaf tests that): open it for them first.
+        const auto freed = [&](unsigned cpu) {
+            auto* p = static_cast<unsigned char*>(s.a.ptr(h.value(), cpu));
+#if PCPU_ASAN
+            __asan_unpoison_memory_region(p, 64);
+#endif
+            return p;
+        };
+        for (unsigned cpu = 0; cpu < cpus; ++cpu) CHECK(freed(cpu)[63] == PCPU_FREE_PATTERN);
         // Without a stale write, reuse is silent.
         const pcpu::result<pcpu::handle> again = s.a.alloc(64, 8, pcpu::ctx::full);
         REQUIRE(again.ok());
         REQUIRE(again.value() == h.value());
         REQUIRE(s.a.free(again.value()) == pcpu::errc::ok);
         // One stale byte on one CPU, then the area's next allocation stops the program.
-        static_cast<unsigned char*>(s.a.ptr(h.value(), writer))[40] = 0x01;
+        freed(writer)[40] = 0x01;
         CHECK(killed_by([&] { (void)s.a.alloc(64, 8, pcpu::ctx::full); }) == SIGILL);
         CHECK(s.a.verify().ok); // (the parent never reused it)
     }

@@ -28,6 +28,8 @@
 
 #include <doctest/doctest.h>
 
+#include <sched.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -95,7 +97,7 @@ struct rng {
 
 struct counts {
     std::atomic<std::uint64_t> ops{0}, allocs{0}, alloc_failures{0}, frees{0}, atomic_allocs{0}, would_block{0},
-        balances{0}, checks{0};
+        balances{0}, checks{0}, parallel_ops{0};
 };
 
 template <class Platform, class Policy>
@@ -211,6 +213,33 @@ struct stress {
         return "";
     }
 
+    /// running_mark - the host CPU a worker's operation runs on, published for the
+    /// duration of the operation, so the figure can show that the workers really ran at
+    /// the same time on different CPUs (not time-sliced on one): an operation that began
+    /// while another worker's ran on another CPU counts as parallel.
+    struct running_mark {
+        stress& s;
+        unsigned id;
+        running_mark(stress& st, unsigned i) : s(st), id(i) {
+            const int cpu = ::sched_getcpu();
+            if (cpu < 0) return;
+            s.host_cpus_seen.fetch_or(std::uint64_t{1} << (cpu % 64), std::memory_order_relaxed);
+            s.running_on[id].store(cpu + 1, std::memory_order_relaxed);
+            for (unsigned j = 0; j < workers; ++j) {
+                const int other = j == id ? 0 : s.running_on[j].load(std::memory_order_relaxed);
+                if (other != 0 && other != cpu + 1) {
+                    s.n.parallel_ops.fetch_add(1, std::memory_order_relaxed);
+                    break;
+                }
+            }
+        }
+        ~running_mark() { s.running_on[id].store(0, std::memory_order_relaxed); }
+        running_mark(const running_mark&) = delete;
+        running_mark& operator=(const running_mark&) = delete;
+    };
+    std::atomic<int> running_on[workers] = {};
+    std::atomic<std::uint64_t> host_cpus_seen{0};
+
     /// worker(id) - mixed contexts and scopes; frees its own allocations.
     std::string worker(unsigned id) {
         hooks::pin(id % cpus);
@@ -221,6 +250,7 @@ struct stress {
         static constexpr pcpu::gfp scopes[] = {ctx::full, ctx::full, ctx::nofs, ctx::noio};
         for (std::size_t op = 0; op < ops_per_worker && !expired(); ++op) {
             n.ops.fetch_add(1, std::memory_order_relaxed);
+            const running_mark mark(*this, id);
             std::string e;
             if (held.empty() || (held.size() < 40 && r.below(100) < 55)) {
                 const std::size_t size = 1 + (r.below(8) == 0 ? r.below(unit / 2) : r.below(512));
@@ -337,12 +367,14 @@ struct stress {
         CHECK(n.frees.load() > 0);
         std::printf("figure: stress %s on %s: %u workers + atomic + balance threads, %llu operations (%llu allocations, "
                     "%llu atomic allocations of which %llu would block, %llu frees, %llu balances, %llu content "
-                    "checks) in %.1f s\n",
+                    "checks) in %.1f s; %d host CPUs used, %llu operations ran beside another worker's on another "
+                    "CPU\n",
                     name, hooks::name, workers, static_cast<unsigned long long>(n.ops.load()),
                     static_cast<unsigned long long>(n.allocs.load()), static_cast<unsigned long long>(n.atomic_allocs.load()),
                     static_cast<unsigned long long>(n.would_block.load()), static_cast<unsigned long long>(n.frees.load()),
                     static_cast<unsigned long long>(n.balances.load()), static_cast<unsigned long long>(n.checks.load()),
-                    secs);
+                    secs, __builtin_popcountll(host_cpus_seen.load()),
+                    static_cast<unsigned long long>(n.parallel_ops.load()));
         a.shutdown();
         const std::string left = hooks::outstanding(a.platform().inner());
         CHECK_MESSAGE(left.empty(), "outstanding after shutdown: " << left);

@@ -522,7 +522,7 @@ public:
     /// static_handle(offset) - handle of byte `offset` of the static area (static
     /// per-CPU variables resolve through ptr() like dynamic ones).
     handle static_handle(std::size_t offset) const noexcept {
-        PCPU_ASSERT(offset < static_size_);
+        PCPU_CHECK(offset < static_size_, "pcpu: static_handle() past the static area");
         return handle(unit0_ + offset);
     }
 

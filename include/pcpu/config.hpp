@@ -28,10 +28,11 @@
 
 /// PCPU_CHECKS - 1 turns the preconditions of the calls that have no error to return
 /// into PCPU_TRAP in release builds too: a CPU index in ptr(), per_cpu() and the
-/// this-CPU operations; a counter used after its allocator was shut down. It also makes
-/// free_percpu() look its handle up before running destructors (see percpu.hpp). Each
-/// check is one compare on the path it guards (docs/performance.md has the cost). 0
-/// (the default) leaves them preconditions, checked only by PCPU_ASSERT.
+/// this-CPU operations; an index in percpu<T[n]>::at() and static_handle(); a counter
+/// used after its allocator was shut down. It also makes free_percpu() look its handle
+/// up before running destructors (see percpu.hpp). Each check is one compare on the
+/// path it guards (docs/performance.md has the cost). 0 (the default) leaves them
+/// preconditions, checked only by PCPU_ASSERT.
 #ifndef PCPU_CHECKS
 #define PCPU_CHECKS 0
 #endif

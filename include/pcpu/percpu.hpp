@@ -98,7 +98,7 @@ public:
     template <class U = T, class E = std::remove_extent_t<U>>
     percpu<E> at(std::size_t i) const noexcept {
         static_assert(std::is_array<U>::value, "pcpu: percpu<T>::at() needs an array T");
-        PCPU_ASSERT(i < std::extent<U>::value);
+        PCPU_CHECK(i < std::extent<U>::value, "pcpu: percpu<T[n]>::at(i) with i not below n");
         return percpu<E>(handle(addr_ + i * sizeof(E)), offsets_, nr_cpus_);
     }
 

@@ -29,16 +29,17 @@ unsigned long long max_ops() {
     return s != nullptr ? std::strtoull(s, nullptr, 10) : 0;
 }
 
-void print_totals() {
+void print_totals(const char* what) {
     std::fprintf(stderr,
-                 "pcpu-fuzz totals: %llu inputs, %llu operations, %llu allocations (%llu failed), %llu frees, "
+                 "pcpu-fuzz %s: %llu inputs, %llu operations, %llu allocations (%llu failed), %llu frees, "
                  "%llu bad frees, %llu balances, %llu platform faults injected\n",
-                 static_cast<unsigned long long>(g_totals.inputs), static_cast<unsigned long long>(g_totals.ops),
+                 what, static_cast<unsigned long long>(g_totals.inputs), static_cast<unsigned long long>(g_totals.ops),
                  static_cast<unsigned long long>(g_totals.allocs), static_cast<unsigned long long>(g_totals.alloc_errors),
                  static_cast<unsigned long long>(g_totals.frees), static_cast<unsigned long long>(g_totals.bad_frees),
                  static_cast<unsigned long long>(g_totals.balances),
                  static_cast<unsigned long long>(g_totals.faults_injected));
 }
+void print_totals() { print_totals("totals"); }
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -49,6 +50,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!err.empty()) {
         std::fprintf(stderr, "pcpu-fuzz: %s\n", err.c_str());
         std::abort();
+    }
+    // A long run reports its totals every million operations, so that a run stopped
+    // from outside (which skips atexit) still leaves its last figures in the log.
+    static unsigned long long next_progress = 1000000;
+    if (g_totals.ops >= next_progress) {
+        print_totals("progress");
+        next_progress += 1000000;
     }
     if (limit != 0 && g_totals.ops >= limit) {
         // _Exit, not exit: libFuzzer reports a target that calls exit() as a crash.
