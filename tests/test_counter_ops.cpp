@@ -202,6 +202,37 @@ TEST_CASE_TEMPLATE("limited_add adds exactly when the exact value stays within t
     CHECK_VERIFIED(s.alloc);
 }
 
+TEST_CASE_TEMPLATE("limited_add before init, after destroy and at the ends of int64_t", F, none_f, preempt_f, irq_f) {
+    constexpr unsigned nr = 2;
+    cpus().reset(nr);
+    set_cpu(0);
+    pcpu_test::static_setup<alloc_t<F::kind>> s(nr, 16 * 1024, 0, 0);
+    REQUIRE(s.init() == pcpu::errc::ok);
+    CHECK_VERIFIED(s.alloc);
+    counter_t<F::kind> c;
+    CHECK(!c.limited_add(100, 1)); // not initialised: nothing added, no call through null
+    CHECK(c.sum() == 0);
+    REQUIRE(c.init(s.alloc, INT64_MAX - 5, full, 8) == pcpu::errc::ok);
+    CHECK_VERIFIED(s.alloc);
+    // count + amount would leave int64_t: past any limit, refused (no overflow).
+    CHECK(!c.limited_add(INT64_MAX, 10));
+    CHECK(c.limited_add(INT64_MAX, 5));
+    CHECK(c.sum() == INT64_MAX);
+    c.set(INT64_MIN + 5);
+    CHECK(!c.limited_add(INT64_MIN, -10));
+    CHECK(c.limited_add(INT64_MIN, -5));
+    CHECK(c.sum() == INT64_MIN);
+    // A batch below 1 still bounds the error by one per CPU.
+    c.set(0);
+    CHECK(c.limited_add(3, 3, 0));
+    CHECK(!c.limited_add(3, 1, -4));
+    CHECK(c.sum() == 3);
+    CHECK(c.destroy() == pcpu::errc::ok);
+    CHECK_VERIFIED(s.alloc);
+    CHECK(!c.limited_add(100, 1)); // destroyed: nothing added
+    CHECK(c.sum() == 0);
+}
+
 TEST_CASE_TEMPLATE("threads racing limited_add at the limit never carry the value past it", F, none_f, preempt_f,
                    irq_f) {
     constexpr unsigned nr = 4, nr_threads = 8;

@@ -254,19 +254,24 @@ public:
     /// error bound (nr_cpus * batch, batch the largest any add used) cannot settle it.
     /// Plain add()s racing with it are counted or not, as in sum().
     /// Context: as add_batch(); takes the lock every time.
+    /// Before init() and after destroy() nothing is added (false). The decision is taken
+    /// in saturating arithmetic: a value that would leave int64_t is past any limit.
     bool limited_add(std::int64_t limit, std::int64_t amount, std::int32_t batch) noexcept {
-        PCPU_ASSERT(a_ != nullptr && batch > 0);
+        if (a_ == nullptr) return false;
+        PCPU_CHECK(alive(), "pcpu: counter used after its allocator was shut down");
         if (amount == 0) return true;
         locked l(*this);
-        const std::int64_t bound = std::int64_t{batch} * deltas_.nr_cpus();
-        const std::int64_t next = count_ + amount; // the value after, up to the deltas
+        const std::int64_t bound = std::int64_t{batch < 1 ? 1 : batch} * deltas_.nr_cpus();
+        std::int64_t next; // the value after, up to the deltas
+        if (__builtin_add_overflow(count_, amount, &next)) return false;
         // Above the limit (amount > 0) or below it (amount < 0) even in the best case:
         // refuse; within it even in the worst case: add; else ask the exact sum.
         const bool up = amount > 0;
-        if (up ? next - bound > limit : next + bound < limit) return false;
-        if (up ? next + bound > limit : next - bound < limit) {
+        if (up ? sat_add(next, -bound) > limit : sat_add(next, bound) < limit) return false;
+        if (up ? sat_add(next, bound) > limit : sat_add(next, -bound) < limit) {
             std::int64_t exact = next;
-            for (unsigned cpu = 0; cpu < deltas_.nr_cpus(); ++cpu) exact += detail::load_relaxed(deltas_.ptr(cpu));
+            for (unsigned cpu = 0; cpu < deltas_.nr_cpus(); ++cpu)
+                exact = sat_add(exact, std::int64_t{detail::load_relaxed(deltas_.ptr(cpu))});
             if (up ? exact > limit : exact < limit) return false;
         }
         store_count(next);
@@ -371,6 +376,13 @@ private:
         this_cpu_guard<platform_type> g_;
         const counter& c_;
     };
+
+    /// sat_add(a, b) - a + b clamped to int64_t, for limited_add()'s comparisons.
+    static std::int64_t sat_add(std::int64_t a, std::int64_t b) noexcept {
+        std::int64_t r;
+        if (!__builtin_add_overflow(a, b, &r)) return r;
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    }
 
     /// alive() - the allocator is still in the life init() took the deltas from.
     bool alive() const noexcept { return a_->initialized() && a_->generation() == generation_; }
