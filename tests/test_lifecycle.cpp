@@ -10,6 +10,7 @@
 // phase (after each one would make the suite quadratic in the object count).
 #include "support/sim_platform.hpp"
 #include "support/static_platform.hpp"
+#include "support/test_scale.hpp"
 
 #include "../bench/workload.hpp"
 
@@ -188,7 +189,8 @@ std::vector<std::uint32_t> workload(std::uint32_t size, std::size_t n) {
 std::size_t objects_per_cycle(std::uint32_t size, std::size_t capacity) {
     const std::size_t bytes = size == 0 ? 85 : size; // the mix's mean
     std::size_t n = 256 * 1024 / bytes;
-    if (n > 3000) n = 3000;
+    const std::size_t cap = pcpu_test::scaled(std::size_t{3000}); // a quarter under emulation
+    if (n > cap) n = cap;
     if (n < 300) n = 300;
     if (n * bytes > capacity) n = capacity / bytes;
     return n;
