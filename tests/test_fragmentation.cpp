@@ -265,12 +265,14 @@ TEST_CASE("free's chunk lookup visits at most the index's bound with 1, 16 and 2
             objs.push_back(r.value());
         }
         CHECK_VERIFIED(a);
-        // Consecutive objects lie in different chunks, so no free is served by the
-        // last chunk found: every one is an index lookup.
+        // Scattered (a stride of 97, prime and not a factor of the count): no free is
+        // served by the last chunk found, and none finds its chunk at the head of a
+        // list. Every one is an index lookup.
+        REQUIRE(objs.size() % 97 != 0);
         std::uint64_t worst = 0;
         for (std::size_t i = 0; i < objs.size(); ++i) {
             pcpu::debug::find_fit_counters = {};
-            REQUIRE(a.free(objs[i]) == pcpu::errc::ok);
+            REQUIRE(a.free(objs[(i * 97) % objs.size()]) == pcpu::errc::ok);
             worst = std::max<std::uint64_t>(worst, pcpu::debug::find_fit_counters.chunk_lookup_probes);
             if (i % 16 == 0) CHECK_VERIFIED(a);
         }
