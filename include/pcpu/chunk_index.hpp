@@ -105,6 +105,7 @@ private:
     }
     static chunk_index_link* rotate_right(chunk_index_link* t) noexcept {
         chunk_index_link* l = t->idx_left;
+        if (l == nullptr) return t; // never: balance() rotates towards the taller side
         t->idx_left = l->idx_right;
         l->idx_right = t;
         fix(t);
@@ -113,6 +114,7 @@ private:
     }
     static chunk_index_link* rotate_left(chunk_index_link* t) noexcept {
         chunk_index_link* r = t->idx_right;
+        if (r == nullptr) return t; // never, as above
         t->idx_right = r->idx_left;
         r->idx_left = t;
         fix(t);
