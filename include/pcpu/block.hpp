@@ -119,22 +119,11 @@ constexpr void block_merge(block_md& md, std::uint32_t s, std::uint32_t e, bool 
     // a bound only grows by what now lies on its side of the (possibly moved) contig
     // hint. A new or moved contig run leaves the old one, and runs no longer than it,
     // on one side, and a subset of what was on the other side on the other.
-    if (contig > md.contig_hint || (contig == md.contig_hint && s != md.contig_hint_start &&
-                                    better_aligned(s, md.contig_hint_start))) {
-        if (s > md.contig_hint_start)
-            md.max_before = md.contig_hint;
-        else
-            md.max_after = md.contig_hint;
-    } else if (s < md.contig_hint_start) {
-        if (contig > md.max_before) md.max_before = contig;
-    } else if (s > md.contig_hint_start) {
-        if (contig > md.max_after) md.max_after = contig;
-    }
-
     if (contig > md.contig_hint) {
         // A new largest run. The old contig hint, if it lies before the new one and
         // beats the scan hint, is now the best run known before the contig hint.
         if (s > md.contig_hint_start) {
+            md.max_before = md.contig_hint;
             if (md.contig_hint > md.scan_hint) {
                 md.scan_hint_start = md.contig_hint_start;
                 md.scan_hint = md.contig_hint;
@@ -144,10 +133,11 @@ constexpr void block_merge(block_md& md, std::uint32_t s, std::uint32_t e, bool 
                 // longer contig hint.
                 md.scan_hint = 0;
             }
-        } else if (s <= md.scan_hint_start) {
-            // The new run begins at or before the old contig hint, and the scan hint
-            // does not lie before it: it now lies after the contig hint or inside it.
-            md.scan_hint = 0;
+        } else {
+            md.max_after = md.contig_hint;
+            // The new run begins at or before the old contig hint, and a scan hint
+            // that does not lie before it now lies after the contig hint or inside it.
+            if (s <= md.scan_hint_start) md.scan_hint = 0;
         }
         // Otherwise the scan hint lies wholly before the new run and stays valid (the
         // kernel drops it here, which makes the next search and the next refresh walk
@@ -164,6 +154,10 @@ constexpr void block_merge(block_md& md, std::uint32_t s, std::uint32_t e, bool 
             // Same length, better aligned: prefer it, so aligned requests fit the hint.
             // A shorter scan hint must stay before the contig hint.
             const std::uint32_t old_start = md.contig_hint_start;
+            if (s > old_start)
+                md.max_before = contig;
+            else
+                md.max_after = contig;
             if (s <= md.scan_hint_start && (md.contig_hint > md.scan_hint || s == md.scan_hint_start))
                 md.scan_hint = 0;
             md.contig_hint_start = s;
@@ -178,23 +172,36 @@ constexpr void block_merge(block_md& md, std::uint32_t s, std::uint32_t e, bool 
                 md.scan_hint_start = old_start;
                 md.scan_hint = contig;
             }
-        } else if (s > md.scan_hint_start || md.contig_hint > md.scan_hint) {
-            // An equally long run: nothing before it is longer, so it is a valid scan
-            // hint wherever it lies.
-            md.scan_hint_start = s;
-            md.scan_hint = contig;
+        } else {
+            if (s < md.contig_hint_start)
+                md.max_before = contig;
+            else
+                md.max_after = contig;
+            if (s > md.scan_hint_start || md.contig_hint > md.scan_hint) {
+                // An equally long run: nothing before it is longer, so it is a valid
+                // scan hint wherever it lies.
+                md.scan_hint_start = s;
+                md.scan_hint = contig;
+            }
         }
-    } else if (s < md.contig_hint_start &&
-               (contig > md.scan_hint || (contig == md.scan_hint && s > md.scan_hint_start))) {
-        // A shorter run before the contig hint may become the scan hint, but only if
-        // nothing before it is longer, or searches would skip a fit. Runs before the
-        // scan hint are known to be no longer than it; runs between the scan hint (or
-        // first_free) and s are unknown unless the caller scanned them.
-        const bool safe = prefix_bounded || (use_bound && md.max_before <= contig) ||
-                          (md.scan_hint != 0 ? s <= md.scan_hint_start : s <= old_first_free);
-        if (safe) {
-            md.scan_hint_start = s;
-            md.scan_hint = contig;
+    } else if (s > md.contig_hint_start) {
+        if (contig > md.max_after) md.max_after = contig;
+    } else {
+        // [s, e) is a maximal run shorter than the contig run, so it lies wholly
+        // before it (s < contig_hint_start).
+        if (contig > md.max_before) md.max_before = contig;
+        if (contig > md.scan_hint || (contig == md.scan_hint && s > md.scan_hint_start)) {
+            // A shorter run before the contig hint may become the scan hint, but only
+            // if nothing before it is longer, or searches would skip a fit. Runs
+            // before the scan hint are known to be no longer than it; runs between
+            // the scan hint (or first_free) and s are unknown unless the caller
+            // scanned them or max_before bounds them.
+            const bool safe = prefix_bounded || (use_bound && md.max_before <= contig) ||
+                              (md.scan_hint != 0 ? s <= md.scan_hint_start : s <= old_first_free);
+            if (safe) {
+                md.scan_hint_start = s;
+                md.scan_hint = contig;
+            }
         }
     }
 }

@@ -27,7 +27,28 @@
 // absolute at both ends and extended over the neighbouring blocks' edges). With
 // align == 1 a request therefore fails only if no free run is long enough. Scan
 // hints are heuristics, but kept safe: no run wholly before a scan hint is longer
-// than it, so a search that skips to its end skips nothing that fits.
+// than it, so a search that skips to its end skips nothing that fits. max_before and
+// max_after (block.hpp) are upper bounds, never too low.
+//
+// Cost, for a chunk of P blocks of B = block_bits bits and a request of `bits`
+// (a "run" is a free run read from the bitmap, a "block" a block_md read):
+//  - find_fit(): O(1) when the chunk's contig hint rejects the request, else at most
+//    P blocks (from the chunk's hint: its contig hint itself when no run before it is
+//    long enough).
+//  - alloc_area(): a scan of at most (bits + B) / 2 + 1 runs (its window), and of one
+//    run when the request is longer than the block's max_before (the search starts
+//    on the block's contig run). The claim: O(1) per block touched, except in the
+//    at most two edge blocks whose contig run it breaks: an O(B / 64)-word split
+//    proof, else a refresh of at most B / 2 runs that stops at the first naturally
+//    aligned run as long as the bound max_before, max_after and the pieces give; and
+//    at chunk level an O(1) split proof, else a walk of at most P blocks.
+//  So an allocation reads at most (bits + 3B) / 2 + 3 runs and 2P blocks. In the
+//  adversarial layouts of tests/test_fragmentation.cpp (1-bit holes, or runs one bit
+//  too short, around the only fit, every free order) it reads 1 run to scan and at
+//  most 1 to refresh.
+//  - free_area(): the bound-map search (bits / 64 + 1 words), at most one block's
+//    words backwards and one forwards to find the run, O(1) hint merges, and P blocks
+//    at most when the run reaches an entirely free neighbouring block.
 #pragma once
 
 #include "bitmap.hpp"
@@ -363,8 +384,9 @@ private:
                 carrying = false;
             }
             // Runs of this block before pos are either before first_free or, when pos
-            // is the chunk scan hint's end, no longer than that scan hint, which is
-            // shorter than the request: a contig hint before pos cannot fit.
+            // is the chunk scan hint's end (or the chunk contig hint, past max_before),
+            // no longer than that scan hint (or max_before), which is shorter than the
+            // request: a contig hint before pos cannot fit.
             const std::uint32_t rel = base < pos ? pos - base : 0;
             if (md.contig_hint_start >= rel && block_check_hint(md, bits, align)) {
                 // Let the bitmap scan begin at the block's own hint: it may find an
@@ -582,7 +604,8 @@ private:
     /// largest) whose start is naturally aligned for its length (so the alignment
     /// tie-break, which aligned requests rely on, loses nothing that cheaply matters),
     /// and every run after it is known to be no longer.
-    void block_refresh_hint(std::uint32_t b, std::uint32_t bound = 0) noexcept {
+    // Out of line: the slow path, kept out of the claim it would otherwise bloat.
+    [[gnu::noinline]] void block_refresh_hint(std::uint32_t b, std::uint32_t bound = 0) noexcept {
         block_md& md = md_blocks_[b];
         const std::uint32_t base = b * block_bits;
         const std::uint32_t from = block_refresh_begin(md, true);

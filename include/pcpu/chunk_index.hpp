@@ -8,8 +8,8 @@
 // the allocator's chunk node). Intrusive, so it never allocates: inserting at chunk
 // adoption, removing at chunk removal and looking up in free() all run under the
 // index lock in any context, atomic and ISR included, and static_only (no dynamic
-// chunk) carries an empty root and nothing else. Its metadata is three words per
-// chunk (two links and a height).
+// chunk) carries an empty root and nothing else. Its metadata is five words per
+// chunk (two links, a copy of the range and a height).
 //
 // Bound. An AVL tree of n nodes is at most h(n) high, where h(n) is the largest h
 // with N(h) <= n for N(0) = 0, N(1) = 1, N(h) = N(h-1) + N(h-2) + 1 (the sparsest
@@ -29,6 +29,9 @@ namespace pcpu {
 struct chunk_index_link {
     chunk_index_link* idx_left = nullptr;
     chunk_index_link* idx_right = nullptr;
+    // The node's range, copied at insertion so a lookup reads one cache line per node.
+    std::uintptr_t idx_begin = 0;
+    std::uintptr_t idx_end = 0;
     int idx_height = 0; ///< of the subtree rooted here, 1 for a leaf
 };
 
@@ -55,6 +58,8 @@ public:
     /// insert(n) - add n (not in the index). O(h(size)).
     void insert(Node& n) noexcept {
         n.idx_left = n.idx_right = nullptr;
+        n.idx_begin = n.usable_begin;
+        n.idx_end = n.usable_end;
         n.idx_height = 1;
         root_ = insert_at(root_, n);
         ++size_;
@@ -71,20 +76,19 @@ public:
     /// Visits at most h(size()) nodes (counted as chunk_lookup_probes with the
     /// find-fit debug counters on).
     Node* find(std::uintptr_t addr) const noexcept {
-        const chunk_index_link* t = root_;
-        const Node* best = nullptr; // the node with the greatest begin <= addr so far
+        chunk_index_link* t = root_;
+        chunk_index_link* best = nullptr; // the node with the greatest begin <= addr so far
         while (t != nullptr) {
             PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.chunk_lookup_probes);
-            const Node& n = node(*t);
-            if (addr < n.usable_begin) {
+            if (addr < t->idx_begin) {
                 t = t->idx_left;
             } else {
-                best = &n;
+                best = t;
                 t = t->idx_right;
             }
         }
-        if (best == nullptr || addr >= best->usable_end) return nullptr;
-        return const_cast<Node*>(best);
+        if (best == nullptr || addr >= best->idx_end) return nullptr;
+        return static_cast<Node*>(best);
     }
     std::size_t size() const noexcept { return size_; }
     int height() const noexcept { return h(root_); }
@@ -96,7 +100,7 @@ public:
     }
 
 private:
-    static std::uintptr_t key(const chunk_index_link& l) noexcept { return node(l).usable_begin; }
+    static std::uintptr_t key(const chunk_index_link& l) noexcept { return l.idx_begin; }
     static const Node& node(const chunk_index_link& l) noexcept { return static_cast<const Node&>(l); }
     static int h(const chunk_index_link* t) noexcept { return t != nullptr ? t->idx_height : 0; }
     static void fix(chunk_index_link* t) noexcept {
@@ -175,6 +179,7 @@ private:
     static int check(const chunk_index_link* t, std::uintptr_t lo, std::uintptr_t hi, std::size_t& count) noexcept {
         if (t == nullptr) return 0;
         const Node& n = node(*t);
+        if (t->idx_begin != n.usable_begin || t->idx_end != n.usable_end) return -1;
         if (n.usable_begin < lo || n.usable_end > hi || n.usable_begin >= n.usable_end) return -1;
         ++count;
         const int l = check(t->idx_left, lo, n.usable_begin, count);
