@@ -23,6 +23,7 @@ block_md make_md(std::uint32_t nr_bits, std::uint32_t contig_start, std::uint32_
     md.first_free = first_free;
     md.left_free = 0;
     md.right_free = 0;
+    md.max_before = md.max_after = contig; // nothing known about the other runs
     return md;
 }
 

@@ -38,6 +38,7 @@
 
 #include "bitmap.hpp"
 #include "chunk.hpp"
+#include "chunk_index.hpp"
 #include "config.hpp"
 #include "context.hpp"
 #include "detail/format.hpp"
@@ -681,6 +682,9 @@ public:
         if ((live_bits << min_alloc_shift) != live_bytes_)
             return fail("stats: live bytes", nullptr, live_bits << min_alloc_shift, live_bytes_);
         if (nr_chunks != stats_.nr_chunks) return fail("stats: chunk count", nullptr, nr_chunks, stats_.nr_chunks);
+        // chunk index hook: ordered, balanced, and holding every dynamic chunk.
+        if (!index_.verify() || index_.size() != nr_chunks - 1)
+            return fail("chunk index: unbalanced, unordered or missing a chunk", nullptr, nr_chunks - 1, index_.size());
         return rep;
     }
 
@@ -689,7 +693,7 @@ private:
 
     /// chunk_node - a chunk as the allocator sees it: the bitmap allocator plus where it
     /// lives and which list it is on.
-    struct chunk_node : detail::list_link {
+    struct chunk_node : detail::list_link, chunk_index_link {
         chunk_type map;
         std::uintptr_t base = 0;       ///< CPU 0 address of bit 0 of map
         std::uintptr_t usable_begin = 0; ///< [usable_begin, usable_end): what free() may name
@@ -842,6 +846,7 @@ private:
     /// recorded here, under the lock, together with the global counts.
     void adopt_chunk(chunk_node& c) noexcept {
         insert_chunk(c);
+        index_.insert(c); // chunk index hook: every dynamic chunk, adoption to removal
         if constexpr (!Populate::on_demand) record_population(c, 0, layout_.unit_pages, true);
     }
 
@@ -1357,6 +1362,7 @@ private:
     /// remove_chunk(c) - off its list and out of every global count. Index lock held.
     void remove_chunk(chunk_node& c) noexcept {
         if (last_found_ == &c) last_found_ = nullptr;
+        if (c.kind == chunk_kind::dynamic) index_.remove(c); // chunk index hook
         if (!c.isolated) nr_empty_pop_pages_ -= c.map.nr_empty_pop_pages();
         nr_populated_ -= c.map.nr_populated();
         slot_unlink(c);
@@ -1550,10 +1556,10 @@ private:
         // Frees come in runs from the same chunk: try the last one found before walking
         // every slot list (remove_chunk() forgets it, so it never dangles).
         if (last_found_ != nullptr && holds(*last_found_)) return last_found_;
-        for (int slot = 0; slot < nr_slots_; ++slot)
-            for (detail::list_link* l = slots_[slot].next; l != &slots_[slot]; l = l->next)
-                if (holds(*static_cast<chunk_node*>(l))) return last_found_ = static_cast<chunk_node*>(l);
-        return nullptr;
+        // chunk index hook: O(log chunks) (pcpu/chunk_index.hpp states the bound).
+        chunk_node* c = index_.find(addr);
+        if (c != nullptr) last_found_ = c;
+        return c;
     }
 
     std::size_t live_bits_of(const chunk_node& c) const noexcept {
@@ -1640,6 +1646,7 @@ private:
     std::uintptr_t cpu_offsets_[max_cpus] = {};
 
     chunk_node* last_found_ = nullptr; // find_chunk()'s last dynamic chunk (index lock)
+    chunk_index<chunk_node> index_;    // every dynamic chunk by address (index lock)
     chunk_node first_;    // the first chunk's dynamic area
     chunk_node reserved_; // the first chunk's reserved area (if reserved_size_ != 0)
     detail::list_link slots_[max_slots];

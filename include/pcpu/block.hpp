@@ -27,6 +27,17 @@ namespace pcpu {
 /// right_free are the free bits at the block's start and end, which is all a
 /// neighbouring block needs to know to find runs that cross the boundary.
 /// first_free is never above the first free bit (it may lag behind it).
+///
+/// max_before bounds the runs before the contig hint: no free run lying wholly before
+/// contig_hint_start is longer than max_before (an upper bound, kept in O(1) by every
+/// update; exact after a walk from first_free). It is the second-level summary that
+/// makes two things safe without reading the bitmap: a request longer than max_before
+/// can begin its search at the contig hint itself, and a run as long as max_before
+/// may become the scan hint wherever it lies before the contig hint (the later, the
+/// more a search skips), which is what keeps the scan hint following equal runs.
+/// max_after is the same bound for the runs lying wholly after the contig run: with
+/// both, a refresh after an allocation took the contig run knows the longest run
+/// there can be, and stops at the first one that long.
 struct block_md {
     std::uint32_t scan_hint = 0;
     std::uint32_t scan_hint_start = 0;
@@ -36,6 +47,8 @@ struct block_md {
     std::uint32_t right_free = 0;
     std::uint32_t first_free = 0;
     std::uint32_t nr_bits = 0;
+    std::uint32_t max_before = 0;
+    std::uint32_t max_after = 0;
 };
 
 /// align_up(v, align) - v rounded up to a multiple of `align` (a power of two).
@@ -63,6 +76,8 @@ constexpr void block_init(block_md& md, std::uint32_t nr_bits) noexcept {
     md.right_free = nr_bits;
     md.first_free = 0;
     md.nr_bits = nr_bits;
+    md.max_before = 0;
+    md.max_after = 0;
 }
 
 /// block_set_full(md) - make md describe an area without a free bit (a block wholly
@@ -75,6 +90,8 @@ constexpr void block_set_full(block_md& md) noexcept {
     md.left_free = 0;
     md.right_free = 0;
     md.first_free = md.nr_bits;
+    md.max_before = 0;
+    md.max_after = 0;
 }
 
 /// block_is_free(md) - true if the whole area is free (for a block: the page is empty).
@@ -82,11 +99,14 @@ constexpr bool block_is_free(const block_md& md) noexcept { return md.contig_hin
 
 namespace detail {
 
-/// block_merge(md, s, e, prefix_bounded) - the merge rule behind block_update() and
-/// block_update_scan(). `prefix_bounded` says the caller knows that no run wholly
-/// before s is longer than e - s; only then may a run that lies beyond the current
-/// scan hint (or beyond first_free when there is none) become the scan hint.
-constexpr void block_merge(block_md& md, std::uint32_t s, std::uint32_t e, bool prefix_bounded) noexcept {
+/// block_merge(md, s, e, prefix_bounded, use_bound) - the merge rule behind
+/// block_update() and block_update_scan(). `prefix_bounded` says the caller knows
+/// that no run wholly before s is longer than e - s; only then, or when max_before
+/// says so (unless !use_bound: a walk that does not offer every run), may a run that
+/// lies beyond the current scan hint (or beyond first_free when there is none) become
+/// the scan hint.
+constexpr void block_merge(block_md& md, std::uint32_t s, std::uint32_t e, bool prefix_bounded,
+                           bool use_bound = true) noexcept {
     PCPU_ASSERT(s < e && e <= md.nr_bits);
     const std::uint32_t contig = e - s;
     const std::uint32_t old_first_free = md.first_free;
@@ -95,10 +115,15 @@ constexpr void block_merge(block_md& md, std::uint32_t s, std::uint32_t e, bool 
     if (s == 0) md.left_free = contig;
     if (e == md.nr_bits) md.right_free = contig;
 
+    // max_before/max_after: the other runs are unchanged or swallowed by [s, e), so
+    // a bound only grows by what now lies on its side of the (possibly moved) contig
+    // hint. A new or moved contig run leaves the old one, and runs no longer than it,
+    // on one side, and a subset of what was on the other side on the other.
     if (contig > md.contig_hint) {
         // A new largest run. The old contig hint, if it lies before the new one and
         // beats the scan hint, is now the best run known before the contig hint.
         if (s > md.contig_hint_start) {
+            md.max_before = md.contig_hint;
             if (md.contig_hint > md.scan_hint) {
                 md.scan_hint_start = md.contig_hint_start;
                 md.scan_hint = md.contig_hint;
@@ -108,10 +133,11 @@ constexpr void block_merge(block_md& md, std::uint32_t s, std::uint32_t e, bool 
                 // longer contig hint.
                 md.scan_hint = 0;
             }
-        } else if (s <= md.scan_hint_start) {
-            // The new run begins at or before the old contig hint, and the scan hint
-            // does not lie before it: it now lies after the contig hint or inside it.
-            md.scan_hint = 0;
+        } else {
+            md.max_after = md.contig_hint;
+            // The new run begins at or before the old contig hint, and a scan hint
+            // that does not lie before it now lies after the contig hint or inside it.
+            if (s <= md.scan_hint_start) md.scan_hint = 0;
         }
         // Otherwise the scan hint lies wholly before the new run and stays valid (the
         // kernel drops it here, which makes the next search and the next refresh walk
@@ -128,6 +154,10 @@ constexpr void block_merge(block_md& md, std::uint32_t s, std::uint32_t e, bool 
             // Same length, better aligned: prefer it, so aligned requests fit the hint.
             // A shorter scan hint must stay before the contig hint.
             const std::uint32_t old_start = md.contig_hint_start;
+            if (s > old_start)
+                md.max_before = contig;
+            else
+                md.max_after = contig;
             if (s <= md.scan_hint_start && (md.contig_hint > md.scan_hint || s == md.scan_hint_start))
                 md.scan_hint = 0;
             md.contig_hint_start = s;
@@ -142,22 +172,36 @@ constexpr void block_merge(block_md& md, std::uint32_t s, std::uint32_t e, bool 
                 md.scan_hint_start = old_start;
                 md.scan_hint = contig;
             }
-        } else if (s > md.scan_hint_start || md.contig_hint > md.scan_hint) {
-            // An equally long run: nothing before it is longer, so it is a valid scan
-            // hint wherever it lies.
-            md.scan_hint_start = s;
-            md.scan_hint = contig;
+        } else {
+            if (s < md.contig_hint_start)
+                md.max_before = contig;
+            else
+                md.max_after = contig;
+            if (s > md.scan_hint_start || md.contig_hint > md.scan_hint) {
+                // An equally long run: nothing before it is longer, so it is a valid
+                // scan hint wherever it lies.
+                md.scan_hint_start = s;
+                md.scan_hint = contig;
+            }
         }
-    } else if (s < md.contig_hint_start &&
-               (contig > md.scan_hint || (contig == md.scan_hint && s > md.scan_hint_start))) {
-        // A shorter run before the contig hint may become the scan hint, but only if
-        // nothing before it is longer, or searches would skip a fit. Runs before the
-        // scan hint are known to be no longer than it; runs between the scan hint (or
-        // first_free) and s are unknown unless the caller scanned them.
-        const bool safe = prefix_bounded || (md.scan_hint != 0 ? s <= md.scan_hint_start : s <= old_first_free);
-        if (safe) {
-            md.scan_hint_start = s;
-            md.scan_hint = contig;
+    } else if (s > md.contig_hint_start) {
+        if (contig > md.max_after) md.max_after = contig;
+    } else {
+        // [s, e) is a maximal run shorter than the contig run, so it lies wholly
+        // before it (s < contig_hint_start).
+        if (contig > md.max_before) md.max_before = contig;
+        if (contig > md.scan_hint || (contig == md.scan_hint && s > md.scan_hint_start)) {
+            // A shorter run before the contig hint may become the scan hint, but only
+            // if nothing before it is longer, or searches would skip a fit. Runs
+            // before the scan hint are known to be no longer than it; runs between
+            // the scan hint (or first_free) and s are unknown unless the caller
+            // scanned them or max_before bounds them.
+            const bool safe = prefix_bounded || (use_bound && md.max_before <= contig) ||
+                              (md.scan_hint != 0 ? s <= md.scan_hint_start : s <= old_first_free);
+            if (safe) {
+                md.scan_hint_start = s;
+                md.scan_hint = contig;
+            }
         }
     }
 }
@@ -191,11 +235,15 @@ constexpr std::uint32_t block_refresh_begin(block_md& md, bool use_scan) noexcep
     if (use_scan && md.scan_hint != 0) {
         md.contig_hint_start = md.scan_hint_start;
         md.contig_hint = md.scan_hint;
+        md.max_before = md.scan_hint;
+        md.max_after = 0;
         md.scan_hint = 0;
         return md.contig_hint_start + md.contig_hint;
     }
     md.contig_hint_start = 0;
     md.contig_hint = 0;
+    md.max_before = 0;
+    md.max_after = 0;
     md.scan_hint = 0;
     return md.first_free;
 }
@@ -210,10 +258,13 @@ constexpr bool block_check_hint(const block_md& md, std::uint32_t bits, std::uin
 }
 
 /// block_next_hint(md, bits) - pcpu_next_hint: where a search for `bits` free bits
-/// should begin. After the scan hint if there is one before the contig hint and the
-/// request is longer than it (no run wholly before its end can fit); otherwise at
+/// should begin. At the contig hint if the request is longer than max_before and fits
+/// the contig run's length (no run before it can hold the request, whatever the
+/// alignment); else after the scan hint if there is one before the contig hint and
+/// the request is longer than it (no run wholly before its end can fit); otherwise at
 /// first_free. Returns an offset relative to the area.
 constexpr std::uint32_t block_next_hint(const block_md& md, std::uint32_t bits) noexcept {
+    if (bits > md.max_before && bits <= md.contig_hint) return md.contig_hint_start;
     if (md.scan_hint != 0 && md.contig_hint_start > md.scan_hint_start && bits > md.scan_hint)
         return md.scan_hint_start + md.scan_hint;
     return md.first_free;

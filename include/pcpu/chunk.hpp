@@ -27,7 +27,28 @@
 // absolute at both ends and extended over the neighbouring blocks' edges). With
 // align == 1 a request therefore fails only if no free run is long enough. Scan
 // hints are heuristics, but kept safe: no run wholly before a scan hint is longer
-// than it, so a search that skips to its end skips nothing that fits.
+// than it, so a search that skips to its end skips nothing that fits. max_before and
+// max_after (block.hpp) are upper bounds, never too low.
+//
+// Cost, for a chunk of P blocks of B = block_bits bits and a request of `bits`
+// (a "run" is a free run read from the bitmap, a "block" a block_md read):
+//  - find_fit(): O(1) when the chunk's contig hint rejects the request, else at most
+//    P blocks (from the chunk's hint: its contig hint itself when no run before it is
+//    long enough).
+//  - alloc_area(): a scan of at most (bits + B) / 2 + 1 runs (its window), and of one
+//    run when the request is longer than the block's max_before (the search starts
+//    on the block's contig run). The claim: O(1) per block touched, except in the
+//    at most two edge blocks whose contig run it breaks: an O(B / 64)-word split
+//    proof, else a refresh of at most B / 2 runs that stops at the first naturally
+//    aligned run as long as the bound max_before, max_after and the pieces give; and
+//    at chunk level an O(1) split proof, else a walk of at most P blocks.
+//  So an allocation reads at most (bits + 3B) / 2 + 3 runs and 2P blocks. In the
+//  adversarial layouts of tests/test_fragmentation.cpp (1-bit holes, or runs one bit
+//  too short, around the only fit, every free order) it reads 1 run to scan and at
+//  most 1 to refresh.
+//  - free_area(): the bound-map search (bits / 64 + 1 words), at most one block's
+//    words backwards and one forwards to find the run, O(1) hint merges, and P blocks
+//    at most when the run reaches an entirely free neighbouring block.
 #pragma once
 
 #include "bitmap.hpp"
@@ -363,8 +384,9 @@ private:
                 carrying = false;
             }
             // Runs of this block before pos are either before first_free or, when pos
-            // is the chunk scan hint's end, no longer than that scan hint, which is
-            // shorter than the request: a contig hint before pos cannot fit.
+            // is the chunk scan hint's end (or the chunk contig hint, past max_before),
+            // no longer than that scan hint (or max_before), which is shorter than the
+            // request: a contig hint before pos cannot fit.
             const std::uint32_t rel = base < pos ? pos - base : 0;
             if (md.contig_hint_start >= rel && block_check_hint(md, bits, align)) {
                 // Let the bitmap scan begin at the block's own hint: it may find an
@@ -474,7 +496,7 @@ private:
         first.right_free = s_block == e_block ? min_u32(first.right_free, block_bits - e_off) : 0;
         if (overlaps(first.contig_hint_start, first.contig_hint_start + first.contig_hint, s_off, first_end) &&
             !block_split_contig(s_block, s_off, first_end))
-            block_refresh_hint(s_block);
+            block_refresh_hint(s_block, run_bound(first, s_off, first_end));
 
         if (e_block != s_block) {
             for (std::uint32_t b = s_block + 1; b < e_block; ++b) block_set_full(md_blocks_[b]);
@@ -489,7 +511,8 @@ private:
                 if (last.scan_hint != 0 && last.scan_hint_start < e_off) last.scan_hint = 0;
                 last.left_free = 0;
                 last.right_free = min_u32(last.right_free, block_bits - e_off);
-                if (last.contig_hint_start < e_off && !block_split_contig(e_block, 0, e_off)) block_refresh_hint(e_block);
+                if (last.contig_hint_start < e_off && !block_split_contig(e_block, 0, e_off))
+                    block_refresh_hint(e_block, run_bound(last, 0, e_off));
             }
         }
 
@@ -532,6 +555,9 @@ private:
         if (other < p && ce < block_bits)
             other += block_bits - ce - u32(bitmap::count_set(alloc_map_, base + ce, base + block_bits));
         if (other >= p) return false;
+        // The piece not taken lies on one side of the new contig hint.
+        if (take_right && left > md.max_before) md.max_before = left;
+        if (!take_right && right > md.max_after) md.max_after = right;
         md.contig_hint = p;
         md.contig_hint_start = take_right ? e : cs;
         return true;
@@ -563,22 +589,52 @@ private:
         const bool take_right = right > left;
         const std::uint32_t p = take_right ? right : left;
         if (p <= free_bits_ - p) return false;
+        if (take_right && left > cm.max_before) cm.max_before = left;
+        if (!take_right && right > cm.max_after) cm.max_after = right;
         cm.contig_hint = p;
         cm.contig_hint_start = take_right ? e : cs;
         return true;
     }
 
-    /// block_refresh_hint(b) - pcpu_block_refresh_hint: recompute block b's contig and
-    /// scan hints from its bitmap. A scan hint, if any, becomes the contig hint and
-    /// only what follows it is scanned: nothing before it is longer. Otherwise the
-    /// scan starts at first_free.
-    void block_refresh_hint(std::uint32_t b) noexcept {
+    /// block_refresh_hint(b, bound) - pcpu_block_refresh_hint: recompute block b's
+    /// contig and scan hints from its bitmap. A scan hint, if any, becomes the contig
+    /// hint and only what follows it is scanned: nothing before it is longer.
+    /// Otherwise the scan starts at first_free. `bound`, if not 0, is an upper bound on
+    /// every run of the block: the walk stops at the first run that long (it is the
+    /// largest) whose start is naturally aligned for its length (so the alignment
+    /// tie-break, which aligned requests rely on, loses nothing that cheaply matters),
+    /// and every run after it is known to be no longer.
+    // Out of line: the slow path, kept out of the claim it would otherwise bloat.
+    [[gnu::noinline]] void block_refresh_hint(std::uint32_t b, std::uint32_t bound = 0) noexcept {
         block_md& md = md_blocks_[b];
         const std::uint32_t base = b * block_bits;
         const std::uint32_t from = block_refresh_begin(md, true);
         std::size_t rs = 0, re = 0;
-        for (std::size_t f = base + from; bitmap::next_clear_region(alloc_map_, base + block_bits, f, rs, re); f = re)
-            block_update(md, u32(rs) - base, u32(re) - base);
+        for (std::size_t f = base + from; bitmap::next_clear_region(alloc_map_, base + block_bits, f, rs, re); f = re) {
+            PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.refresh_runs);
+            const std::uint32_t s = u32(rs) - base, len = u32(re - rs);
+            block_update(md, s, s + len);
+            if (len == bound && naturally_aligned(s, len)) {
+                md.max_after = bound;
+                return;
+            }
+        }
+    }
+    /// naturally_aligned(s, len) - s is a multiple of the largest power of two <= len.
+    static constexpr bool naturally_aligned(std::uint32_t s, std::uint32_t len) noexcept {
+        std::uint32_t p = 1;
+        while (p <= len / 2) p <<= 1;
+        return (s & (p - 1)) == 0;
+    }
+    /// run_bound(md, s, e) - an upper bound on every run of a block after an
+    /// allocation [s, e) took from its contig run: the two pieces left of it, and
+    /// the runs on either side, bounded by max_before and max_after.
+    static constexpr std::uint32_t run_bound(const block_md& md, std::uint32_t s, std::uint32_t e) noexcept {
+        const std::uint32_t left = s - md.contig_hint_start, right = md.contig_hint_start + md.contig_hint - e;
+        std::uint32_t u = md.max_before > md.max_after ? md.max_before : md.max_after;
+        if (left > u) u = left;
+        if (right > u) u = right;
+        return u;
     }
 
     /// chunk_refresh_hint(full_scan) - pcpu_chunk_refresh_hint: recompute chunk_md's
@@ -587,32 +643,43 @@ private:
     /// left_free of the next ones) and each block's contig run when it touches neither
     /// edge; every other run is no longer than its block's contig run. Unless
     /// full_scan, a chunk scan hint is promoted and only what follows it is walked.
+    /// The walk does not offer every run, so max_before plays no part in it (a short
+    /// run it never offers may lie before a scan hint it would set) and ends as the
+    /// contig hint, a bound that always holds.
     void chunk_refresh_hint(bool full_scan) noexcept {
         block_md& cm = chunk_md_;
         const std::uint32_t from = block_refresh_begin(cm, !full_scan);
-        if (from >= map_bits_) return;
+        if (from >= map_bits_) {
+            cm.max_before = cm.max_after = cm.contig_hint;
+            return;
+        }
 
         const std::uint32_t first_block = from / block_bits;
         bool carrying = from % block_bits == 0;
         std::uint32_t run_start = from;
         for (std::uint32_t b = first_block; b < nr_pages_; ++b) {
+            PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.refresh_blocks);
             const block_md& md = md_blocks_[b];
             const std::uint32_t base = b * block_bits;
             if (carrying) {
                 if (md.left_free == block_bits) continue;
-                if (base + md.left_free > run_start) block_update(cm, run_start, base + md.left_free);
+                if (base + md.left_free > run_start) walk_merge(run_start, base + md.left_free);
                 carrying = false;
             }
             const std::uint32_t rel = b == first_block ? from - base : 0;
             if (md.contig_hint != 0 && md.contig_hint_start > 0 &&
                 md.contig_hint_start + md.contig_hint < block_bits && md.contig_hint_start >= rel)
-                block_update(cm, base + md.contig_hint_start, base + md.contig_hint_start + md.contig_hint);
+                walk_merge(base + md.contig_hint_start, base + md.contig_hint_start + md.contig_hint);
             run_start = base + block_bits - md.right_free;
             if (run_start < from) run_start = from;
             carrying = true;
         }
-        if (carrying && map_bits_ > run_start) block_update(cm, run_start, map_bits_);
+        if (carrying && map_bits_ > run_start) walk_merge(run_start, map_bits_);
+        cm.max_before = cm.max_after = cm.contig_hint;
     }
+    /// walk_merge(s, e) - one candidate of chunk_refresh_hint()'s walk, max_before unused.
+    void walk_merge(std::uint32_t s, std::uint32_t e) noexcept { detail::block_merge(chunk_md_, s, e, false, false); }
+
 
     /// block_update_hint_free(s, e) - pcpu_block_update_hint_free: hints after [s, e)
     /// became free. The new run is found at block granularity (from the hints when it
@@ -729,7 +796,8 @@ chunk_verify_report basic_chunk<PageShift>::verify() const noexcept {
         const block_md& md = md_blocks_[b];
         const std::uint32_t base = b * block_bits;
         if (md.nr_bits != block_bits) return mismatch("block nr_bits", b, block_bits, md.nr_bits);
-        std::uint32_t contig = 0, left = 0, right = 0, first = block_bits, before_scan = 0;
+        std::uint32_t contig = 0, left = 0, right = 0, first = block_bits, before_scan = 0, before_contig = 0,
+                      after_contig = 0;
         for (std::size_t f = base; bitmap::next_clear_region(alloc_map_, base + block_bits, f, rs, re); f = re) {
             const std::uint32_t s = u32(rs) - base, e = u32(re) - base, len = e - s;
             if (first == block_bits) first = s;
@@ -737,7 +805,13 @@ chunk_verify_report basic_chunk<PageShift>::verify() const noexcept {
             if (e == block_bits) right = len;
             if (len > contig) contig = len;
             if (e <= md.scan_hint_start && len > before_scan) before_scan = len;
+            if (e <= md.contig_hint_start && len > before_contig) before_contig = len;
+            if (s >= md.contig_hint_start + md.contig_hint && len > after_contig) after_contig = len;
         }
+        if (md.max_before < before_contig)
+            return mismatch("block max_before: a longer run lies before contig_hint", b, before_contig, md.max_before);
+        if (md.max_after < after_contig)
+            return mismatch("block max_after: a longer run lies after contig_hint", b, after_contig, md.max_after);
         if (md.contig_hint != contig) return mismatch("block contig_hint", b, contig, md.contig_hint);
         if (contig != 0 && (md.contig_hint_start > block_bits - contig ||
                             !bitmap::all_clear(alloc_map_, base + md.contig_hint_start,
@@ -765,7 +839,8 @@ chunk_verify_report basic_chunk<PageShift>::verify() const noexcept {
     // Chunk level: the same from the whole map.
     const block_md& cm = chunk_md_;
     if (cm.nr_bits != map_bits_) return mismatch("chunk nr_bits", 0, map_bits_, cm.nr_bits);
-    std::uint32_t contig = 0, left = 0, right = 0, first = map_bits_, before_scan = 0, nr_free = 0;
+    std::uint32_t contig = 0, left = 0, right = 0, first = map_bits_, before_scan = 0, before_contig = 0, after_contig = 0,
+                  nr_free = 0;
     for (std::size_t f = 0; bitmap::next_clear_region(alloc_map_, map_bits_, f, rs, re); f = re) {
         const std::uint32_t s = u32(rs), e = u32(re), len = e - s;
         if (first == map_bits_) first = s;
@@ -773,8 +848,14 @@ chunk_verify_report basic_chunk<PageShift>::verify() const noexcept {
         if (e == map_bits_) right = len;
         if (len > contig) contig = len;
         if (e <= cm.scan_hint_start && len > before_scan) before_scan = len;
+        if (e <= cm.contig_hint_start && len > before_contig) before_contig = len;
+        if (s >= cm.contig_hint_start + cm.contig_hint && len > after_contig) after_contig = len;
         nr_free += len;
     }
+    if (cm.max_before < before_contig)
+        return mismatch("chunk max_before: a longer run lies before contig_hint", 0, before_contig, cm.max_before);
+    if (cm.max_after < after_contig)
+        return mismatch("chunk max_after: a longer run lies after contig_hint", 0, after_contig, cm.max_after);
     if (cm.contig_hint != contig) return mismatch("chunk contig_hint", 0, contig, cm.contig_hint);
     if (contig != 0 &&
         (cm.contig_hint_start > map_bits_ - contig ||

@@ -32,6 +32,9 @@ struct find_fit_stats {
     /// alignment) said no fit is there: wasted work the hints exist to prevent. The
     /// claim is that this stays 0.
     std::uint64_t hopeless_blocks_scanned = 0;
+    std::uint64_t refresh_runs = 0;        ///< free runs block hint refreshes walked (bitmap)
+    std::uint64_t refresh_blocks = 0;      ///< block metadata entries chunk hint refreshes walked
+    std::uint64_t chunk_lookup_probes = 0; ///< chunks the address-to-chunk index visited (free)
 };
 
 #if PCPU_FIND_FIT_STATS

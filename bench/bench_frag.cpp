@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: MIT
+// bench/bench_frag.cpp - the worst single allocation under adversarial fragmentation
+// (issue 16, ../shared/measurements/worst-case.md), and the worst free with 1, 16 and
+// 256 chunks. Timed beside the counted bound of tests/test_fragmentation.cpp.
+//
+// frag/alloc/<unit>/<size>/<align>: every layout of bench/frag_layout.hpp for the
+// request (3 hole families x 4 free orders x 3 fit locations), each restored byte for
+// byte before every timed allocation (find-fit + claim, as the allocator makes them),
+// the minimum of the repetitions taken per layout; worst_cycles is the worst layout.
+// frag/free/<chunks>: one object per dynamic chunk, freed (timed) and allocated back
+// (untimed) in a scattered order; worst_cycles is the worst object's median.
+// Cycles are TSC cycles with the bracket's own cost subtracted. --pcpu_short (CI) runs
+// 2 repetitions instead of 50.
+#include "frag_layout.hpp"
+#include "impls.hpp"
+
+#include <benchmark/benchmark.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace pcpu_frag;
+
+bool short_mode = false;
+unsigned reps() { return short_mode ? 2 : 50; }
+
+#if defined(__x86_64__) || defined(__i386__)
+inline std::uint64_t tsc_begin() {
+    _mm_lfence();
+    return __rdtsc();
+}
+inline std::uint64_t tsc_end() {
+    unsigned aux;
+    const std::uint64_t t = __rdtscp(&aux);
+    _mm_lfence();
+    return t;
+}
+#else
+inline std::uint64_t tsc_begin() {
+    return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+inline std::uint64_t tsc_end() { return tsc_begin(); }
+#endif
+
+/// bracket() - the cost of an empty timed bracket (minimum of many).
+std::uint64_t bracket() {
+    static std::uint64_t b = [] {
+        std::uint64_t best = ~std::uint64_t{0};
+        for (int i = 0; i < 1000; ++i) {
+            const std::uint64_t t0 = tsc_begin();
+            const std::uint64_t t1 = tsc_end();
+            best = std::min(best, t1 - t0);
+        }
+        return best;
+    }();
+    return b;
+}
+std::uint64_t net(std::uint64_t d) { return d > bracket() ? d - bracket() : 0; }
+
+void BM_frag_alloc(benchmark::State& st, std::uint32_t pages, std::uint32_t size, std::uint32_t align) {
+    const std::uint32_t bits = (size + 3) / 4, align_bits = align < 4 ? 1 : align / 4;
+    std::uint64_t worst = 0;
+    std::string worst_name;
+    for (auto _ : st) {
+        worst = 0;
+        for_each_shape(pages, bits, align_bits, [&](const shape& s) {
+            chunk_storage cs(pages);
+            cs.c.set_populated(0, pages);
+            if (!build(s, cs.c)) {
+                st.SkipWithError("layout could not be built");
+                return;
+            }
+            cs.snapshot();
+            std::uint64_t best = ~std::uint64_t{0};
+            for (unsigned r = 0; r < reps(); ++r) {
+                cs.restore();
+                const std::uint64_t t0 = tsc_begin();
+                const std::int32_t got = allocate(s, cs.c);
+                const std::uint64_t t1 = tsc_end();
+                benchmark::DoNotOptimize(got);
+                if (got != static_cast<std::int32_t>(fit_of(s))) st.SkipWithError("the allocation missed the fit");
+                best = std::min(best, net(t1 - t0));
+            }
+            if (best > worst) {
+                worst = best;
+                worst_name = std::string(family_names[static_cast<int>(s.fam)]) + " " +
+                             order_names[static_cast<int>(s.ord)] + " " + where_names[static_cast<int>(s.at)];
+            }
+        });
+    }
+    st.counters["worst_cycles"] = static_cast<double>(worst);
+    st.SetLabel(worst_name);
+}
+
+void BM_frag_free(benchmark::State& st, std::size_t nr_chunks) {
+    // Small units (32 KiB) so 256 chunks stay cheap; each object takes more than half
+    // a chunk, so every object has a chunk of its own.
+    pcpu_bench::geometry g;
+    g.static_size = 16384;
+    g.reserved_size = 0;
+    g.dynamic_size = 16384;
+    const std::size_t obj = 20 * 1024;
+    std::uint64_t worst = 0;
+    for (auto _ : st) {
+        pcpu_bench::pcpu_impl p(2, g);
+        if (!p.ok()) {
+            st.SkipWithError("init failed");
+            return;
+        }
+        std::vector<pcpu::handle> objs;
+        while (p.alloc().stats().nr_chunks < nr_chunks + 1) {
+            pcpu::handle h;
+            if (!p.alloc(obj, 8, false, h)) {
+                st.SkipWithError("alloc failed");
+                return;
+            }
+            objs.push_back(h);
+        }
+        // Allocating back reorders the slot lists, so a layout cannot be restored
+        // exactly here: each object's median over the passes is taken instead of its
+        // minimum (the minimum would hide a list walk behind the pass that happened to
+        // find the chunk first).
+        std::vector<std::vector<std::uint64_t>> times(objs.size());
+        for (unsigned r = 0; r < reps() + 1; ++r) {
+            for (std::size_t i = 0; i < objs.size(); ++i) {
+                const std::size_t k = (i * 97) % objs.size();
+                const std::uint64_t t0 = tsc_begin();
+                p.free(objs[k]);
+                const std::uint64_t t1 = tsc_end();
+                times[k].push_back(net(t1 - t0));
+                if (!p.alloc(obj, 8, false, objs[k])) {
+                    st.SkipWithError("alloc back failed");
+                    return;
+                }
+            }
+        }
+        worst = 0;
+        for (auto& t : times) {
+            std::nth_element(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(t.size() / 2), t.end());
+            worst = std::max(worst, t[t.size() / 2]);
+        }
+    }
+    st.counters["worst_cycles"] = static_cast<double>(worst);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::vector<char*> rest;
+    for (int i = 0; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--pcpu_short") == 0)
+            short_mode = true;
+        else
+            rest.push_back(argv[i]);
+    }
+    int n = static_cast<int>(rest.size());
+    struct cell {
+        std::uint32_t size, align;
+    };
+    const cell cells[] = {{8, 4},  {8, 8},   {16, 4},  {64, 4},   {256, 4},
+                          {8, 64}, {16, 64}, {16, 256}, {8, 4096}, {16, 4096}};
+    for (std::uint32_t pages : {16u, 256u}) {
+        for (const cell& c : cells) {
+            const std::string name = "frag/alloc/" + std::string(pages == 16 ? "64K" : "1M") + "/" +
+                                     std::to_string(c.size) + "/" + std::to_string(c.align);
+            benchmark::RegisterBenchmark(name.c_str(), BM_frag_alloc, pages, c.size, c.align)->Iterations(1);
+        }
+    }
+    for (std::size_t chunks : {std::size_t{1}, std::size_t{16}, std::size_t{256}})
+        benchmark::RegisterBenchmark(("frag/free/" + std::to_string(chunks)).c_str(), BM_frag_free, chunks)->Iterations(1);
+    benchmark::Initialize(&n, rest.data());
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}
