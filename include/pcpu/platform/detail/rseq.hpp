@@ -73,9 +73,8 @@ namespace detail {
 
 #if PCPU_HOST_RSEQ
 
-/// rseq_area() - the calling thread's struct rseq, or nullptr if the process has none.
-inline struct rseq* rseq_area() noexcept {
-    if (__rseq_size == 0) return nullptr;
+/// rseq_area() - the calling thread's struct rseq. Only where rseq_registered().
+__attribute__((always_inline)) inline struct rseq* rseq_area() noexcept {
     return reinterpret_cast<struct rseq*>(static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset);
 }
 
@@ -83,8 +82,9 @@ inline struct rseq* rseq_area() noexcept {
 inline bool rseq_registered() noexcept { return __rseq_size != 0; }
 
 /// rseq_cpu() - the running CPU from the thread's rseq area: one load. An unregistered
-/// thread's area holds a negative id (returned here as a huge unsigned).
-inline unsigned rseq_cpu() noexcept {
+/// thread's area holds a negative id (returned here as a huge unsigned). Only where
+/// rseq_registered().
+__attribute__((always_inline)) inline unsigned rseq_cpu() noexcept {
     return __atomic_load_n(&rseq_area()->cpu_id, __ATOMIC_RELAXED);
 }
 
@@ -200,12 +200,12 @@ template <class U>
 inline constexpr bool rseq_word = std::is_same<U, std::uint32_t>::value || std::is_same<U, std::uint64_t>::value;
 
 /// rseq_add(base, offsets, nr, v, out) - the running CPU's copy (base +
-/// offsets[cpu]) += v, wrapping; out = the new value.
+/// offsets[cpu]) += v, wrapping; out = the new value. Only where rseq_registered() (the
+/// platform checks once, not every call). Inlined: the section is a few instructions.
 template <class U>
-rseq_result rseq_add(std::uintptr_t base, const std::uintptr_t* offsets, unsigned nr, U v, U& out) noexcept {
+__attribute__((always_inline)) inline rseq_result rseq_add(std::uintptr_t base, const std::uintptr_t* offsets, unsigned nr, U v, U& out) noexcept {
     static_assert(rseq_word<U>, "pcpu: rseq sections store 32 or 64 bits");
     struct rseq* const rs = rseq_area();
-    if (rs == nullptr) return rseq_result::unusable;
     for (;;) {
         unsigned st;
         std::uintptr_t slot;
@@ -231,13 +231,12 @@ rseq_result rseq_add(std::uintptr_t base, const std::uintptr_t* offsets, unsigne
 
 /// rseq_cmpxchg(base, offsets, nr, expect, desired, seen) - if the running CPU's copy
 /// equals expect, store desired (done); else nothing stored and seen = what it held
-/// (changed).
+/// (changed). Only where rseq_registered().
 template <class U>
-rseq_result rseq_cmpxchg(std::uintptr_t base, const std::uintptr_t* offsets, unsigned nr, U expect, U desired,
+__attribute__((always_inline)) inline rseq_result rseq_cmpxchg(std::uintptr_t base, const std::uintptr_t* offsets, unsigned nr, U expect, U desired,
                          U& seen) noexcept {
     static_assert(rseq_word<U>, "pcpu: rseq sections store 32 or 64 bits");
     struct rseq* const rs = rseq_area();
-    if (rs == nullptr) return rseq_result::unusable;
     for (;;) {
         unsigned st;
         std::uintptr_t slot;
