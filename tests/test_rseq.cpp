@@ -131,7 +131,7 @@ void run(bool rseq) {
     REQUIRE(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
     const unsigned workers = 2 * online_cpus() + 1;
     const std::uint64_t n = steps();
-    std::atomic<std::uint64_t> xchg_adds{0}, cas_adds{0};
+    std::atomic<std::uint64_t> xchg_adds{0}, cas_adds{0}, raw_adds{0};
 
     struct sigaction sa {};
     sa.sa_handler = on_alarm;
@@ -143,9 +143,18 @@ void run(bool rseq) {
     std::vector<std::thread> ts;
     for (unsigned w = 0; w < workers; ++w) {
         ts.emplace_back([&, w] {
-            std::uint64_t my_cas = 0, my_xchg = 0;
+            std::uint64_t my_cas = 0, my_xchg = 0, my_raw = 0;
             for (std::uint64_t i = 0; i < n; ++i) {
-                if (i % 256 == 0) pin_to(w + static_cast<unsigned>(i / 256), allowed);
+                if (i % 256 == 0) {
+                    // A raw add with a guard taken before the move: on a host the guard
+                    // pins nothing, so the add must still land on a copy no other CPU's
+                    // section is writing (the running CPU's), never on g.cpu()'s with an
+                    // atomic while that CPU's threads store to it plainly.
+                    pcpu::this_cpu_guard<host> g(f.a.platform());
+                    pin_to(w + static_cast<unsigned>(i / 256), allowed);
+                    pcpu::raw_this_cpu_add(g, h64.value(), std::uint64_t{1});
+                    ++my_raw;
+                }
                 pcpu::this_cpu_add(f.a, h64.value(), std::uint64_t{1});
                 pcpu::this_cpu_inc(f.a, h32.value());
                 c.add(1);
@@ -165,6 +174,7 @@ void run(bool rseq) {
                 }
             }
             xchg_adds += my_xchg;
+            raw_adds += my_raw;
             cas_adds += my_cas;
         });
     }
@@ -192,7 +202,7 @@ void run(bool rseq) {
     const std::uint64_t sig = g_signals.load();
     MESSAGE(workers << " workers x " << n << " steps, " << sig << " signals");
     const std::uint64_t total = workers * n + sig;
-    CHECK(pcpu::sum(h64.value()) + pcpu::sum(moved.value()) == total);
+    CHECK(pcpu::sum(h64.value()) + pcpu::sum(moved.value()) == total + raw_adds.load());
     CHECK(pcpu::sum(h32.value()) == total);
     CHECK(c.sum() == static_cast<std::int64_t>(workers * n));
     CHECK(pcpu::sum(ptrs.value()) == cas_adds.load());

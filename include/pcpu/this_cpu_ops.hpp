@@ -39,7 +39,10 @@
 // g.cpu(), which catches a guard object handed to another task. On a platform without
 // a guard "held" pins nothing: a this_cpu_guard there only names the CPU the task ran
 // on when it was taken, and the raw forms are the same atomic instructions as the
-// plain ones, on that CPU's copy (sums stay exact; locality is a hint).
+// plain ones, on that CPU's copy (sums stay exact; locality is a hint) - or, where the
+// platform has restartable sections, the same sections as the plain forms, on the
+// running CPU's copy (an atomic on g.cpu()'s copy after a migration would race with
+// that CPU's plain stores).
 //
 // Operands are converted to T explicitly, as the kernel converts silently: adding the
 // constant 300 to a u8 adds 44 and does not warn with -Woverflow or -Wconversion.
