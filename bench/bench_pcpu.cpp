@@ -528,13 +528,15 @@ void BM_access_raw(benchmark::State& st, access_mode mode) {
 }
 
 /// this-CPU add: the running CPU's copy of a random object += 1. pcpu: this_cpu_add on a
-/// percpu<uint32_t> (the bench platform has no this-CPU guard, so it is sched_getcpu()
-/// plus a relaxed atomic add, as on any host); raw: the same two steps on
+/// percpu<uint32_t>; the bench platform has no this-CPU guard, so it is a restartable
+/// section (rseq: cpu_id load, offset load, add, store) or, pcpu_atomic, sched_getcpu()
+/// plus a relaxed atomic add, as on a host without rseq; raw: the latter two steps on
 /// &array[sched_getcpu()][object].
-void BM_this_cpu_add_pcpu(benchmark::State& st) {
+void BM_this_cpu_add_pcpu(benchmark::State& st, bool rseq) {
     pcpu_access_state& s = access_state();
     if (!s.ok) return fail(st, "allocation failed");
     pcpu_alloc& a = s.impl.alloc();
+    if (a.platform().set_rseq(rseq) != rseq) return fail(st, "no restartable sections here (rseq)");
     const pcpu::percpu<std::uint32_t>* seq = s.typed_seq.data();
     for (auto _ : st)
         for (std::size_t i = 0; i < access_steps; ++i) pcpu::this_cpu_add(a, seq[i], 1u);
@@ -562,12 +564,17 @@ struct counter_state {
     pcpu_impl impl{opt.cpus};
     pcpu::counter<pcpu_alloc> c;
     bool ok = false;
-    counter_state() { ok = impl.ok() && c.init(impl.alloc(), 0, pcpu::ctx::full) == pcpu::errc::ok; }
+    explicit counter_state(bool rseq) {
+        ok = impl.ok() && impl.alloc().platform().set_rseq(rseq) == rseq &&
+             c.init(impl.alloc(), 0, pcpu::ctx::full) == pcpu::errc::ok;
+    }
     ~counter_state() { (void)c.destroy(); }
 };
-counter_state& counters() {
-    static counter_state s;
-    return s;
+/// counters(rseq) - with restartable sections (pcpu) or atomics (pcpu_atomic): one
+/// allocator each, set before any thread adds.
+counter_state& counters(bool rseq) {
+    static counter_state with(true), without(false);
+    return rseq ? with : without;
 }
 struct alignas(cache_line) padded_slot {
     std::atomic<std::int64_t> v{0};
@@ -576,9 +583,9 @@ padded_slot g_padded[max_cpus];
 std::atomic<std::int64_t> g_shared{0};
 constexpr std::size_t counter_steps = 1 << 12;
 
-void BM_counter_pcpu(benchmark::State& st) {
-    counter_state& s = counters();
-    if (!s.ok) return fail(st, "counter init failed");
+void BM_counter_pcpu(benchmark::State& st, bool rseq) {
+    counter_state& s = counters(rseq);
+    if (!s.ok) return fail(st, "counter init failed (or no rseq here)");
     for (auto _ : st)
         for (std::size_t i = 0; i < counter_steps; ++i) s.c.add(1);
     st.SetItemsProcessed(st.iterations() * static_cast<std::int64_t>(counter_steps));
@@ -878,10 +885,16 @@ void register_all() {
     reg("access/address_typed/raw_array", [](benchmark::State& st) { BM_access_raw_table(st); });
     reg("access/increment/pcpu", [](benchmark::State& st) { BM_access_pcpu(st, access_mode::increment); });
     reg("access/increment/raw_array", [](benchmark::State& st) { BM_access_raw(st, access_mode::increment); });
-    reg("access/this_cpu_add/pcpu", [](benchmark::State& st) { BM_this_cpu_add_pcpu(st); });
+    reg("access/this_cpu_add/pcpu", [](benchmark::State& st) { BM_this_cpu_add_pcpu(st, true); });
+    reg("access/this_cpu_add/pcpu_atomic", [](benchmark::State& st) { BM_this_cpu_add_pcpu(st, false); });
     reg("access/this_cpu_add/raw_array", [](benchmark::State& st) { BM_this_cpu_add_raw(st); });
     for (const int threads : {1, 2}) {
-        benchmark::RegisterBenchmark("counter/add/pcpu", BM_counter_pcpu)->Threads(threads)->Unit(benchmark::kNanosecond);
+        benchmark::RegisterBenchmark("counter/add/pcpu", [](benchmark::State& st) { BM_counter_pcpu(st, true); })
+            ->Threads(threads)
+            ->Unit(benchmark::kNanosecond);
+        benchmark::RegisterBenchmark("counter/add/pcpu_atomic", [](benchmark::State& st) { BM_counter_pcpu(st, false); })
+            ->Threads(threads)
+            ->Unit(benchmark::kNanosecond);
         benchmark::RegisterBenchmark("counter/add/shared_atomic", BM_counter_shared)
             ->Threads(threads)
             ->Unit(benchmark::kNanosecond);

@@ -18,21 +18,27 @@
 //   - a thread-local implicit scope, as a task's memalloc flags.
 //   - this_cpu() is sched_getcpu() folded into [0, cpus), as platform/host.hpp does;
 //     no this-CPU guard, so this-CPU operations are relaxed atomic RMWs (percpu.hpp).
+//     With `rseq` set (set_rseq(), where platform/detail/rseq.hpp is compiled and glibc
+//     registered areas) they are restartable sections and this_cpu() reads the rseq
+//     area, as on the host platform: the benchmark runs both in one process.
 // Counters (pages mapped, metadata bytes) are plain integers read by the benchmark.
 #pragma once
 
 #include <pcpu/context.hpp>
 #include <pcpu/platform.hpp>
 #include <pcpu/scope.hpp>
+#include <pcpu/platform/detail/rseq.hpp>
 
 #include <sched.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
+#include <type_traits>
 
 namespace pcpu_bench {
 
@@ -65,7 +71,37 @@ public:
 
     void request_balance() noexcept { balance_requested = true; }
 
+    /// set_rseq(on) - this-CPU operations in restartable sections (before other threads
+    /// use the platform); returns whether they are on.
+    bool set_rseq(bool on) noexcept {
+#if PCPU_HOST_RSEQ
+        const long conf = ::sysconf(_SC_NPROCESSORS_CONF);
+        rseq = on && pcpu::detail::rseq_registered() && conf >= 1 && static_cast<unsigned long>(conf) <= cpus;
+#else
+        rseq = false && on;
+#endif
+        return rseq;
+    }
+#if PCPU_HOST_RSEQ
+    template <class U, std::enable_if_t<pcpu::detail::rseq_word<U>, int> = 0>
+    pcpu::rseq_result rseq_add(std::uintptr_t base, const std::uintptr_t* offsets, unsigned nr, U v, U& out) noexcept {
+        return rseq ? pcpu::detail::rseq_add(base, offsets, nr, v, out) : pcpu::rseq_result::unusable;
+    }
+    template <class U, std::enable_if_t<pcpu::detail::rseq_word<U>, int> = 0>
+    pcpu::rseq_result rseq_cmpxchg(std::uintptr_t base, const std::uintptr_t* offsets, unsigned nr, U expect,
+                                   U desired, U& seen) noexcept {
+        return rseq ? pcpu::detail::rseq_cmpxchg(base, offsets, nr, expect, desired, seen)
+                    : pcpu::rseq_result::unusable;
+    }
+#endif
+
     unsigned this_cpu() noexcept {
+#if PCPU_HOST_RSEQ
+        if (rseq) {
+            const unsigned c = pcpu::detail::rseq_cpu();
+            if (c < cpus) return c;
+        }
+#endif
         const int cpu = ::sched_getcpu();
         return cpu >= 0 ? static_cast<unsigned>(cpu) % cpus : 0;
     }
@@ -117,6 +153,7 @@ public:
 
     bool balance_requested = false;
     unsigned cpus = 1;                 ///< CPUs this_cpu() folds onto (set with init)
+    bool rseq = false;                 ///< restartable sections (set_rseq)
     std::size_t mapped_pages = 0;      ///< pages mapped now, all CPUs
     std::size_t peak_mapped_pages = 0; ///< high-water mark of mapped_pages
     std::size_t meta_bytes = 0;        ///< metadata bytes outstanding

@@ -23,7 +23,13 @@
 // load and store under the guard; without one (hosts) it is a compare-and-swap loop on
 // the delta of the CPU the task ran on, and a fold takes that delta with an atomic
 // exchange, so a task that migrated between choosing the delta and updating it can
-// neither lose an update nor push a delta past the batch. The shared count is guarded
+// neither lose an update nor push a delta past the batch. Where the platform has
+// restartable sections (Linux rseq) both are sections on the running CPU's delta
+// instead - a compare-and-store with plain instructions, restarted on preemption or
+// migration - so every write of a delta happens on the delta's own CPU. set() still
+// writes every CPU's delta from one CPU: an add racing with it may then keep its
+// delta's value from before the set(), as the kernel's non-atomic this_cpu_add can on
+// x86. The shared count is guarded
 // by a tiny per-counter spinlock (std::atomic_flag), taken inside the this-CPU guard:
 // with irq_save an ISR can add too (the kernel's raw_spin_lock_irqsave). On a
 // preemptive single-core RTOS give the platform a guard: without one, a task preempted
@@ -214,7 +220,25 @@ public:
             detail::store_relaxed(slot, std::int32_t{0});
             lock_.unlock();
         } else {
-            std::int32_t* slot = deltas_.ptr(static_cast<unsigned>(p.this_cpu()));
+            if constexpr (detail::rseq_capable<platform_type, std::int32_t>) {
+                std::int32_t seen;
+                const auto within = [amount, b](std::int32_t d, std::int32_t& n) {
+                    if (amount >= b - d || amount <= -b - d) return false;
+                    n = static_cast<std::int32_t>(d + amount);
+                    return true;
+                };
+                const rseq_result r = detail::rseq_rmw(p, deltas_, within, seen);
+                if (r == rseq_result::done) return;
+                if (r == rseq_result::changed) {
+                    lock_.lock();
+                    const std::int32_t taken = take_delta(p, static_cast<unsigned>(p.this_cpu()));
+                    store_count(detail::wrap_add(detail::wrap_add(count_, std::int64_t{taken}), amount));
+                    lock_.unlock();
+                    return;
+                }
+            }
+            const unsigned cpu = static_cast<unsigned>(p.this_cpu());
+            std::int32_t* slot = deltas_.ptr(cpu);
             std::int32_t old = __atomic_load_n(slot, __ATOMIC_RELAXED);
             for (;;) {
                 if (amount >= b - old || amount <= -b - old) break;
@@ -225,7 +249,7 @@ public:
             // Fold whatever the delta holds *now*, not the value tested above: another
             // task may have changed it meanwhile (it migrated here, or we migrated).
             lock_.lock();
-            const std::int32_t taken = __atomic_exchange_n(slot, std::int32_t{0}, __ATOMIC_RELAXED);
+            const std::int32_t taken = take_delta(p, cpu);
             store_count(detail::wrap_add(detail::wrap_add(count_, std::int64_t{taken}), amount));
             lock_.unlock();
         }
@@ -337,7 +361,8 @@ public:
             taken = detail::load_relaxed(slot);
             detail::store_relaxed(slot, std::int32_t{0});
         } else {
-            taken = __atomic_exchange_n(slot, std::int32_t{0}, __ATOMIC_RELAXED);
+            (void)slot;
+            taken = take_delta(p, g.cpu());
         }
         store_count(detail::wrap_add(count_, std::int64_t{taken}));
         lock_.unlock();
@@ -382,6 +407,18 @@ private:
         std::int64_t r;
         if (!__builtin_add_overflow(a, b, &r)) return r;
         return b > 0 ? INT64_MAX : INT64_MIN;
+    }
+
+    /// take_delta(p, cpu) - the running CPU's delta, replaced by 0, on a platform without
+    /// a guard: in a restartable section where the platform has them (then every write
+    /// of a delta must be one: percpu.hpp), else an atomic exchange on cpu's delta.
+    std::int32_t take_delta(platform_type& p, unsigned cpu) noexcept {
+        if constexpr (detail::rseq_capable<platform_type, std::int32_t>) {
+            std::int32_t taken;
+            const auto zero = [](std::int32_t, std::int32_t& n) { return n = 0, true; };
+            if (detail::rseq_rmw(p, deltas_, zero, taken) != rseq_result::unusable) return taken;
+        }
+        return __atomic_exchange_n(deltas_.ptr(cpu), std::int32_t{0}, __ATOMIC_RELAXED);
     }
 
     /// alive() - the allocator is still in the life init() took the deltas from.

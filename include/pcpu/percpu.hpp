@@ -25,7 +25,10 @@
 //   preempt_disable()/preempt_enable()  no other task on this CPU, no migration; ISRs
 //                                    must not update the same variable
 //   neither (hosts)                  a relaxed atomic RMW on the copy of the CPU the task
-//                                    was running on when it asked
+//                                    was running on when it asked; or, where the
+//                                    platform offers restartable sections (Linux rseq),
+//                                    a plain load and store the system restarts if the
+//                                    task is preempted or migrated before the store
 //
 // Why the host default is enough against migration: the task may read this_cpu() = 2,
 // move to CPU 3 and then update CPU 2's copy, racing with whatever now runs on CPU 2.
@@ -238,6 +241,87 @@ struct irq_token<P, void_t<decltype(std::declval<P&>().irq_save())>> {
     using type = decltype(std::declval<P&>().irq_save());
 };
 
+// ---- Restartable sections (platform.hpp: rseq_add, rseq_cmpxchg) ----------------------
+//
+// A platform without a guard may offer sections that the system restarts when the task
+// is preempted or migrated before their one store (Linux rseq; platform/detail/rseq.hpp).
+// Where it does, for a T of 4 or 8 bytes every write of a this-CPU operation goes
+// through one, on the running CPU's copy: add as a load, add and store; everything else
+// (write, and, or, xchg, cmpxchg, the counter's fold) as compare-and-store rounds,
+// rseq_rmw below. All or nothing per width, because a section excludes only its own
+// CPU: an atomic RMW from a task that migrated off the copy's CPU would interleave with
+// that CPU's plain load and store and one update would be lost. A thread for which the
+// platform answers unusable (no rseq area) takes the atomic path.
+
+/// rseq_u<T> - the word a section stores a T as.
+template <class T>
+using rseq_u = std::conditional_t<sizeof(T) == 8, std::uint64_t, std::uint32_t>;
+
+template <class P, class U, class = void>
+struct has_rseq : std::false_type {};
+template <class P, class U>
+struct has_rseq<P, U,
+                void_t<decltype(std::declval<P&>().rseq_add(std::uintptr_t{}, static_cast<const std::uintptr_t*>(nullptr),
+                                                             0u, U{}, std::declval<U&>())),
+                       decltype(std::declval<P&>().rseq_cmpxchg(std::uintptr_t{},
+                                                                static_cast<const std::uintptr_t*>(nullptr), 0u, U{},
+                                                                U{}, std::declval<U&>()))>> : std::true_type {};
+
+/// rseq_capable<P, T> - this-CPU writes of T on P go through restartable sections.
+template <class P, class T>
+inline constexpr bool rseq_capable = (sizeof(T) == 4 || sizeof(T) == 8) && std::is_trivially_copyable<T>::value &&
+                                     has_rseq<P, rseq_u<T>>::value;
+
+template <class U, class T>
+U to_word(const T& v) noexcept {
+    U u;
+    __builtin_memcpy(&u, &v, sizeof u);
+    return u;
+}
+template <class T, class U>
+T from_word(U u) noexcept {
+    T v;
+    __builtin_memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/// rseq_add(p, h, v, out) - the running CPU's copy += v (wrapping), out = the new value,
+/// in one section; false where the platform says unusable.
+template <class P, class T>
+bool rseq_add(P& p, percpu<T> h, T v, T& out) noexcept {
+    using U = rseq_u<T>;
+    U n;
+    if (p.rseq_add(h.raw().addr(), h.cpu_offsets(), h.nr_cpus(), to_word<U>(v), n) != rseq_result::done) return false;
+    out = from_word<T>(n);
+    return true;
+}
+
+/// rseq_rmw(p, h, f, old) - f(old, next) on the running CPU's copy as one step: f sees
+/// the copy's value and returns whether to store next. Compare-and-store rounds: a guess
+/// of the value, then a section that stores only if the copy (of the CPU it runs on)
+/// still holds the guess, else returns what it holds for the next round. A declined f
+/// is confirmed the same way (storing the value back), so `old` is always a value the
+/// running CPU's copy held. Returns done (stored), changed (f declined), or unusable.
+template <class P, class T, class F>
+rseq_result rseq_rmw(P& p, percpu<T> h, F&& f, T& old) noexcept {
+    using U = rseq_u<T>;
+    U expect = to_word<U>(load_relaxed(h.ptr(static_cast<unsigned>(p.this_cpu()))));
+    for (;;) {
+        const T o = from_word<T>(expect);
+        T n = o;
+        const bool store = f(o, n);
+        U seen;
+        const rseq_result r = p.rseq_cmpxchg(h.raw().addr(), h.cpu_offsets(), h.nr_cpus(), expect,
+                                             store ? to_word<U>(n) : expect, seen);
+        if (r == rseq_result::unusable) return r;
+        if (r == rseq_result::done) {
+            old = o;
+            return store ? rseq_result::done : rseq_result::changed;
+        }
+        expect = seen;
+    }
+}
+
 } // namespace detail
 
 /// this_cpu_guard<P> - get_cpu()/put_cpu(): enters the platform's this-CPU guard
@@ -319,6 +403,14 @@ void this_cpu_write(X& x, percpu<T> h, detail::identity_t<T> v) noexcept {
         static_assert(detail::lock_free<T>, "pcpu: without a platform this-CPU guard (irq_save/irq_restore or "
                                             "preempt_disable/preempt_enable), this-CPU operations need T to "
                                             "be lock-free atomic on this machine");
+        if constexpr (detail::rseq_capable<P, T>) {
+            T old;
+            const auto put = [&v](const T&, T& n) {
+                n = v;
+                return true;
+            };
+            if (detail::rseq_rmw(p, h, put, old) != rseq_result::unusable) return;
+        }
         detail::store_relaxed(h.ptr(static_cast<unsigned>(p.this_cpu())), v);
     }
 }
@@ -340,6 +432,10 @@ T this_cpu_add_return(X& x, percpu<T> h, detail::identity_t<T> v) noexcept {
         static_assert(detail::lock_free<T>, "pcpu: without a platform this-CPU guard (irq_save/irq_restore or "
                                             "preempt_disable/preempt_enable), this-CPU operations need T to "
                                             "be lock-free atomic on this machine");
+        if constexpr (detail::rseq_capable<P, T>) {
+            T n;
+            if (detail::rseq_add(p, h, v, n)) return n;
+        }
         // Relaxed: the copy is a statistic, nothing is published through it.
         return __atomic_add_fetch(h.ptr(static_cast<unsigned>(p.this_cpu())), v, __ATOMIC_RELAXED);
     }

@@ -45,6 +45,18 @@
 //   void irq_restore(token t) noexcept;     them (also excludes ISRs updating the data)
 //   void preempt_disable() noexcept;        keep the task on its CPU, unpreempted (ISRs
 //   void preempt_enable() noexcept;         must then not update the same data)
+//   Restartable this-CPU sections (hosts with Linux rseq, platform/detail/rseq.hpp):
+//   a platform without a guard may also offer, for U = uint32_t and uint64_t,
+//   rseq_result rseq_add(std::uintptr_t base, const std::uintptr_t* offsets, unsigned nr,
+//                        U v, U& out) noexcept;
+//   rseq_result rseq_cmpxchg(std::uintptr_t base, const std::uintptr_t* offsets,
+//                            unsigned nr, U expect, U desired, U& seen) noexcept;
+//                                           the read-modify-write of the copy at base +
+//                                           offsets[running CPU] as a section the
+//                                           system restarts on preemption or migration
+//                                           (plain loads and stores, no locked
+//                                           instruction); unusable where this thread
+//                                           cannot (percpu.hpp then uses atomics) [none]
 //
 // ---- Required by policies that create chunks (contiguous, lazy_mapped) ------------
 //   void slow_lock() noexcept;       the sleeping lock (pcpu_alloc_mutex): serialises
@@ -95,6 +107,11 @@
 #include <type_traits>
 
 namespace pcpu {
+
+/// rseq_result - what a restartable this-CPU section did (see the contract above):
+/// done; changed (a compare-and-store found another value, nothing stored); unusable
+/// (not for this thread or CPU: use the atomic path).
+enum class rseq_result : unsigned char { done, changed, unusable };
 
 /// page_ref - names one page frame. Opaque to pcpu: an address, a frame number or a
 /// file offset, whatever the platform's alloc_pages/map/unmap agree on.

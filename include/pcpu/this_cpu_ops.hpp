@@ -12,13 +12,18 @@
 //   no guard (hosts)                                 one atomic instruction on the copy
 //                                                    of the CPU the task ran on when it
 //                                                    asked
+//   no guard, restartable sections (Linux rseq,      next(old) as a compare-and-store
+//   T of 4 or 8 bytes: percpu.hpp)                   section on the running CPU's copy
+//                                                    (add: a load, add, store section)
 //
 // Ordering. The arithmetic operations are relaxed (statistics publish nothing). The
 // exchanges are not: on a host, "the same CPU" is several threads, and a freelist
 // publishes the object it pushes through the pointer it swaps in. So without a guard
 // xchg and cmpxchg are acquire-release (free on x86, where a locked instruction is a
 // full barrier anyway); under a guard, whatever the guard's entry and exit order is
-// enough, as on one real CPU.
+// enough, as on one real CPU. A restartable section is the guarded case: only sections
+// on the copy's own CPU write it, and a context switch orders everything a task did
+// before it against the next task on that CPU.
 //
 // Double width. this_cpu_cmpxchg_double() compares and swaps a T two machine words
 // wide (a pointer and a tag, the kernel's cmpxchg_double/cmpxchg128 use). Under a guard
@@ -34,7 +39,10 @@
 // g.cpu(), which catches a guard object handed to another task. On a platform without
 // a guard "held" pins nothing: a this_cpu_guard there only names the CPU the task ran
 // on when it was taken, and the raw forms are the same atomic instructions as the
-// plain ones, on that CPU's copy (sums stay exact; locality is a hint).
+// plain ones, on that CPU's copy (sums stay exact; locality is a hint) - or, where the
+// platform has restartable sections, the same sections as the plain forms, on the
+// running CPU's copy (an atomic on g.cpu()'s copy after a migration would race with
+// that CPU's plain stores).
 //
 // Operands are converted to T explicitly, as the kernel converts silently: adding the
 // constant 300 to a u8 adds 44 and does not warn with -Woverflow or -Wconversion.
@@ -148,6 +156,8 @@ struct op_read {
 template <class T>
 struct op_write {
     T v;
+    bool next(const T&, T& n) const noexcept { return n = v, true; }
+    void result(const T&) const noexcept {}
     void guarded(T* p) const noexcept { store_relaxed(p, v); }
     void atomic(T* p) const noexcept {
         static_assert(lock_free<T>, PCPU_NO_GUARD_MSG);
@@ -157,6 +167,8 @@ struct op_write {
 template <class T>
 struct op_add_return {
     T v;
+    bool next(const T& old, T& n) const noexcept { return n = wrap_add(old, v), true; }
+    T result(const T& old) const noexcept { return wrap_add(old, v); }
     T guarded(T* p) const noexcept {
         const T n = wrap_add(load_relaxed(p), v);
         store_relaxed(p, n);
@@ -170,6 +182,8 @@ struct op_add_return {
 template <class T>
 struct op_and {
     T v;
+    bool next(const T& old, T& n) const noexcept { return n = static_cast<T>(old & v), true; }
+    void result(const T&) const noexcept {}
     void guarded(T* p) const noexcept { store_relaxed(p, static_cast<T>(load_relaxed(p) & v)); }
     void atomic(T* p) const noexcept {
         static_assert(lock_free<T>, PCPU_NO_GUARD_MSG);
@@ -179,6 +193,8 @@ struct op_and {
 template <class T>
 struct op_or {
     T v;
+    bool next(const T& old, T& n) const noexcept { return n = static_cast<T>(old | v), true; }
+    void result(const T&) const noexcept {}
     void guarded(T* p) const noexcept { store_relaxed(p, static_cast<T>(load_relaxed(p) | v)); }
     void atomic(T* p) const noexcept {
         static_assert(lock_free<T>, PCPU_NO_GUARD_MSG);
@@ -188,6 +204,8 @@ struct op_or {
 template <class T>
 struct op_xchg {
     T v;
+    bool next(const T&, T& n) const noexcept { return n = v, true; }
+    T result(const T& old) const noexcept { return old; }
     T guarded(T* p) const noexcept {
         const T old = load_relaxed(p);
         store_relaxed(p, v);
@@ -215,6 +233,12 @@ struct op_xchg {
 template <class T>
 struct op_cmpxchg {
     T o, n;
+    bool next(const T& old, T& nv) const noexcept {
+        if (!same_value(old, o)) return false;
+        nv = n;
+        return true;
+    }
+    T result(const T& old) const noexcept { return old; }
     T guarded(T* p) const noexcept {
         const T old = load_relaxed(p);
         if (same_value(old, o)) store_relaxed(p, n);
@@ -229,6 +253,30 @@ struct op_cmpxchg {
 #undef PCPU_NO_GUARD_MSG
 #undef PCPU_NO_DWCAS_MSG
 
+template <class Op, class T, class = void>
+struct op_writes : std::false_type {};
+template <class Op, class T>
+struct op_writes<Op, T, void_t<decltype(std::declval<const Op&>().next(std::declval<const T&>(), std::declval<T&>()))>>
+    : std::true_type {};
+
+/// unguarded_apply(p, h, op, cpu) - op on the running CPU's copy in a restartable section
+/// where P offers them for T (percpu.hpp: then every write of T must take one), else
+/// op.atomic() on cpu's copy.
+template <class P, class T, class Op>
+auto unguarded_apply(P& p, percpu<T> h, const Op& op, unsigned cpu) noexcept {
+    if constexpr (rseq_capable<P, T> && op_writes<Op, T>::value) {
+        if constexpr (std::is_same<Op, op_add_return<T>>::value) {
+            T n;
+            if (rseq_add(p, h, op.v, n)) return n;
+        } else {
+            T old;
+            const auto f = [&op](const T& o, T& n) { return op.next(o, n); };
+            if (rseq_rmw(p, h, f, old) != rseq_result::unusable) return op.result(old);
+        }
+    }
+    return op.atomic(h.ptr(cpu));
+}
+
 /// this_cpu_apply(x, h, op) - op on the running CPU's copy, under the platform's guard
 /// when it has one. The one place the guard styles are told apart for this header.
 template <class X, class T, class Op>
@@ -239,11 +287,13 @@ auto this_cpu_apply(X& x, percpu<T> h, const Op& op) noexcept {
         this_cpu_guard<P> g(p);
         return op.guarded(h.ptr(g.cpu()));
     } else {
-        return op.atomic(h.ptr(static_cast<unsigned>(p.this_cpu())));
+        return unguarded_apply(p, h, op, static_cast<unsigned>(p.this_cpu()));
     }
 }
 
-/// raw_apply(g, h, op) - op on g.cpu()'s copy; the caller holds g.
+/// raw_apply(g, h, op) - op on g.cpu()'s copy; the caller holds g. (With restartable
+/// sections the running CPU's: g pins nothing there, and only a section on a copy's
+/// own CPU may write it.)
 template <class P, class T, class Op>
 auto raw_apply(const this_cpu_guard<P>& g, percpu<T> h, const Op& op) noexcept {
     if constexpr (this_cpu_guard<P>::pins) {
@@ -252,7 +302,7 @@ auto raw_apply(const this_cpu_guard<P>& g, percpu<T> h, const Op& op) noexcept {
         PCPU_ASSERT(static_cast<unsigned>(g.platform().this_cpu()) == g.cpu());
         return op.guarded(h.ptr(g.cpu()));
     } else {
-        return op.atomic(h.ptr(g.cpu()));
+        return unguarded_apply(g.platform(), h, op, g.cpu());
     }
 }
 

@@ -24,10 +24,19 @@
 //                 called under it - pcpu guarantees itself (debug/context_checker.hpp
 //                 checks it).
 //   sleeping lock std::mutex (pcpu_alloc_mutex).
-//   this_cpu()    sched_getcpu(), folded into [0, nr_cpus()). A thread can migrate
-//                 right after asking, and two threads can share a CPU, so per-CPU data
-//                 in a process is only ever "probably this CPU's": update it with
-//                 atomics (or restartable sequences), never plain read-modify-write.
+//   this_cpu()    the cpu_id of the thread's rseq area where glibc registered one (a
+//                 load), else sched_getcpu(); folded into [0, nr_cpus()). A thread can
+//                 migrate right after asking, and two threads can share a CPU, so
+//                 per-CPU data in a process is only ever "probably this CPU's": update
+//                 it with atomics or restartable sequences, never a plain
+//                 read-modify-write.
+//   rseq_add(), rseq_cmpxchg()  restartable sections (detail/rseq.hpp) where
+//                 PCPU_HOST_RSEQ is 1 (Linux, glibc >= 2.35, x86-64 or AArch64, not
+//                 TSan), the process has rseq areas, and nr_cpus() covers every CPU the
+//                 system has configured (a folded CPU would share its copy with
+//                 another CPU, and two CPUs' sections do not exclude each other).
+//                 percpu.hpp and counter.hpp then update copies with plain loads and
+//                 stores. set_rseq(false) turns them off (for comparisons).
 //   scope         one pcpu::scope_state per thread, shared by every host platform in
 //                 the process: a scope belongs to the task, as PF_MEMALLOC_NOIO does.
 //   reserve()     a private anonymous PROT_NONE mapping, aligned to the page size:
@@ -77,6 +86,7 @@
 #include "../platform.hpp"
 #include "../scope.hpp"
 #include "detail/host_memory.hpp"
+#include "detail/rseq.hpp"
 
 #include <pthread.h>
 #include <sched.h>
@@ -145,7 +155,8 @@ public:
 
     /// basic_host_platform(nr_cpus) - nr_cpus 0: the CPUs the system has configured
     /// (_SC_NPROCESSORS_CONF), at most max_cpus.
-    explicit basic_host_platform(unsigned nr_cpus = 0) noexcept : nr_cpus_(pick_cpus(nr_cpus)) {}
+    explicit basic_host_platform(unsigned nr_cpus = 0) noexcept
+        : nr_cpus_(pick_cpus(nr_cpus)), rseq_(rseq_possible(nr_cpus_)) {}
     basic_host_platform(const basic_host_platform&) = delete;
     basic_host_platform& operator=(const basic_host_platform&) = delete;
 
@@ -165,12 +176,41 @@ public:
     /// comment: it may have moved since). CPU ids at or above nr_cpus() fold onto
     /// the configured ones; 0 where sched_getcpu() is missing or fails.
     unsigned this_cpu() noexcept {
+#if PCPU_HOST_RSEQ
+        if (rseq_) {
+            const unsigned cpu = detail::rseq_cpu();
+            if (cpu < nr_cpus_) return cpu;
+        }
+#endif
 #if defined(__linux__)
         const int cpu = ::sched_getcpu();
         if (cpu >= 0) return static_cast<unsigned>(cpu) % nr_cpus_;
 #endif
         return 0;
     }
+
+    // ---- Restartable this-CPU sections (see the file comment) ------------------------
+
+    /// rseq_enabled() - this platform's this-CPU operations use restartable sections.
+    bool rseq_enabled() const noexcept { return rseq_; }
+    /// set_rseq(on) - use them (where possible: returns whether they are now on) or not.
+    /// Only while no other thread uses per-CPU data of this platform: a copy updated by
+    /// a section and by an atomic from another CPU at once can lose an update.
+    bool set_rseq(bool on) noexcept {
+        rseq_ = on && rseq_possible(nr_cpus_);
+        return rseq_;
+    }
+#if PCPU_HOST_RSEQ
+    template <class U, std::enable_if_t<detail::rseq_word<U>, int> = 0>
+    rseq_result rseq_add(std::uintptr_t base, const std::uintptr_t* offsets, unsigned nr, U v, U& out) noexcept {
+        return rseq_ ? detail::rseq_add(base, offsets, nr, v, out) : rseq_result::unusable;
+    }
+    template <class U, std::enable_if_t<detail::rseq_word<U>, int> = 0>
+    rseq_result rseq_cmpxchg(std::uintptr_t base, const std::uintptr_t* offsets, unsigned nr, U expect, U desired,
+                             U& seen) noexcept {
+        return rseq_ ? detail::rseq_cmpxchg(base, offsets, nr, expect, desired, seen) : rseq_result::unusable;
+    }
+#endif
 
     void warn(const char* msg) noexcept {
         counters_.warnings.fetch_add(1, std::memory_order_relaxed);
@@ -366,6 +406,15 @@ private:
         if (static_cast<unsigned long>(n) > max_cpus) n = static_cast<long>(max_cpus);
         return static_cast<unsigned>(n);
     }
+    static bool rseq_possible(unsigned nr) noexcept {
+#if PCPU_HOST_RSEQ
+        const long conf = ::sysconf(_SC_NPROCESSORS_CONF);
+        return detail::rseq_registered() && conf >= 1 && static_cast<unsigned long>(conf) <= nr;
+#else
+        (void)nr;
+        return false;
+#endif
+    }
     bool take_pages(std::size_t n) noexcept {
         const std::size_t limit = page_limit_.load(std::memory_order_relaxed);
         std::size_t used = counters_.pages.load(std::memory_order_relaxed);
@@ -383,6 +432,7 @@ private:
     };
 
     const unsigned nr_cpus_;
+    bool rseq_;
     std::mutex index_mu_;
     std::mutex slow_mu_;
     std::atomic<std::uint8_t> background_{ctx::noio.bits};
