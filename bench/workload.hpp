@@ -144,12 +144,12 @@ inline trace mixed_trace(const trace& source, std::size_t nr_allocs, unsigned fr
     while (made < nr_allocs) {
         op o;
         if (!live.empty() && rng.below(100) < free_percent) {
-            const std::size_t k = rng.below(live.size());
+            const auto k = static_cast<std::size_t>(rng.below(live.size()));
             o.slot = live[k];
             live[k] = live.back();
             live.pop_back();
         } else {
-            const auto& d = dist[rng.below(dist.size())];
+            const auto& d = dist[static_cast<std::size_t>(rng.below(dist.size()))];
             o.alloc = true;
             o.size = d.first;
             o.align = d.second;

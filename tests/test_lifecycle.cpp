@@ -134,7 +134,7 @@ std::vector<cycle> run_cycles(Setup& s, const std::vector<std::uint32_t>& sizes,
         c.peak = memory_of(a);
         for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = o == order::lifo ? idx.size() - 1 - i : i;
         if (o == order::shuffled)
-            for (std::size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[rng.next() % i]);
+            for (std::size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[static_cast<std::size_t>(rng.next() % i)]);
         for (std::size_t i = 0; i < idx.size(); ++i) {
             const pcpu::errc e = a.free(live[idx[i]]);
             if (e != pcpu::errc::ok)
