@@ -590,10 +590,12 @@ TEST_CASE("PCPU_CHECKS: a counter used after its allocator's shutdown() stops th
 }
 
 TEST_CASE("PCPU_CHECKS: free_percpu() of a stale handle runs no destructor and frees nothing") {
-    struct tracked {
-        long v = 0;
-        ~tracked() { v = -1; }
+    struct tracked { // larger than the 4-byte owner below on every target (long is 4 bytes on armhf)
+        std::int64_t v = 0;
+        std::int64_t w = 0;
+        ~tracked() { v = w = -1; }
     };
+    static_assert(sizeof(tracked) > 4, "the stale handle must name a larger area than the new owner's");
     started s;
     const auto h = pcpu::alloc_percpu<tracked>(s.a, pcpu::ctx::full);
     REQUIRE(h.ok());
