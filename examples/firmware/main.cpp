@@ -313,8 +313,11 @@ void run_static_only() {
 
 constexpr std::size_t chunk_bytes = nr_cpus * unit_size; // one chunk's units
 alignas(dynamic_alloc::page_size) unsigned char units_first[nr_cpus * unit_size];
-// Room for three more chunks and their metadata.
-alignas(dynamic_alloc::page_size) unsigned char arena_storage[3 * chunk_bytes + 2048];
+// Room for three more chunks and the metadata of all four (about 600 bytes a chunk with
+// 4 KiB units), with slack, but far less than a fourth chunk's units: exactly three
+// chunks come from the arena, whatever the metadata layout costs.
+alignas(dynamic_alloc::page_size) unsigned char arena_storage[3 * chunk_bytes + 4096];
+static_assert(4096 < chunk_bytes, "the metadata room must not hold a fourth chunk");
 
 void run_contiguous() {
     dynamic_alloc a(arena_storage, sizeof arena_storage);
