@@ -7,8 +7,14 @@
 // request (3 hole families x 4 free orders x 3 fit locations), each restored byte for
 // byte before every timed allocation (find-fit + claim, as the allocator makes them),
 // the minimum of the repetitions taken per layout; worst_cycles is the worst layout.
-// frag/free/<chunks>: one object per dynamic chunk, freed (timed) and allocated back
-// (untimed) in a scattered order; worst_cycles is the worst object's median.
+// frag/free/small/<chunks>: every dynamic chunk filled with 8-byte objects; 1,024 of
+// them, spread over all the chunks, freed (timed) and allocated back into the hole
+// (untimed) in a scattered order: the free of worst-case.md's measurement, where the
+// chunk lookup is what grows with the number of chunks.
+// frag/free/chunk/<chunks>: one 20 KiB object per dynamic chunk, freed (timed) and
+// allocated back (untimed, zeroing 20 KiB per CPU, which leaves the chunk metadata
+// cold) in a scattered order: the free that empties a chunk, bitmap clearing included.
+// worst_cycles is the worst object's median over the passes.
 // Cycles are TSC cycles with the bracket's own cost subtracted. --pcpu_short (CI) runs
 // 2 repetitions instead of 50.
 #include "frag_layout.hpp"
@@ -103,13 +109,72 @@ void BM_frag_alloc(benchmark::State& st, std::uint32_t pages, std::uint32_t size
     st.SetLabel(worst_name);
 }
 
-void BM_frag_free(benchmark::State& st, std::size_t nr_chunks) {
-    // Small units (32 KiB) so 256 chunks stay cheap; each object takes more than half
-    // a chunk, so every object has a chunk of its own.
+/// worst_median(times) - the worst, over objects, of each object's median time.
+std::uint64_t worst_median(std::vector<std::vector<std::uint64_t>>& times) {
+    std::uint64_t worst = 0;
+    for (auto& t : times) {
+        if (t.empty()) continue;
+        std::nth_element(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(t.size() / 2), t.end());
+        worst = std::max(worst, t[t.size() / 2]);
+    }
+    return worst;
+}
+
+/// free_geometry() - small units (32 KiB), so 256 chunks stay cheap.
+pcpu_bench::geometry free_geometry() {
     pcpu_bench::geometry g;
     g.static_size = 16384;
     g.reserved_size = 0;
     g.dynamic_size = 16384;
+    return g;
+}
+
+void BM_frag_free_small(benchmark::State& st, std::size_t nr_chunks) {
+    const std::size_t obj = 8;
+    std::uint64_t worst = 0;
+    for (auto _ : st) {
+        pcpu_bench::pcpu_impl p(2, free_geometry());
+        if (!p.ok()) {
+            st.SkipWithError("init failed");
+            return;
+        }
+        // Sleeping allocations until there are nr_chunks dynamic chunks, then atomic
+        // ones (which create no chunk) until every populated page is full.
+        std::vector<pcpu::handle> all;
+        pcpu::handle h;
+        while (p.alloc().stats().nr_chunks < nr_chunks + 1) {
+            if (!p.alloc(obj, 4, false, h)) {
+                st.SkipWithError("alloc failed");
+                return;
+            }
+            all.push_back(h);
+        }
+        while (p.alloc(obj, 4, true, h)) all.push_back(h);
+        std::vector<pcpu::handle> objs;
+        const std::size_t picks = std::min<std::size_t>(1024, all.size());
+        for (std::size_t i = 0; i < picks; ++i) objs.push_back(all[i * all.size() / picks]);
+        std::vector<std::vector<std::uint64_t>> times(objs.size());
+        for (unsigned r = 0; r < reps() + 1; ++r) {
+            for (std::size_t i = 0; i < objs.size(); ++i) {
+                const std::size_t k = (i * 97) % objs.size();
+                const std::uint64_t t0 = tsc_begin();
+                p.free(objs[k]);
+                const std::uint64_t t1 = tsc_end();
+                if (r != 0) times[k].push_back(net(t1 - t0)); // pass 0 warms up
+                if (!p.alloc(obj, 4, true, objs[k])) {
+                    st.SkipWithError("alloc back failed");
+                    return;
+                }
+            }
+        }
+        worst = worst_median(times);
+    }
+    st.counters["worst_cycles"] = static_cast<double>(worst);
+}
+
+void BM_frag_free_chunk(benchmark::State& st, std::size_t nr_chunks) {
+    // Each object takes more than half a chunk, so every object has a chunk of its own.
+    const pcpu_bench::geometry g = free_geometry();
     const std::size_t obj = 20 * 1024;
     std::uint64_t worst = 0;
     for (auto _ : st) {
@@ -145,11 +210,7 @@ void BM_frag_free(benchmark::State& st, std::size_t nr_chunks) {
                 }
             }
         }
-        worst = 0;
-        for (auto& t : times) {
-            std::nth_element(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(t.size() / 2), t.end());
-            worst = std::max(worst, t[t.size() / 2]);
-        }
+        worst = worst_median(times);
     }
     st.counters["worst_cycles"] = static_cast<double>(worst);
 }
@@ -177,8 +238,11 @@ int main(int argc, char** argv) {
             benchmark::RegisterBenchmark(name.c_str(), BM_frag_alloc, pages, c.size, c.align)->Iterations(1);
         }
     }
-    for (std::size_t chunks : {std::size_t{1}, std::size_t{16}, std::size_t{256}})
-        benchmark::RegisterBenchmark(("frag/free/" + std::to_string(chunks)).c_str(), BM_frag_free, chunks)->Iterations(1);
+    for (std::size_t chunks : {std::size_t{1}, std::size_t{16}, std::size_t{256}}) {
+        const std::string cn = std::to_string(chunks);
+        benchmark::RegisterBenchmark(("frag/free/small/" + cn).c_str(), BM_frag_free_small, chunks)->Iterations(1);
+        benchmark::RegisterBenchmark(("frag/free/chunk/" + cn).c_str(), BM_frag_free_chunk, chunks)->Iterations(1);
+    }
     benchmark::Initialize(&n, rest.data());
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
