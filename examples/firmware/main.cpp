@@ -33,6 +33,7 @@ namespace fw {
 #include <pcpu/platform/static_arena.hpp>
 #include <pcpu/static_var.hpp>
 
+#include "checks.hpp"
 #include "semihost.hpp"
 
 #include <cstddef>
@@ -51,37 +52,9 @@ using platform =
 using static_alloc = pcpu::allocator<platform, pcpu::static_only>;
 using dynamic_alloc = pcpu::allocator<platform, pcpu::contiguous>;
 
-unsigned g_failures = 0;
-
-void check(bool ok, const char* what, std::uint32_t expected = 0, std::uint32_t actual = 0) {
-    if (ok) return;
-    ++g_failures;
-    fw::line l;
-    l << "FAIL: " << what << " (expected " << expected << ", got " << actual << ")";
-    l.end();
-}
-
-template <class A>
-void check_verified(const A& a, const char* after) {
-    const pcpu::verify_report rep = a.verify();
-    if (rep.ok) return;
-    char buf[160];
-    fw::line l;
-    l << "FAIL: verify after " << after << ": " << rep.describe(buf, sizeof buf);
-    l.end();
-    ++g_failures;
-}
-
-/// xorshift32 - deterministic pseudo-random numbers: the run is the same every time.
-struct xorshift32 {
-    std::uint32_t s;
-    std::uint32_t next() {
-        s ^= s << 13;
-        s ^= s >> 17;
-        s ^= s << 5;
-        return s;
-    }
-};
+using fw::check;
+using fw::check_verified;
+using fw::xorshift32;
 
 } // namespace
 
@@ -421,13 +394,5 @@ int main() {
     l.end();
     run_static_only();
     run_contiguous();
-    fw::line r;
-    if (g_failures == 0) {
-        r << "pcpu firmware: PASS";
-        r.end();
-        return 0;
-    }
-    r << "pcpu firmware: FAIL (" << g_failures << " checks)";
-    r.end();
-    return 3;
+    return fw::finish("pcpu firmware", fw::failures);
 }

@@ -38,6 +38,7 @@ namespace fw {
 #include <pcpu/static_var.hpp>
 
 #include "never_destroyed.hpp"
+#include "checks.hpp"
 #include "semihost.hpp"
 
 #include <atomic>
@@ -176,15 +177,7 @@ void barrier() {
     }
 }
 
-struct xorshift32 {
-    std::uint32_t s;
-    std::uint32_t next() {
-        s ^= s << 13;
-        s ^= s >> 17;
-        s ^= s << 5;
-        return s;
-    }
-};
+using fw::xorshift32;
 
 struct session {
     pcpu::handle h;
@@ -369,15 +362,7 @@ int report() {
        << u32(ar.used_bytes()) << " B in use after shutdown";
     pl.end();
     failures += g_model[0].failures - core0_before; // the checks core 0 made just now
-    fw::line r;
-    if (failures == 0) {
-        r << "pcpu smp firmware: PASS";
-        r.end();
-        return 0;
-    }
-    r << "pcpu smp firmware: FAIL (" << failures << " checks)";
-    r.end();
-    return 3;
+    return fw::finish("pcpu smp firmware", failures);
 }
 
 int setup_failed(const char* what, pcpu::errc e) {

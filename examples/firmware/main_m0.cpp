@@ -25,6 +25,7 @@ namespace fw {
 #include <pcpu/static_var.hpp>
 
 #include "never_destroyed.hpp"
+#include "checks.hpp"
 #include "semihost.hpp"
 
 #include <cstddef>
@@ -43,33 +44,9 @@ using static_alloc = pcpu::allocator<platform, pcpu::static_only>;
 volatile std::uint32_t& reg(std::uintptr_t addr) { return *reinterpret_cast<volatile std::uint32_t*>(addr); }
 constexpr std::uintptr_t syst_csr = 0xE000E010u, syst_rvr = 0xE000E014u, syst_cvr = 0xE000E018u;
 
-unsigned g_failures = 0;
-void check(bool ok, const char* what, std::uint32_t expected = 0, std::uint32_t actual = 0) {
-    if (ok) return;
-    ++g_failures;
-    fw::line l;
-    l << "FAIL: " << what << " (expected " << expected << ", got " << actual << ")";
-    l.end();
-}
-void check_verified(const static_alloc& a) {
-    const pcpu::verify_report rep = a.verify();
-    if (rep.ok) return;
-    char buf[120];
-    fw::line l;
-    l << "FAIL: verify: " << rep.describe(buf, sizeof buf);
-    l.end();
-    ++g_failures;
-}
-
-struct xorshift32 {
-    std::uint32_t s;
-    std::uint32_t next() {
-        s ^= s << 13;
-        s ^= s >> 17;
-        s ^= s << 5;
-        return s;
-    }
-};
+using fw::check;
+using fw::xorshift32;
+void check_verified(const static_alloc& a) { fw::check_verified(a, "the last operation"); }
 
 struct cpu_statics {
     std::uint32_t magic;
@@ -236,13 +213,5 @@ int main() {
        << " refused (no_space)";
     sl.end();
 
-    fw::line r;
-    if (g_failures == 0) {
-        r << "pcpu m0 firmware: PASS";
-        r.end();
-        return 0;
-    }
-    r << "pcpu m0 firmware: FAIL (" << g_failures << " checks)";
-    r.end();
-    return 3;
+    return fw::finish("pcpu m0 firmware", fw::failures);
 }

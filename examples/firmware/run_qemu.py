@@ -80,20 +80,27 @@ def check_fault(status, out):
     return errors
 
 
+def run_all(script, qemu, runs, machine=('-M', 'mps2-an386'), timeout=60):
+    """Run each (name, elf, checker) and report; 1 if any check failed, else 0."""
+    failed = False
+    warned = False
+    for name, elf, checker in runs:
+        if checker is not runs[0][2] and not warned:
+            warned = True
+            print(f'{script}: next, the planted-bug image: its FAIL lines and exit status 3 are '
+                  'EXPECTED (they prove a failing firmware fails this test)', flush=True)
+        status, out = run(qemu, elf, machine, timeout)
+        errors = [f'timed out after {timeout} s'] if status is None else checker(status, out)
+        for e in errors:
+            print(f'{script}: {name}: {e}', file=sys.stderr)
+        failed |= bool(errors)
+        print(f'{script}: {name}: {"FAILED" if errors else "ok"}', flush=True)
+    return 1 if failed else 0
+
+
 def main():
     qemu, good, fault = sys.argv[1:4]
-    failed = False
-    for name, elf, checker in (('firmware', good, check_good), ('planted-bug firmware', fault, check_fault)):
-        if checker is check_fault:
-            print('run_qemu.py: next, the planted-bug image: its FAIL lines and exit status 3 are '
-                  'EXPECTED (they prove a failing firmware fails this test)', flush=True)
-        status, out = run(qemu, elf)
-        errors = ['timed out after 60 s'] if status is None else checker(status, out)
-        for e in errors:
-            print(f'run_qemu.py: {name}: {e}', file=sys.stderr)
-        failed |= bool(errors)
-        print(f'run_qemu.py: {name}: {"FAILED" if errors else "ok"}', flush=True)
-    return 1 if failed else 0
+    return run_all('run_qemu.py', qemu, [('firmware', good, check_good), ('planted-bug firmware', fault, check_fault)])
 
 
 if __name__ == '__main__':

@@ -10,7 +10,7 @@
 import re
 import sys
 
-from run_qemu import run
+from run_qemu import run_all
 
 MACHINE = ('-M', 'mps2-an521', '-smp', '2', '-accel', 'tcg,thread=multi')
 
@@ -72,18 +72,10 @@ def check_fault(status, out):
 def main():
     qemu, good, fault = sys.argv[1:4]
     fault_runs = int(sys.argv[4]) if len(sys.argv) > 4 else 5
-    failed = False
     runs = [('dual-core firmware', good, check_good)]
     runs += [(f'planted-bug dual-core firmware, run {i + 1}/{fault_runs}', fault, check_fault)
              for i in range(fault_runs)]
-    for name, elf, checker in runs:
-        status, out = run(qemu, elf, MACHINE, timeout=120)
-        errors = ['timed out after 120 s'] if status is None else checker(status, out)
-        for e in errors:
-            print(f'run_qemu_an521.py: {name}: {e}', file=sys.stderr)
-        failed |= bool(errors)
-        print(f'run_qemu_an521.py: {name}: {"FAILED" if errors else "ok"}', flush=True)
-    return 1 if failed else 0
+    return run_all('run_qemu_an521.py', qemu, runs, MACHINE, timeout=120)
 
 
 if __name__ == '__main__':

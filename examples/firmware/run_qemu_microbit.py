@@ -6,7 +6,7 @@
 import re
 import sys
 
-from run_qemu import run
+from run_qemu import run_all
 
 MACHINE = ('-M', 'microbit')
 
@@ -44,15 +44,8 @@ def check_fault(status, out):
 
 def main():
     qemu, good, fault = sys.argv[1:4]
-    failed = False
-    for name, elf, checker in (('m0 firmware', good, check_good), ('planted-bug m0 firmware', fault, check_fault)):
-        status, out = run(qemu, elf, MACHINE)
-        errors = ['timed out after 60 s'] if status is None else checker(status, out)
-        for e in errors:
-            print(f'run_qemu_microbit.py: {name}: {e}', file=sys.stderr)
-        failed |= bool(errors)
-        print(f'run_qemu_microbit.py: {name}: {"FAILED" if errors else "ok"}', flush=True)
-    return 1 if failed else 0
+    return run_all('run_qemu_microbit.py', qemu,
+                   [('m0 firmware', good, check_good), ('planted-bug m0 firmware', fault, check_fault)], MACHINE)
 
 
 if __name__ == '__main__':
