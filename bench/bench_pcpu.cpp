@@ -253,13 +253,24 @@ void BM_memory(benchmark::State& st, const trace* t, const char* svg) {
     st.counters["peak_live_bytes_per_cpu"] = static_cast<double>(t->peak_live);
 }
 
+/// linux_geometry(unit) - the first chunk of the recorded kernel with 64 KiB or 1 MiB
+/// units (static area as recorded, no reserved area, the dynamic area's end as Linux's).
+geometry linux_geometry(std::size_t unit) {
+    geometry g;
+    g.static_size = unit == 64 * 1024 ? 29912 : 185560;
+    g.reserved_size = 0;
+    g.dynamic_size = 31528;
+    g.unit = unit;
+    return g;
+}
+
 /// BM_worst<pcpu> - the costliest single allocation and free of the trace. Each pass is
 /// deterministic (fresh allocator, same ops), so every op is timed in every pass and
 /// its minimum over passes taken: preemption and interrupts on a shared machine inflate
 /// single samples, never all of them. Allocations that created a chunk are excluded
 /// from the headline figure; allocations that populated pages are reported apart (they
 /// call mprotect and fault pages in: microseconds, like Linux's vmalloc mapping).
-void BM_worst(benchmark::State& st, const trace* t) {
+void BM_worst(benchmark::State& st, const trace* t, geometry g) {
     const unsigned passes = opt.short_mode ? 2 : 15;
     std::vector<std::uint64_t> best(t->ops.size(), ~std::uint64_t{0});
     std::vector<unsigned char> kind(t->ops.size(), 0); // 1 chunk created, 2 populated
@@ -273,7 +284,7 @@ void BM_worst(benchmark::State& st, const trace* t) {
     for (auto _ : st) {
         for (unsigned pass = 0; pass < passes; ++pass) {
             std::vector<pcpu::handle> slots(t->nr_slots);
-            pcpu_impl impl(opt.cpus);
+            pcpu_impl impl(opt.cpus, g);
             if (!impl.ok()) return fail(st, "init failed");
             platform& p = impl.plat();
             for (std::size_t i = 0; i < t->ops.size(); ++i) {
@@ -670,15 +681,6 @@ void BM_counters_memory(benchmark::State& st) {
 //   peak_pages                                populated pages per unit at the fullest
 //   after_pages, chunks_after                 after the last cycle's free-all + balance
 
-geometry linux_geometry(std::size_t unit) {
-    geometry g;
-    g.static_size = unit == 64 * 1024 ? 29912 : 185560;
-    g.reserved_size = 0;
-    g.dynamic_size = 31528;
-    g.unit = unit;
-    return g;
-}
-
 /// life_totals - seconds and counts of one or more lives, cold (cycle 0) and warm.
 struct life_totals {
     double alloc_s[2] = {}, free_s[2] = {};
@@ -905,9 +907,11 @@ void register_all() {
     for (const std::uint32_t pages : {1u, 4u, 16u})
         reg("populate/pcpu/pages:" + std::to_string(pages),
             [=](benchmark::State& st) { BM_populate(st, pages); }, true);
-    reg("worst/trace/pcpu", [](benchmark::State& st) { BM_worst(st, &g_trace); }, false, true);
+    reg("worst/trace/pcpu", [](benchmark::State& st) { BM_worst(st, &g_trace, geometry{}); }, false, true);
     for (const std::size_t unit : {std::size_t{64} * 1024, std::size_t{1024} * 1024}) {
         const std::string u = "/unit:" + std::to_string(unit / 1024) + "k";
+        reg("worst/trace/pcpu" + u, [=](benchmark::State& st) { BM_worst(st, &g_trace, linux_geometry(unit)); }, false,
+            true);
         for (const std::uint32_t size : {4u, 16u, 64u, 256u, 0u})
             reg("life/synthetic/pcpu/size:" + (size == 0 ? std::string("mixed") : std::to_string(size)) + u,
                 [=](benchmark::State& st) { BM_life_synthetic(st, size, unit); }, true);

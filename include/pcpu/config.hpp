@@ -48,6 +48,14 @@
 /// PCPU_DEFAULT_PAGE_SHIFT - log2 of the page (= bitmap block) size used when a
 /// platform does not name one. 12 (4 KiB) matches Linux; firmware with little RAM may
 /// choose 10 (1 KiB pages, 256-bit blocks).
+/// PCPU_HOT_INLINE - inline a small helper of the hot paths into every caller, except
+/// when optimising for size (-Os, where a call is the smaller choice).
+#if defined(__GNUC__) && !defined(__OPTIMIZE_SIZE__)
+#define PCPU_HOT_INLINE inline __attribute__((always_inline))
+#else
+#define PCPU_HOT_INLINE inline
+#endif
+
 #ifndef PCPU_DEFAULT_PAGE_SHIFT
 #define PCPU_DEFAULT_PAGE_SHIFT 12
 #endif
