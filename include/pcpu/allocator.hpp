@@ -374,22 +374,22 @@ public:
         return alloc_impl(size, align, true, ctx);
     }
 
-    /// alloc(size, align, ctx_t<B>) / alloc_reserved(...) - the same with a compile-time
+    /// alloc(size, align, ctx_t<Bits>) / alloc_reserved(...) - the same with a compile-time
     /// context (ctx_type.hpp): one that may not block instantiates the atomic path
     /// alone, so no sleeping-lock, chunk-creation or population code is compiled for
     /// it and none of those platform members is instantiated. A compile-time context
     /// that may block is narrowed by the scope at run time, as a run-time one.
-    template <ctx_bits B>
-    result<handle> alloc(std::size_t size, std::size_t align, ctx_t<B> ctx) noexcept {
+    template <ctx_bits Bits>
+    result<handle> alloc(std::size_t size, std::size_t align, ctx_t<Bits> ctx) noexcept {
         static_assert(std::is_same<context, gfp>::value,
                       "pcpu: compile-time contexts (ctx_t) are gfp contexts; this platform has its own context type");
-        return alloc_impl<ctx_t<B>::may_block>(size, align, false, ctx);
+        return alloc_impl<ctx_t<Bits>::may_block>(size, align, false, ctx);
     }
-    template <ctx_bits B>
-    result<handle> alloc_reserved(std::size_t size, std::size_t align, ctx_t<B> ctx) noexcept {
+    template <ctx_bits Bits>
+    result<handle> alloc_reserved(std::size_t size, std::size_t align, ctx_t<Bits> ctx) noexcept {
         static_assert(std::is_same<context, gfp>::value,
                       "pcpu: compile-time contexts (ctx_t) are gfp contexts; this platform has its own context type");
-        return alloc_impl<ctx_t<B>::may_block>(size, align, true, ctx);
+        return alloc_impl<ctx_t<Bits>::may_block>(size, align, true, ctx);
     }
 
     /// free(h) - free an allocation made by alloc() or alloc_reserved().

@@ -2,7 +2,7 @@
 // pcpu/ctx_type.hpp - compile-time contexts: a gfp context whose permissions are part
 // of its type.
 //
-// ctx_t<B> is an empty object standing for the gfp value B (context.hpp); what it
+// ctx_t<Bits> is an empty object standing for the gfp value Bits (context.hpp); what it
 // allows is known to the compiler, so an allocation made with it instantiates only
 // the paths that context can take: allocator::alloc(size, align, ctx_t<atomic>)
 // compiles no sleeping lock, no chunk creation and no population, and a platform used
@@ -10,14 +10,14 @@
 //
 // The rule of context.hpp - narrowed but never widened - becomes a rule of the type
 // system here:
-//   - ctx_t<A> converts implicitly to ctx_t<B> when B is within A (a narrowing: the
+//   - ctx_t<X> converts implicitly to ctx_t<Y> when Y is within X (a narrowing: the
 //     callee may do less than the caller allows), and to the run-time gfp always
 //     (the same value, nothing widened);
 //   - every other conversion is a compile error whose diagnostic names both contexts:
-//     ctx_t<A> to a ctx_t<B> that allows something A forbids, and a run-time gfp to any
+//     ctx_t<X> to a ctx_t<Y> that allows something X forbids, and a run-time gfp to any
 //     compile-time context (its value, unknown here, may be narrower), except the
 //     narrowest context of all, which every run-time context contains;
-//   - narrow(ctx_t<A>, ctx_t<B>) is ctx_t<the meet of A and B>, computed by the same
+//   - narrow(ctx_t<X>, ctx_t<Y>) is ctx_t<the meet of X and Y>, computed by the same
 //     context_traits<gfp>::narrow as at run time.
 // A compile-time context is a gfp context: it works with platforms whose context type
 // is pcpu::gfp (the default).
@@ -62,10 +62,10 @@ struct runtime_narrows_to {
                                                               gfp{gfp::restriction_bits});
 };
 
-/// ctx_t<B> - the compile-time context B.
-template <ctx_bits B>
+/// ctx_t<Bits> - the compile-time context Bits.
+template <ctx_bits Bits>
 struct ctx_t {
-    static constexpr gfp value{static_cast<std::uint8_t>(B)};
+    static constexpr gfp value{static_cast<std::uint8_t>(Bits)};
     using traits = context_traits<gfp>;
     static constexpr bool may_block = traits::may_block(value);
     static constexpr bool may_io = traits::may_io(value);
@@ -77,15 +77,15 @@ struct ctx_t {
     /// From another compile-time context: allowed only when it narrows.
     template <ctx_bits From>
     constexpr ctx_t(ctx_t<From>) noexcept { // NOLINT(google-explicit-constructor)
-        static_assert(narrows_to<From, B>::value,
+        static_assert(narrows_to<From, Bits>::value,
                       "pcpu: this conversion would widen a compile-time context: the target context "
                       "allows something the source context forbids (the compiler names both, "
                       "as narrows_to<source, target>); pass the source on, or narrow it");
     }
-    /// From a run-time context: its value is not known here and may be narrower than B.
+    /// From a run-time context: its value is not known here and may be narrower than Bits.
     template <class G, std::enable_if_t<std::is_same<G, gfp>::value, int> = 0>
     constexpr ctx_t(G) noexcept { // NOLINT(google-explicit-constructor)
-        static_assert(runtime_narrows_to<B>::value,
+        static_assert(runtime_narrows_to<Bits>::value,
                       "pcpu: a run-time context (pcpu::gfp) cannot become a compile-time context "
                       "(the compiler names it, as runtime_narrows_to<target>): the run-time "
                       "value may be narrower than the target; keep passing the run-time context");
@@ -107,28 +107,28 @@ using atomic_t = ctx_t<ctx_bits::atomic>;
 /// is_ctx_t<T> - T is a compile-time context.
 template <class T>
 struct is_ctx_t : std::false_type {};
-template <ctx_bits B>
-struct is_ctx_t<ctx_t<B>> : std::true_type {};
+template <ctx_bits Bits>
+struct is_ctx_t<ctx_t<Bits>> : std::true_type {};
 
-/// narrow(ctx_t<A>, ctx_t<B>) - the meet, at compile time.
-template <ctx_bits A, ctx_bits B>
-constexpr auto narrow(ctx_t<A>, ctx_t<B>) noexcept {
-    return ctx_t<static_cast<ctx_bits>(context_traits<gfp>::narrow(ctx_t<A>::value, ctx_t<B>::value).bits)>{};
+/// narrow(ctx_t<X>, ctx_t<Y>) - the meet, at compile time.
+template <ctx_bits X, ctx_bits Y>
+constexpr auto narrow(ctx_t<X>, ctx_t<Y>) noexcept {
+    return ctx_t<static_cast<ctx_bits>(context_traits<gfp>::narrow(ctx_t<X>::value, ctx_t<Y>::value).bits)>{};
 }
 /// (the same context twice: more specialized than both the above and context.hpp's
 /// narrow(Ctx, Ctx), which would otherwise be equally good)
-template <ctx_bits A>
-constexpr ctx_t<A> narrow(ctx_t<A>, ctx_t<A>) noexcept { return {}; }
+template <ctx_bits X>
+constexpr ctx_t<X> narrow(ctx_t<X>, ctx_t<X>) noexcept { return {}; }
 /// narrow with a run-time context - a run-time context.
-template <ctx_bits A>
-constexpr gfp narrow(ctx_t<A> c, gfp by) noexcept { return context_traits<gfp>::narrow(c, by); }
-template <ctx_bits A>
-constexpr gfp narrow(gfp c, ctx_t<A> by) noexcept { return context_traits<gfp>::narrow(c, by); }
+template <ctx_bits X>
+constexpr gfp narrow(ctx_t<X> c, gfp by) noexcept { return context_traits<gfp>::narrow(c, by); }
+template <ctx_bits X>
+constexpr gfp narrow(gfp c, ctx_t<X> by) noexcept { return context_traits<gfp>::narrow(c, by); }
 
-/// within(ctx_t<A>, ctx_t<B>) - A allows nothing that B forbids.
-template <ctx_bits A, ctx_bits B>
-constexpr bool within(ctx_t<A>, ctx_t<B>) noexcept { return narrows_to<B, A>::value; }
-template <ctx_bits A>
-constexpr bool within(ctx_t<A>, ctx_t<A>) noexcept { return true; }
+/// within(ctx_t<X>, ctx_t<Y>) - X allows nothing that Y forbids.
+template <ctx_bits X, ctx_bits Y>
+constexpr bool within(ctx_t<X>, ctx_t<Y>) noexcept { return narrows_to<Y, X>::value; }
+template <ctx_bits X>
+constexpr bool within(ctx_t<X>, ctx_t<X>) noexcept { return true; }
 
 } // namespace pcpu
