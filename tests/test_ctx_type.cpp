@@ -10,6 +10,7 @@
 #include <pcpu/allocator.hpp>
 #include <pcpu/ctx_type.hpp>
 #include <pcpu/debug/context_checker.hpp>
+#include <pcpu/percpu.hpp>
 
 #include <doctest/doctest.h>
 
@@ -161,6 +162,15 @@ TEST_CASE("compile-time atomic: the same allocations, failure and warning as the
     CHECK(blocking(ct.alloc) == before);
     CHECK_CLEAN(ct.alloc);
     REQUIRE(ct.alloc.free(h.value()) == pcpu::errc::ok);
+    CHECK_CLEAN(ct.alloc);
+    // The typed allocation takes the same compile-time path.
+    const std::uint32_t before_typed = blocking(ct.alloc);
+    auto t = pcpu::alloc_percpu<std::uint32_t>(ct.alloc, ctx::atomic_t{}, 7u);
+    REQUIRE(t.ok());
+    CHECK(blocking(ct.alloc) == before_typed);
+    for (unsigned cpu = 0; cpu < cpus; ++cpu) CHECK(*t.value().ptr(cpu) == 7u);
+    CHECK_CLEAN(ct.alloc);
+    REQUIRE(pcpu::free_percpu(ct.alloc, t.value()) == pcpu::errc::ok);
     CHECK_CLEAN(ct.alloc);
     for (auto a : c.first) {
         REQUIRE(ct.alloc.free(pcpu::handle(a)) == pcpu::errc::ok);

@@ -7,6 +7,7 @@
 // so the sleeping path is compiled in and the platform rejects it.
 // expect: sleeping-path member instantiated
 #include <pcpu/allocator.hpp>
+#include <pcpu/percpu.hpp>
 
 #include <cstdlib>
 
@@ -58,6 +59,7 @@ std::uintptr_t use(const pcpu::first_chunk_config& cfg) {
 #else
     const auto h = a.alloc(16, 8, pcpu::ctx::atomic_t{});
     (void)a.alloc_reserved(16, 8, pcpu::ctx::nowait_t{});
+    (void)pcpu::alloc_percpu<std::uint32_t>(a, pcpu::ctx::atomic_t{}, 7u);
 #endif
     if (!h) return 0;
     const auto addr = reinterpret_cast<std::uintptr_t>(a.ptr(h.value(), 1));
