@@ -383,13 +383,13 @@ public:
     result<handle> alloc(std::size_t size, std::size_t align, ctx_t<Bits> ctx) noexcept {
         static_assert(std::is_same<context, gfp>::value,
                       "pcpu: compile-time contexts (ctx_t) are gfp contexts; this platform has its own context type");
-        return alloc_impl<ctx_t<Bits>::may_block>(size, align, false, ctx);
+        return alloc_impl<ctx_t<Bits>::may_block, !ctx_t<Bits>::nowarn>(size, align, false, ctx);
     }
     template <ctx_bits Bits>
     result<handle> alloc_reserved(std::size_t size, std::size_t align, ctx_t<Bits> ctx) noexcept {
         static_assert(std::is_same<context, gfp>::value,
                       "pcpu: compile-time contexts (ctx_t) are gfp contexts; this platform has its own context type");
-        return alloc_impl<ctx_t<Bits>::may_block>(size, align, true, ctx);
+        return alloc_impl<ctx_t<Bits>::may_block, !ctx_t<Bits>::nowarn>(size, align, true, ctx);
     }
 
     /// free(h) - free an allocation made by alloc() or alloc_reserved().
@@ -966,7 +966,8 @@ private:
 
     /// MayBlock false: the caller's context is known at compile time to forbid
     /// blocking, and only the atomic path is instantiated (here and in alloc_area).
-    template <bool MayBlock = true>
+    /// MayWarn false: it is known to have nowarn, and no failure report is compiled.
+    template <bool MayBlock = true, bool MayWarn = true>
     result<handle> alloc_impl(std::size_t size, std::size_t align, bool reserved, context ctx) noexcept {
         if (!initialized_) return errc::not_initialized;
         // Effective context: the caller's, narrowed by the task's scope (a NOIO scope
@@ -996,7 +997,8 @@ private:
             for (unsigned cpu = 0; cpu < nr_cpus_; ++cpu) std::memset(ptr(h, cpu), 0, round_up(size, min_alloc_size));
             return h;
         }
-        if (!ctx_traits::nowarn(eff)) warn_alloc_failure(size, align, is_atomic, err);
+        if constexpr (MayWarn)
+            if (!ctx_traits::nowarn(eff)) warn_alloc_failure(size, align, is_atomic, err);
         return err;
     }
 
