@@ -4,6 +4,7 @@
 
 #include "pcpu/allocator.hpp"
 #include "pcpu/context.hpp"
+#include "pcpu/ctx_type.hpp"
 #include "pcpu/error.hpp"
 #include "pcpu/counter.hpp"
 #include "pcpu/percpu.hpp"

@@ -10,7 +10,8 @@ import subprocess
 import sys
 
 OPS = [('init', 'init'), ('alloc', 'alloc'), ('free', 'free'), ('ptr', 'ptr'), ('this_cpu_add', 'this-CPU add')]
-POLICIES = ['static_only', 'contiguous']
+# *_atomic: alloc with the compile-time atomic context (ctx::atomic_t), no sleeping path.
+POLICIES = ['static_only', 'contiguous', 'static_only_atomic', 'contiguous_atomic']
 
 
 def text_size(lib):
@@ -19,7 +20,7 @@ def text_size(lib):
 
 
 def main():
-    header = f'   {"target":<14} {"policy":<12}' + ''.join(f'{label:>14}' for _, label in OPS) + f'{"all":>8}'
+    header = f'   {"target":<14} {"policy":<19}' + ''.join(f'{label:>14}' for _, label in OPS) + f'{"all":>8}'
     print(header)
     for arg in sys.argv[1:]:
         cpu, build = arg.split('=', 1)
@@ -32,7 +33,7 @@ def main():
                 print(f'size_table.py: {missing[0]} was not built', file=sys.stderr)
                 return 1
             sizes = [text_size(lib) for lib in libs]
-            print(f'   {cpu:<14} {policy:<12}' + ''.join(f'{s:>14}' for s in sizes[:-1]) + f'{sizes[-1]:>8}')
+            print(f'   {cpu:<14} {policy:<19}' + ''.join(f'{s:>14}' for s in sizes[:-1]) + f'{sizes[-1]:>8}')
     return 0
 
 

@@ -3,8 +3,10 @@
 // object that instantiates init, alloc, free and per-CPU access through percpu<T> (a
 // this-CPU add under the interrupt guard, and another CPU's copy) for one policy
 // (FOOTPRINT_CONTIGUOUS selects contiguous over the static arena, with balance and
-// shutdown, which that policy needs; otherwise static_only). CI prints its size with
-// arm-none-eabi-size in every run.
+// shutdown, which that policy needs; otherwise static_only). FOOTPRINT_ATOMIC makes
+// alloc take the compile-time atomic context (pcpu/ctx_type.hpp), as firmware that
+// allocates only from interrupt-safe code would: the sleeping path is not compiled.
+// CI prints its size with arm-none-eabi-size in every run.
 //
 // Assertions are compiled out, as in a release image: the figure is the allocator,
 // not its self-checks. verify() is not instantiated either (a debugging aid; the
@@ -35,7 +37,11 @@ pcpu::errc footprint_init(footprint_alloc& a, const pcpu::first_chunk_config& cf
 #endif
 #if FOOTPRINT_HAS(2)
 pcpu::result<pcpu::handle> footprint_alloc_fn(footprint_alloc& a, std::size_t size, std::size_t align) {
+#ifdef FOOTPRINT_ATOMIC
+    return a.alloc(size, align, pcpu::ctx::atomic_t{});
+#else
     return a.alloc(size, align, pcpu::ctx::full);
+#endif
 }
 #endif
 #if FOOTPRINT_HAS(3)

@@ -41,6 +41,7 @@
 #include "chunk_index.hpp"
 #include "config.hpp"
 #include "context.hpp"
+#include "ctx_type.hpp"
 #include "detail/format.hpp"
 #include "detail/list.hpp"
 #include "detail/poison.hpp"
@@ -371,6 +372,24 @@ public:
     /// area (the kernel's module per-CPU reserve). no_space if there is none or it is full.
     result<handle> alloc_reserved(std::size_t size, std::size_t align, context ctx) noexcept {
         return alloc_impl(size, align, true, ctx);
+    }
+
+    /// alloc(size, align, ctx_t<Bits>) / alloc_reserved(...) - the same with a compile-time
+    /// context (ctx_type.hpp): one that may not block instantiates the atomic path
+    /// alone, so no sleeping-lock, chunk-creation or population code is compiled for
+    /// it and none of those platform members is instantiated. A compile-time context
+    /// that may block is narrowed by the scope at run time, as a run-time one.
+    template <ctx_bits Bits>
+    result<handle> alloc(std::size_t size, std::size_t align, ctx_t<Bits> ctx) noexcept {
+        static_assert(std::is_same<context, gfp>::value,
+                      "pcpu: compile-time contexts (ctx_t) are gfp contexts; this platform has its own context type");
+        return alloc_impl<ctx_t<Bits>::may_block, !ctx_t<Bits>::nowarn>(size, align, false, ctx);
+    }
+    template <ctx_bits Bits>
+    result<handle> alloc_reserved(std::size_t size, std::size_t align, ctx_t<Bits> ctx) noexcept {
+        static_assert(std::is_same<context, gfp>::value,
+                      "pcpu: compile-time contexts (ctx_t) are gfp contexts; this platform has its own context type");
+        return alloc_impl<ctx_t<Bits>::may_block, !ctx_t<Bits>::nowarn>(size, align, true, ctx);
     }
 
     /// free(h) - free an allocation made by alloc() or alloc_reserved().
@@ -920,6 +939,10 @@ private:
         Platform& p_;
         bool held_;
     };
+    /// no_slow_guard - slow_guard for an allocation that can never block.
+    struct no_slow_guard {
+        no_slow_guard(Platform&, bool) noexcept {}
+    };
     /// optional_scope - the context's implicit scope, where the platform has scopes.
     struct optional_scope {
         static constexpr bool has = traits::template has<detail::has_scope_apply>;
@@ -941,12 +964,16 @@ private:
         return ctx_traits::narrow(ctx_traits::for_backing(eff), traits::background_context(platform_));
     }
 
+    /// MayBlock false: the caller's context is known at compile time to forbid
+    /// blocking, and only the atomic path is instantiated (here and in alloc_area).
+    /// MayWarn false: it is known to have nowarn, and no failure report is compiled.
+    template <bool MayBlock = true, bool MayWarn = true>
     result<handle> alloc_impl(std::size_t size, std::size_t align, bool reserved, context ctx) noexcept {
         if (!initialized_) return errc::not_initialized;
         // Effective context: the caller's, narrowed by the task's scope (a NOIO scope
         // makes a full request NOIO), decided once here and passed down.
         const context eff = ctx_traits::narrow(ctx, traits::current_scope(platform_));
-        const bool is_atomic = !ctx_traits::may_block(eff);
+        const bool is_atomic = !MayBlock || !ctx_traits::may_block(eff);
         errc err = errc::ok;
         if (size == 0) err = errc::zero_size;
         else if (size > unit_size_) err = errc::size_too_large;
@@ -955,7 +982,7 @@ private:
         handle h;
         if (err == errc::ok) {
             op_bracket op(platform_, eff);
-            err = alloc_area(round_up(size, min_alloc_size), align < min_alloc_size ? min_alloc_size : align,
+            err = alloc_area<MayBlock>(round_up(size, min_alloc_size), align < min_alloc_size ? min_alloc_size : align,
                              reserved, is_atomic, eff, h);
         } else {
             index_guard<Platform> guard(platform_);
@@ -970,7 +997,8 @@ private:
             for (unsigned cpu = 0; cpu < nr_cpus_; ++cpu) std::memset(ptr(h, cpu), 0, round_up(size, min_alloc_size));
             return h;
         }
-        if (!ctx_traits::nowarn(eff)) warn_alloc_failure(size, align, is_atomic, err);
+        if constexpr (MayWarn)
+            if (!ctx_traits::nowarn(eff)) warn_alloc_failure(size, align, is_atomic, err);
         return err;
     }
 
@@ -982,11 +1010,12 @@ private:
     /// dropping the index lock while a chunk is created or pages are populated. An
     /// atomic allocation never takes it: it claims only populated space, or fails and
     /// asks balance to refill the reserve.
+    template <bool MayBlock>
     errc alloc_area(std::size_t bytes, std::size_t align, bool reserved, bool is_atomic, context eff,
                     handle& out) noexcept {
         const auto bits = static_cast<std::uint32_t>(bytes >> min_alloc_shift);
         const auto align_bits = static_cast<std::uint32_t>(align >> min_alloc_shift);
-        const bool sleeping = Populate::creates_chunks && !is_atomic;
+        const bool sleeping = Populate::creates_chunks && MayBlock && !is_atomic;
         if (sleeping && !reserved) {
             // Fast path: a fit on populated pages needs neither population nor a new
             // chunk, so the sleeping lock buys nothing; claim it as an atomic allocation
@@ -1007,8 +1036,8 @@ private:
             }
             platform_.index_unlock();
         }
-        slow_guard slow(platform_, sleeping);
-        const context locked = locked_context(eff);
+        std::conditional_t<MayBlock, slow_guard, no_slow_guard> slow(platform_, sleeping);
+        const context locked = MayBlock ? locked_context(eff) : eff;
 
         chunk_node* c = nullptr;
         std::int32_t off = -1;
@@ -1028,7 +1057,7 @@ private:
             // Nothing fits. A fully free chunk fits any legal request, so one is created
             // only while none exists; the sleeping lock makes this task the only creator.
             if (!slots_[free_slot_].empty()) break;
-            if constexpr (Populate::creates_chunks) {
+            if constexpr (Populate::creates_chunks && MayBlock) {
                 platform_.index_unlock();
                 chunk_node* fresh = create_chunk(locked);
                 platform_.index_lock();
@@ -1054,12 +1083,12 @@ private:
         const std::uint32_t page_begin = static_cast<std::uint32_t>(off) / chunk_type::block_bits;
         const std::uint32_t page_end = (static_cast<std::uint32_t>(off) + bits - 1) / chunk_type::block_bits + 1;
         bool populated = true;
-        if constexpr (Populate::on_demand)
+        if constexpr (Populate::on_demand && MayBlock)
             populated = bitmap::all_set(c->map.populated_map(), page_begin, page_end);
         if (!populated) {
             // Only a sleeping allocation gets here: an atomic fit is populated already.
             platform_.index_unlock();
-            err = populate_range(*c, page_begin, page_end, locked);
+            if constexpr (MayBlock) err = populate_range(*c, page_begin, page_end, locked);
             platform_.index_lock();
             if (err != errc::ok) {
                 release_area(*c, static_cast<std::uint32_t>(off));

@@ -50,6 +50,7 @@
 
 #include "allocator.hpp"
 #include "config.hpp"
+#include "ctx_type.hpp"
 #include "error.hpp"
 #include "platform.hpp"
 
@@ -130,13 +131,10 @@ percpu<T> typed(const Alloc& a, handle h) noexcept {
     return percpu<T>(h, a.cpu_offsets(), a.nr_cpus());
 }
 
-/// alloc_percpu<T>(a, ctx, args...) - allocate a T on every CPU and construct each copy
-/// as T(args...) (the same arguments, by const reference, for every CPU).
-/// Context: as allocator::alloc(size, align, ctx).
-/// Returns the handle, or alloc()'s error (size_too_large if sizeof(T) exceeds the
-/// unit); on error no T was constructed.
-template <class T, class Alloc, class... Args>
-result<percpu<T>> alloc_percpu(Alloc& a, typename Alloc::context ctx, const Args&... args) noexcept {
+namespace detail {
+/// alloc_percpu_with<T>(a, ctx, args...) - alloc_percpu() for either kind of context.
+template <class T, class Alloc, class Ctx, class... Args>
+result<percpu<T>> alloc_percpu_with(Alloc& a, Ctx ctx, const Args&... args) noexcept {
     // No exceptions: a constructor that could throw half way through the CPUs would
     // leave copies nobody can destroy.
     static_assert(std::is_nothrow_constructible<T, const Args&...>::value,
@@ -147,6 +145,24 @@ result<percpu<T>> alloc_percpu(Alloc& a, typename Alloc::context ctx, const Args
     const percpu<T> h = typed<T>(a, r.value());
     for (unsigned cpu = 0; cpu < h.nr_cpus(); ++cpu) ::new (static_cast<void*>(h.ptr(cpu))) T(args...);
     return h;
+}
+} // namespace detail
+
+/// alloc_percpu<T>(a, ctx, args...) - allocate a T on every CPU and construct each copy
+/// as T(args...) (the same arguments, by const reference, for every CPU).
+/// Context: as allocator::alloc(size, align, ctx).
+/// Returns the handle, or alloc()'s error (size_too_large if sizeof(T) exceeds the
+/// unit); on error no T was constructed.
+template <class T, class Alloc, class... Args>
+result<percpu<T>> alloc_percpu(Alloc& a, typename Alloc::context ctx, const Args&... args) noexcept {
+    return detail::alloc_percpu_with<T>(a, ctx, args...);
+}
+/// alloc_percpu<T>(a, ctx_t<Bits>, args...) - the same with a compile-time context
+/// (ctx_type.hpp): allocator::alloc()'s compile-time overload, so an atomic one
+/// compiles no sleeping path.
+template <class T, class Alloc, ctx_bits Bits, class... Args>
+result<percpu<T>> alloc_percpu(Alloc& a, ctx_t<Bits> ctx, const Args&... args) noexcept {
+    return detail::alloc_percpu_with<T>(a, ctx, args...);
 }
 
 /// free_percpu(a, h) - destroy every CPU's copy, then free the allocation. A null
