@@ -310,9 +310,10 @@ void BM_worst(benchmark::State& st, const trace* t, geometry g) {
             free_live(impl, *t, slots);
         }
     }
-    // The first allocation of a pass meets the fresh allocator's metadata and units
-    // cold in the cache (the units were zeroed whole after it was set up): it counts in
-    // worst_alloc_cycles; worst_warm_alloc_cycles is the worst of all the others.
+    // The first allocation of a pass meets the fresh allocator's metadata cold (not in
+    // the cache, or host pages not yet faulted in; a verify() before the pass takes most
+    // of it away): it counts in worst_alloc_cycles; worst_warm_alloc_cycles is the worst
+    // of all the others.
     std::uint64_t worst_alloc = 0, worst_warm = 0, worst_pop = 0, worst_free = 0, worst_chunk = 0;
     std::size_t worst_i = 0, n_pop = 0, n_chunk = 0, first_alloc = 0;
     while (first_alloc < t->ops.size() && !t->ops[first_alloc].alloc) ++first_alloc;
