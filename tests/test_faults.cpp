@@ -134,6 +134,19 @@ struct outcome {
     std::size_t failed = 0; ///< runs with a finding
 };
 
+/// max_k - where a sweep gives up. A workload that still reaches its k-th platform call
+/// there has not been swept to its end: that is a failure, not a quiet stop.
+constexpr std::size_t max_k = 2000;
+
+/// swept_to_end(name, k, reached) - true when the sweep may stop: the run with this k
+/// reached no injected failure. Fails the test when k hit max_k first.
+bool swept_to_end(const char* name, std::size_t k, bool reached) {
+    if (!reached) return true;
+    if (k < max_k) return false;
+    FAIL_CHECK(name << ": still reaching the platform at k = " << k << "; the sweep stopped before its end");
+    return true;
+}
+
 /// sweep(workload, own_meta) - the k loop for one workload under one policy.
 template <class Policy>
 outcome sweep(const char* name, std::string (*workload)(runner<Policy>&), bool own_meta) {
@@ -162,7 +175,7 @@ outcome sweep(const char* name, std::string (*workload)(runner<Policy>&), bool o
             ++o.failed;
             FAIL_CHECK(name << ", k = " << k << ": " << e);
         }
-        if (!reached || k > 2000) break;
+        if (swept_to_end(name, k, reached)) break;
     }
     return o;
 }
@@ -229,7 +242,7 @@ TEST_CASE("exhaustive fault injection: lazy_mapped, one CPU and the background c
             ++failed;
             FAIL_CHECK("k = " << k << ": " << e);
         }
-        if (!reached || k > 2000) break;
+        if (swept_to_end("lazy_mapped, 1 CPU", k, reached)) break;
     }
     CHECK(runs > 3);
     CHECK(failed == 0);
