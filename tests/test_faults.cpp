@@ -143,7 +143,7 @@ constexpr std::size_t max_k = 2000;
 bool swept_to_end(const char* name, std::size_t k, bool reached) {
     if (!reached) return true;
     if (k < max_k) return false;
-    FAIL_CHECK(name << ": still reaching the platform at k = " << k << "; the sweep stopped before its end");
+    FAIL_CHECK(std::string(name) << ": still reaching the platform at k = " << k << "; the sweep stopped before its end");
     return true;
 }
 
@@ -173,7 +173,7 @@ outcome sweep(const char* name, std::string (*workload)(runner<Policy>&), bool o
         ++o.runs;
         if (!e.empty()) {
             ++o.failed;
-            FAIL_CHECK(name << ", k = " << k << ": " << e);
+            FAIL_CHECK(std::string(name) << ", k = " << k << ": " << e);
         }
         if (swept_to_end(name, k, reached)) break;
     }
