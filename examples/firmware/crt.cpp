@@ -68,4 +68,18 @@ void fw_init_memory() {
     fw::write("pcpu firmware: FAIL: hard fault\n");
     fw::exit(4);
 }
+
+// Static objects are never destroyed here (the run ends in main's return): registering
+// a destructor is accepted and dropped, so code written with ordinary statics links.
+void* __dso_handle = nullptr;
+int __aeabi_atexit(void*, void (*)(void*), void*) { return 0; }
+
+// newlib's assert() hook, for code built with plain <cassert> (the images that do not
+// route PCPU_ASSERT to their own report): a failed assertion is a failed run, status 5.
+[[noreturn]] void __assert_func(const char* file, int line, const char*, const char* cond) {
+    fw::line l;
+    l << "pcpu firmware: FAIL: assertion " << cond << " (" << file << ":" << static_cast<std::uint32_t>(line) << ")";
+    l.end();
+    fw::exit(5);
+}
 } // extern "C"

@@ -98,7 +98,19 @@ def run_all(script, qemu, runs, machine=('-M', 'mps2-an386'), timeout=60):
     return 1 if failed else 0
 
 
+def exit_zero(status, _out):
+    return [] if status == 0 else [f'exit status {status}, expected 0']
+
+
+def exit_nonzero(status, _out):
+    return [] if status not in (0, None) else ['exit status 0: the planted bug went unnoticed']
+
+
 def main():
+    if sys.argv[1] == '--exit-status':
+        # An image whose exit status is its verdict, and its planted-bug twin.
+        qemu, good, fault = sys.argv[2:5]
+        return run_all('run_qemu.py', qemu, [(good, good, exit_zero), (fault, fault, exit_nonzero)])
     qemu, good, fault = sys.argv[1:4]
     return run_all('run_qemu.py', qemu, [('firmware', good, check_good), ('planted-bug firmware', fault, check_fault)])
 

@@ -5,8 +5,10 @@
 // under an IRQ guard, a statistics counter, and a second platform without a guard
 // (relaxed atomics, 32-bit only). No heap, no exceptions, no RTTI, no <thread>/<mutex>.
 //
-// Linked with --gc-sections and run (qemu-arm, semihosting exit) when the toolchain is
-// there; the exit status is 0 only if every check below holds.
+// Built by tests/embedded/check_typed_cm4.sh on every host (compile, link with
+// --gc-sections, the pcpu_data symbols), and in the Cortex-M4 firmware build as an image
+// run under qemu-system-arm -M mps2-an386 (examples/firmware/meson.build): its exit
+// status is 0 only if every check below holds, and the planted-bug image must fail.
 #include <pcpu/counter.hpp>
 #include <pcpu/percpu.hpp>
 #include <pcpu/static_var.hpp>
@@ -18,6 +20,17 @@ namespace {
 constexpr unsigned nr_cpus = 4;
 unsigned current_cpu = 0; // "which core runs": the firmware switches it
 
+/// running_cpu() - what the platforms answer for this_cpu(). The planted-bug build
+/// (PCPU_TYPED_CM4_FAULT, run beside the real one under QEMU) answers CPU 0 always: a
+/// per-CPU layer that ignored the running CPU would pass with it, so the checks must not.
+unsigned running_cpu() noexcept {
+#if defined(PCPU_TYPED_CM4_FAULT)
+    return 0;
+#else
+    return current_cpu;
+#endif
+}
+
 /// irq_platform - single-core firmware simulating nr_cpus logical CPUs: masking
 /// interrupts is the this-CPU guard (PRIMASK on a real Cortex-M).
 struct irq_platform {
@@ -25,7 +38,7 @@ struct irq_platform {
     static constexpr unsigned page_shift = 10;
     void index_lock() noexcept {}
     void index_unlock() noexcept {}
-    unsigned this_cpu() noexcept { return current_cpu; }
+    unsigned this_cpu() noexcept { return running_cpu(); }
     std::uint32_t irq_save() noexcept {
         std::uint32_t primask = 0;
 #if defined(__ARM_ARCH_7EM__)
@@ -51,7 +64,7 @@ struct bare_platform {
     static constexpr unsigned page_shift = 10;
     void index_lock() noexcept {}
     void index_unlock() noexcept {}
-    unsigned this_cpu() noexcept { return current_cpu; }
+    unsigned this_cpu() noexcept { return running_cpu(); }
 };
 
 using irq_alloc = pcpu::allocator<irq_platform>;
