@@ -46,12 +46,19 @@ namespace pcpu_bench {
 class spin_lock {
 public:
     void lock() noexcept {
-        while (flag_.exchange(true, std::memory_order_acquire))
-            while (flag_.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+        if (!flag_.exchange(true, std::memory_order_acquire)) return;
+        lock_contended();
     }
     void unlock() noexcept { flag_.store(false, std::memory_order_release); }
 
 private:
+    // Kept out of line so that the uncontended path above inlines into its callers.
+    __attribute__((noinline)) void lock_contended() noexcept {
+        do {
+            while (flag_.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+        } while (flag_.exchange(true, std::memory_order_acquire));
+    }
+
     std::atomic<bool> flag_{false};
 };
 
