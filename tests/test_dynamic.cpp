@@ -161,6 +161,41 @@ TEST_CASE("the seed's deadlock: a noio caller holding a lock IO reclaim needs") 
     CHECK_FALSE(sim_of(a).leaks());
 }
 
+TEST_CASE("every callback that can block receives the context, the freeing ones included") {
+    using alloc_t = pcpu::allocator<checked, pcpu::lazy_mapped>;
+    fixture<alloc_t> f;
+    auto& a = f.alloc;
+    REQUIRE(f.init() == pcpu::errc::ok);
+    std::vector<pcpu::handle> hs;
+    for (int i = 0; i < 24; ++i) {
+        auto r = a.alloc(6 * 1024, 8, ctx::noio);
+        REQUIRE(r.ok());
+        hs.push_back(r.value());
+        CHECK_CLEAN(a);
+    }
+    for (pcpu::handle h : hs) {
+        CHECK(a.free(h) == pcpu::errc::ok);
+        CHECK_CLEAN(a);
+    }
+    CHECK(a.balance() == pcpu::errc::ok); // depopulates and destroys: unmap, free_pages, release, free_meta
+    CHECK_CLEAN(a);
+    const std::size_t before_shutdown = sim_of(a).freeing_calls_with_context();
+    CHECK(before_shutdown != 0); // the sim's context-taking forms were the ones called
+    auto& chk = a.platform();
+    // Every context here is noio: the caller's, and balance's background default.
+    for (cb k : {cb::slow_lock, cb::free_meta, cb::free_pages, cb::unmap, cb::release}) {
+        INFO(pcpu::debug::callback_name(k));
+        CHECK(pcpu::debug::callback_blocks(k));
+        CHECK(chk.calls(k) != 0);
+        CHECK(chk.calls(k, ctx::noio) == chk.calls(k)); // each call carried the context, and no wider one
+    }
+    for (std::size_t i = 0; i < pcpu::debug::nr_callbacks; ++i) {
+        const auto k = static_cast<cb>(i);
+        INFO(pcpu::debug::callback_name(k));
+        if (pcpu::debug::callback_blocks(k)) CHECK(pcpu::debug::callback_takes_context(k));
+    }
+}
+
 TEST_CASE("the checker catches a layer that passes full to map, and the sim shows the deadlock") {
     using alloc_t = pcpu::allocator<widen_map<checked>, pcpu::lazy_mapped>;
     pcpu_test::static_setup<alloc_t> f(cpus, unit, unit - 8 * 1024, 0);

@@ -324,23 +324,25 @@ public:
             // The whole body runs under the context's scope, so even an allocation the
             // platform makes without a context argument sees it.
             optional_scope scope(platform_, eff);
-            slow_guard slow(platform_, true);
+            // Everything under the sleeping lock, freeing included, is told this context.
+            const context locked = ctx_traits::for_backing(eff);
+            slow_guard slow(platform_, true, locked);
             std::uint64_t ops_before;
             {
                 index_guard<Platform> guard(platform_);
                 ops_before = ops_seen();
             }
-            balance_free(false);
+            balance_free(false, locked);
             if constexpr (Populate::on_demand) {
                 isolate_surplus();
-                reclaim_populated();
+                reclaim_populated(locked);
                 // Reclaim puts the chunks it emptied on the free list: the spare rule
                 // again before the reserve is refilled, so that the refill goes to the
                 // spare rather than into a chunk that is then kept beside it.
-                balance_free(false);
+                balance_free(false, locked);
             }
-            const errc err = balance_populated(ctx_traits::for_backing(eff));
-            balance_free(true);
+            const errc err = balance_populated(locked);
+            balance_free(true, locked);
             index_guard<Platform> guard(platform_);
             // A balance that completed with no operation in between leaves the lists
             // settled; verify() checks what that promises.
@@ -420,8 +422,9 @@ public:
         if (!initialized_) return verify_report{};
         // Taking the sleeping lock is a blocking operation of its own; it allocates
         // nothing, so the background context bounds it.
-        op_bracket op(platform_, traits::background_context(platform_));
-        slow_guard slow(platform_, Populate::creates_chunks);
+        const context bg = traits::background_context(platform_);
+        op_bracket op(platform_, bg);
+        slow_guard slow(platform_, Populate::creates_chunks, bg);
         index_guard<Platform> guard(platform_);
         return detail::allocator_inspector::verify(*this);
     }
@@ -497,9 +500,9 @@ private:
     /// slow_guard - the sleeping lock, taken only when `take` (policies that never
     /// create chunks have none, and atomic allocations never take it).
     struct slow_guard {
-        slow_guard(Platform& p, bool take) noexcept : p_(p), held_(take) {
+        slow_guard(Platform& p, bool take, context ctx) noexcept : p_(p), held_(take) {
             if constexpr (Populate::creates_chunks)
-                if (held_) p_.slow_lock();
+                if (held_) traits::slow_lock(p_, ctx);
         }
         ~slow_guard() {
             if constexpr (Populate::creates_chunks)
@@ -597,8 +600,8 @@ private:
             }
             platform_.index_unlock();
         }
-        slow_guard slow(platform_, sleeping);
         const context locked = locked_context(eff);
+        slow_guard slow(platform_, sleeping, locked);
 
         chunk_node* c = nullptr;
         std::int32_t off = -1;
@@ -764,7 +767,7 @@ private:
         const std::uintptr_t base = Populate::create(platform_, layout_, ctx);
         if (base == 0) {
             c->~chunk_node();
-            platform_.free_meta(mem, bytes);
+            traits::free_meta(platform_, mem, bytes, ctx);
             return nullptr;
         }
         c->base = c->usable_begin = base;
@@ -778,7 +781,7 @@ private:
     /// Context: sleeping lock held, index lock not held. Allocates nothing.
     // Templates only so that policies without chunk creation never instantiate them.
     template <class Pol = Populate>
-    void destroy_chunk(chunk_node& c) noexcept {
+    void destroy_chunk(chunk_node& c, context ctx) noexcept {
         detail::released(c.base, cpu_offsets_, nr_cpus_, unit_size_);
         if constexpr (Populate::on_demand) {
             std::size_t rs = 0, re = 0;
@@ -786,14 +789,14 @@ private:
                  from = re) {
                 PCPU_ASSERT(page_array_ != nullptr); // populated once, so it exists
                 Populate::depopulate(platform_, layout_, c.base, static_cast<std::uint32_t>(rs),
-                                     static_cast<std::uint32_t>(re), page_array_);
+                                     static_cast<std::uint32_t>(re), page_array_, ctx);
                 c.map.set_depopulated(static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re));
             }
             // No TLB flush: release() retires the whole range next and must flush it.
         }
-        Populate::destroy(platform_, layout_, c.base);
+        Populate::destroy(platform_, layout_, c.base, ctx);
         c.~chunk_node();
-        platform_.free_meta(&c, node_bytes() + chunk_type::meta_bytes(layout_.unit_pages));
+        traits::free_meta(platform_, &c, node_bytes() + chunk_type::meta_bytes(layout_.unit_pages), ctx);
     }
 
     /// ensure_page_array(ctx) - the temporary page array: allocated by the first
@@ -918,7 +921,7 @@ private:
     /// unpopulated spare beside a populated free chunk: two spares.
     // Templates only so that policies without chunk creation never instantiate them.
     template <class Pol = Populate>
-    void balance_free(bool empty_only) noexcept {
+    void balance_free(bool empty_only, context ctx) noexcept {
         detail::list_link doomed;
         {
             index_guard<Platform> guard(platform_);
@@ -941,7 +944,7 @@ private:
         while (!doomed.empty()) {
             auto& c = *static_cast<chunk_node*>(doomed.next);
             c.unlink();
-            destroy_chunk(c);
+            destroy_chunk(c, ctx);
         }
     }
 
@@ -988,7 +991,7 @@ private:
     /// searched only after every chunk in use.
     // Templates only so that policies without chunk creation never instantiate them.
     template <class Pol = Populate>
-    void reclaim_populated() noexcept {
+    void reclaim_populated(context ctx) noexcept {
         platform_.index_lock();
         while (!index_.list(index_.to_depopulate_slot()).empty()) {
             auto& c = *static_cast<chunk_node*>(index_.list(index_.to_depopulate_slot()).next);
@@ -999,7 +1002,7 @@ private:
                 platform_.index_unlock();
                 detail::released(c.base + std::uintptr_t{run_begin} * page_size, cpu_offsets_, nr_cpus_,
                                  std::size_t{run_end - run_begin} * page_size);
-                Populate::depopulate(platform_, layout_, c.base, run_begin, run_end, page_array_);
+                Populate::depopulate(platform_, layout_, c.base, run_begin, run_end, page_array_, ctx);
                 platform_.index_lock();
                 record_population(c, run_begin, run_end, false);
                 lo = run_begin < lo ? run_begin : lo;
@@ -1102,7 +1105,8 @@ private:
         if constexpr (Populate::creates_chunks) {
             // Depopulation and destruction allocate nothing; the bracket only tells a
             // checker that these callbacks belong to an operation.
-            op_bracket op(platform_, traits::background_context(platform_));
+            const context bg = traits::background_context(platform_);
+            op_bracket op(platform_, bg);
             for (int slot = 0; slot < index_.nr_slots(); ++slot) {
                 detail::list_link* head = &index_.list(slot);
                 for (detail::list_link* l = head->next; l != head;) {
@@ -1110,12 +1114,12 @@ private:
                     l = l->next;
                     if (c.kind != chunk_kind::dynamic) continue;
                     remove_chunk(c);
-                    destroy_chunk(c);
+                    destroy_chunk(c, bg);
                 }
             }
-            if (page_array_ != nullptr) platform_.free_meta(page_array_, page_array_bytes());
+            if (page_array_ != nullptr) traits::free_meta(platform_, page_array_, page_array_bytes(), bg);
             page_array_ = nullptr;
-            if (own_meta_ != nullptr) platform_.free_meta(own_meta_, own_meta_bytes_);
+            if (own_meta_ != nullptr) traits::free_meta(platform_, own_meta_, own_meta_bytes_, bg);
             own_meta_ = nullptr;
         }
         // Back to the state of a fresh object, so init() can start a new life: the
