@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// tests/test_chunk.cpp - one chunk's bitmap allocator (pcpu/chunk.hpp): randomized
+// tests/test_chunk.cpp - one chunk's bitmap allocator (pcpu/internal/chunk.hpp): randomized
 // alloc/free against an interval model (suite "chunk") and hand-built hint cases
 // (suite "hints"). Every chunk operation is followed by verify().
 //
@@ -8,7 +8,7 @@
 #include "support/chunk_model.hpp"
 #include "support/test_scale.hpp"
 
-#include <pcpu/chunk.hpp>
+#include <pcpu/internal/chunk.hpp>
 
 #include <doctest/doctest.h>
 

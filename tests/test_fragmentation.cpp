@@ -4,7 +4,7 @@
 // the work one allocation then does, read from the find-fit debug counters
 // (pcpu/debug/find_fit_stats.hpp; this binary is built with PCPU_FIND_FIT_STATS=1),
 // checked against the bound stated in docs/architecture.md; and the chunks free()'s
-// address lookup visits with 1, 16 and 256 chunks (pcpu/chunk_index.hpp).
+// address lookup visits with 1, 16 and 256 chunks (pcpu/internal/chunk_index.hpp).
 //
 // The layouts (F1o/F1e/F2, four free orders, three fit locations) are described and
 // built in bench/frag_layout.hpp, shared with the timed benchmark bench/bench_frag.cpp.
@@ -13,8 +13,8 @@
 #include "support/static_platform.hpp"
 
 #include <pcpu/allocator.hpp>
-#include <pcpu/chunk.hpp>
-#include <pcpu/chunk_index.hpp>
+#include <pcpu/internal/chunk.hpp>
+#include <pcpu/internal/chunk_index.hpp>
 #include <pcpu/debug/find_fit_stats.hpp>
 
 #include <doctest/doctest.h>

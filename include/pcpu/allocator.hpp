@@ -15,7 +15,7 @@
 // resolves any allocation from any chunk for any CPU.
 //
 // The first chunk lives in storage the caller declares (first_chunk.hpp); the chunks
-// sit on the slot index (slot_index.hpp), fullest first.
+// sit on the slot index (internal/slot_index.hpp), fullest first.
 //
 // Locking. Every piece of index state is protected by the platform's index lock
 // (pcpu_lock); allocation holds it only across find-fit and claim, and free only
@@ -23,9 +23,6 @@
 // other platform callback.
 #pragma once
 
-#include "bitmap.hpp"
-#include "chunk.hpp"
-#include "chunk_index.hpp"
 #include "config.hpp"
 #include "context.hpp"
 #include "detail/format.hpp"
@@ -34,10 +31,13 @@
 #include "error.hpp"
 #include "first_chunk.hpp"
 #include "handle.hpp"
+#include "internal/bitmap.hpp"
+#include "internal/chunk.hpp"
+#include "internal/chunk_index.hpp"
+#include "internal/slot_index.hpp"
 #include "platform.hpp"
 #include "populate.hpp"
 #include "scope.hpp"
-#include "slot_index.hpp"
 #include "stats.hpp"
 
 #include <cstring>
@@ -1145,7 +1145,7 @@ private:
         // Frees come in runs from the same chunk: try the last one found before walking
         // every slot list (remove_chunk() forgets it, so it never dangles).
         if (last_found_ != nullptr && holds(*last_found_)) return last_found_;
-        // chunk index hook: O(log chunks) (pcpu/chunk_index.hpp states the bound).
+        // chunk index hook: O(log chunks) (pcpu/internal/chunk_index.hpp states the bound).
         chunk_node* c = addr_index_.find(addr);
         if (c != nullptr) last_found_ = c;
         return c;

@@ -8,12 +8,12 @@
 // change anything but the warning budget.
 #pragma once
 
-#include "bitmap.hpp"
-#include "chunk.hpp"
 #include "config.hpp"
 #include "detail/format.hpp"
+#include "internal/bitmap.hpp"
+#include "internal/chunk.hpp"
+#include "internal/slot_index.hpp"
 #include "platform.hpp"
-#include "slot_index.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -17,7 +17,7 @@
 #pragma once
 
 #include "../allocator.hpp"
-#include "../bitmap.hpp"
+#include "../internal/bitmap.hpp"
 
 #include <cstdarg>
 #include <cstddef>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// pcpu/chunk.hpp - one chunk's bitmap allocator (struct pcpu_chunk, pcpu_find_block_fit,
+// pcpu/internal/chunk.hpp - one chunk's bitmap allocator (struct pcpu_chunk, pcpu_find_block_fit,
 // pcpu_alloc_area, pcpu_free_area).
 //
 // The chunk knows nothing about CPUs, addresses, locks or contexts: it manages
@@ -53,8 +53,8 @@
 
 #include "bitmap.hpp"
 #include "block.hpp"
-#include "config.hpp"
-#include "debug/find_fit_stats.hpp"
+#include "../config.hpp"
+#include "fit_counters.hpp"
 
 #include <new>
 
@@ -181,9 +181,9 @@ public:
     /// O(blocks); reads no bitmap but the populated one.
     std::int32_t find_fit(std::uint32_t bits, std::uint32_t align, bool pop_only) const noexcept {
         PCPU_ASSERT(bits > 0 && align > 0 && (align & (align - 1)) == 0 && align <= block_bits);
-        PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.find_fit_calls);
+        PCPU_FIND_FIT_COUNT(++detail::fit_counts.find_fit_calls);
         if (!block_check_hint(chunk_md_, bits, align)) {
-            PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.chunk_rejects);
+            PCPU_FIND_FIT_COUNT(++detail::fit_counts.chunk_rejects);
             return -1;
         }
         std::uint32_t pos = block_next_hint(chunk_md_, bits);
@@ -218,7 +218,7 @@ public:
         std::uint32_t at = 0, skip_s = 0, skip_e = 0;
         bool found = false;
         std::size_t rs = 0, re = 0;
-        PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.scans);
+        PCPU_FIND_FIT_COUNT(++detail::fit_counts.scans);
 #if PCPU_FIND_FIT_STATS
         std::uint32_t last_hopeless = ~0u;
         std::size_t scan_end = end;
@@ -256,9 +256,10 @@ public:
         }
 #if PCPU_FIND_FIT_STATS
         // Words read: from start's word up to the word holding the last bit looked at.
-        debug::find_fit_counters.words_scanned += (scan_end > start ? (scan_end - 1) / bitmap::word_bits : start / bitmap::word_bits) -
-                                                  start / bitmap::word_bits + 1;
-        if (!found) ++debug::find_fit_counters.failed_scans;
+        detail::fit_counts.words_scanned +=
+            (scan_end > start ? (scan_end - 1) / bitmap::word_bits : start / bitmap::word_bits) -
+            start / bitmap::word_bits + 1;
+        if (!found) ++detail::fit_counts.failed_scans;
 #endif
         if (!found) return -1;
         if (skip_e != 0) block_update_scan_area(start, skip_s, skip_e);
@@ -371,7 +372,7 @@ private:
         bool carrying = pos % block_bits == 0;
         std::uint32_t carry_start = pos; // aligned start of the carried candidate
         for (; b < nr_pages_; ++b) {
-            PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.blocks_visited);
+            PCPU_FIND_FIT_COUNT(++detail::fit_counts.blocks_visited);
             const block_md& md = md_blocks_[b];
             const std::uint32_t base = b * block_bits;
             if (carrying) {
@@ -417,10 +418,10 @@ private:
     /// should have prevented (counted once per block per scan).
     void count_scanned_run(std::uint32_t rs, std::uint32_t re, std::uint32_t bits, std::uint32_t align,
                            std::uint32_t& last) const noexcept {
-        ++debug::find_fit_counters.runs_examined;
+        ++detail::fit_counts.runs_examined;
         const std::uint32_t b = rs / block_bits;
         if (re < (b + 1) * block_bits && b != last && !block_check_hint(md_blocks_[b], bits, align)) {
-            ++debug::find_fit_counters.hopeless_blocks_scanned;
+            ++detail::fit_counts.hopeless_blocks_scanned;
             last = b;
         }
     }
@@ -611,7 +612,7 @@ private:
         const std::uint32_t from = block_refresh_begin(md, true);
         std::size_t rs = 0, re = 0;
         for (std::size_t f = base + from; bitmap::next_clear_region(alloc_map_, base + block_bits, f, rs, re); f = re) {
-            PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.refresh_runs);
+            PCPU_FIND_FIT_COUNT(++detail::fit_counts.refresh_runs);
             const std::uint32_t s = u32(rs) - base, len = u32(re - rs);
             block_update(md, s, s + len);
             if (len == bound && naturally_aligned(s, len)) {
@@ -658,7 +659,7 @@ private:
         bool carrying = from % block_bits == 0;
         std::uint32_t run_start = from;
         for (std::uint32_t b = first_block; b < nr_pages_; ++b) {
-            PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.refresh_blocks);
+            PCPU_FIND_FIT_COUNT(++detail::fit_counts.refresh_blocks);
             const block_md& md = md_blocks_[b];
             const std::uint32_t base = b * block_bits;
             if (carrying) {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// pcpu/slot_index.hpp - the slot index: every chunk on one list, by its largest free
+// pcpu/internal/slot_index.hpp - the slot index: every chunk on one list, by its largest free
 // region (pcpu_chunk_lists and pcpu_chunk_relocate in mm/percpu.c).
 //
 // Chunks sit on slot lists indexed by their largest free region (contig hint), so the
@@ -18,8 +18,8 @@
 #pragma once
 
 #include "chunk_index.hpp"
-#include "config.hpp"
-#include "detail/list.hpp"
+#include "../config.hpp"
+#include "../detail/list.hpp"
 
 #include <cstddef>
 #include <cstdint>
