@@ -47,7 +47,7 @@ auto& sim_of(A& a) {
 /// CHECK_CLEAN(a) - verify(), no violation seen by the checker, no misuse seen by the sim.
 #define CHECK_CLEAN(a)                                                                             \
     do {                                                                                           \
-        CHECK_VERIFIED(a);                                                                         \
+        REQUIRE_VERIFIED(a);                                                                         \
         INFO("checker: " << std::string((a).platform().last_violation()));                                      \
         CHECK((a).platform().violations() == 0);                                                   \
         INFO("sim bugs: " << std::string(sim_of(a).describe_bugs()));                                           \
@@ -211,7 +211,7 @@ TEST_CASE("the checker catches a layer that passes full to map, and the sim show
         // The widened map entered reclaim and "deadlocked": the sim failed it, so the
         // allocation fails cleanly instead of hanging.
         CHECK(r.error() == pcpu::errc::out_of_memory);
-        CHECK_VERIFIED(f.alloc);
+        REQUIRE_VERIFIED(f.alloc);
     }
     CHECK(s.deadlocks() >= 1);
     REQUIRE(chk.violations() >= 1);
@@ -232,7 +232,7 @@ TEST_CASE("the checker catches map run outside the caller's scope") {
     REQUIRE(f.init() == pcpu::errc::ok);
     auto r = f.alloc.alloc(12 * 1024, 8, ctx::noio);
     CHECK(r.ok());
-    CHECK_VERIFIED(f.alloc);
+    REQUIRE_VERIFIED(f.alloc);
     REQUIRE(chk.violations() >= 1);
     INFO(std::string(chk.last_violation()));
     CHECK(std::string(chk.last_violation()).find("scope") != std::string::npos);
@@ -280,13 +280,13 @@ TEST_CASE("scopes: an implicit allocation inside map (page tables) sees the call
     std::mutex fs_lock;
     s.set_reclaim_lock(&fs_lock);
     REQUIRE(f.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
 
     // A full caller's page tables may do anything (and the model sees no deadlock:
     // nobody holds the reclaim lock).
     auto r1 = a.alloc(12 * 1024, 8, ctx::full);
     REQUIRE(r1.ok());
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     REQUIRE(pt.implicit.size() == cpus);
     for (pcpu::gfp c : pt.implicit) CHECK(c == ctx::full);
 
@@ -298,7 +298,7 @@ TEST_CASE("scopes: an implicit allocation inside map (page tables) sees the call
         r2 = a.alloc(12 * 1024, 8, ctx::noio);
     }
     REQUIRE(r2.ok());
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     REQUIRE(pt.implicit.size() == cpus);
     for (pcpu::gfp c : pt.implicit) CHECK(c == ctx::noio);
 
@@ -312,7 +312,7 @@ TEST_CASE("scopes: an implicit allocation inside map (page tables) sees the call
         r3 = a.alloc(12 * 1024, 8, ctx::full);
     }
     REQUIRE(r3.ok());
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     REQUIRE(pt.implicit.size() == cpus);
     for (pcpu::gfp c : pt.implicit) CHECK(c == ctx::noio);
 
@@ -321,7 +321,7 @@ TEST_CASE("scopes: an implicit allocation inside map (page tables) sees the call
     CHECK(s.bugs() == 0);
     for (auto h : {r1.value(), r2.value(), r3.value()}) {
         REQUIRE(a.free(h) == pcpu::errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
     }
     a.shutdown();
     INFO(s.describe_leaks());

@@ -143,7 +143,7 @@ TEST_CASE("free's chunk lookup visits at most the index's bound with 1, 16 and 2
             REQUIRE(r.ok());
             objs.push_back(r.value());
         }
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         // Scattered (a stride of 97, prime and not a factor of the count): no free is
         // served by the last chunk found, and none finds its chunk at the head of a
         // list. Every one is an index lookup.
@@ -153,9 +153,9 @@ TEST_CASE("free's chunk lookup visits at most the index's bound with 1, 16 and 2
             pcpu::debug::find_fit_counters = {};
             REQUIRE(a.free(objs[(i * 97) % objs.size()]) == pcpu::errc::ok);
             worst = std::max<std::uint64_t>(worst, pcpu::debug::find_fit_counters.chunk_lookup_probes);
-            if (i % 16 == 0) CHECK_VERIFIED(a);
+            if (i % 16 == 0) REQUIRE_VERIFIED(a);
         }
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         INFO("worst lookup " << worst << " chunks");
         CHECK(worst >= 1);
         CHECK(worst <= pcpu::avl_max_height(nr_chunks));
