@@ -527,8 +527,8 @@ TEST_CASE("hide() a first chunk's head and tail; area_size rejects what is not a
     CHECK(c.nr_empty_pop_pages() == 4);
     c.hide(13, 250); // neither end page aligned
     REQUIRE(CHECK_CHUNK_VERIFIED(c));
-    CHECK(c.hidden_begin() == 13);
-    CHECK(c.hidden_end() == 250);
+    CHECK(c.usable_begin() == 13);
+    CHECK(c.usable_end() == 250);
     CHECK(c.nr_alloc() == 0); // hidden areas are not allocations
     CHECK_FALSE(c.is_empty());
     CHECK(c.free_bits() == 250 - 13);

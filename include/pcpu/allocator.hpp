@@ -179,14 +179,14 @@ public:
 
         auto* meta = static_cast<unsigned char*>(meta_storage);
         build_first_chunk(first_, chunk_kind::first, units, s + r, end, meta);
-        meta += detail::round_up(chunk_type::meta_bytes(first_.map.nr_pages()), meta_align);
+        meta += detail::round_up(chunk_type::meta_bytes(first_.chunk.nr_pages()), meta_align);
         if (r != 0) build_first_chunk(reserved_, chunk_kind::reserved, units, s, s + r, meta);
 
         // The first chunk's pages are all populated and stay so (it is immutable); count
         // them once, as the kernel's pcpu_nr_populated does, over the unit prefix it
         // uses (the hidden tail past dyn_size is not pcpu's).
         nr_populated_ = rules::region_pages(0, first_end_);
-        nr_empty_pop_pages_ = first_.map.nr_empty_pop_pages();
+        nr_empty_pop_pages_ = first_.chunk.nr_empty_pop_pages();
         insert_chunk(first_);
         stats_.min_alloc_size = unit_size_;
         ++generation_;
@@ -244,9 +244,9 @@ public:
         const std::uintptr_t off_bytes = c != nullptr ? h.addr() - c->base : 0;
         if (c == nullptr || off_bytes % min_alloc_size != 0) return errc::invalid_pointer;
         const auto off = static_cast<std::uint32_t>(off_bytes >> min_alloc_shift);
-        const std::uint32_t size_bits = c->map.area_size(off);
+        const std::uint32_t size_bits = c->chunk.area_size(off);
         if (size_bits != 0) return std::size_t{size_bits} << min_alloc_shift;
-        return bitmap::test(c->map.alloc_map(), off) ? errc::invalid_pointer : errc::double_free;
+        return bitmap::test(c->chunk.alloc_map(), off) ? errc::invalid_pointer : errc::double_free;
     }
 
 private:
@@ -265,19 +265,19 @@ private:
                 err = errc::invalid_pointer;
             } else {
                 const auto off = static_cast<std::uint32_t>(off_bytes >> min_alloc_shift);
-                const std::uint32_t size_bits = c->map.area_size(off);
+                const std::uint32_t size_bits = c->chunk.area_size(off);
                 if (size_bits == 0) {
                     // An allocated bit without a boundary bit is the inside of an
                     // allocation or a hidden region; a clear bit was never allocated
                     // or was freed already.
-                    err = bitmap::test(c->map.alloc_map(), off) ? errc::invalid_pointer : errc::double_free;
+                    err = bitmap::test(c->chunk.alloc_map(), off) ? errc::invalid_pointer : errc::double_free;
                 } else if (sized && std::size_t{size_bits} << min_alloc_shift != detail::round_up(size, min_alloc_size)) {
                     err = errc::invalid_pointer;
                 } else {
-                    const std::uint32_t contig_before = c->map.contig_bits();
-                    const std::uint32_t empty_before = c->map.nr_empty_pop_pages();
+                    const std::uint32_t contig_before = c->chunk.contig_bits();
+                    const std::uint32_t empty_before = c->chunk.nr_empty_pop_pages();
                     detail::freed_area(h.addr(), cpu_offsets_, nr_cpus_, std::size_t{size_bits} << min_alloc_shift);
-                    const std::uint32_t bits = c->map.free_area(off, size_bits);
+                    const std::uint32_t bits = c->chunk.free_area(off, size_bits);
                     account_empty_pages(*c, empty_before);
                     index_.relocate_if_changed(*c, contig_before);
                     ++stats_.nr_dealloc;
@@ -408,8 +408,8 @@ public:
     void for_each_chunk_map(F&& f) const noexcept {
         if (!initialized_) return;
         index_guard<Platform> guard(platform_);
-        if (reserved_size_ != 0) f(chunk_info(reserved_), reserved_.map);
-        index_.for_each([&f](const chunk_node& c) { f(chunk_info(c), c.map); });
+        if (reserved_size_ != 0) f(chunk_info(reserved_), reserved_.chunk);
+        index_.for_each([&f](const chunk_node& c) { f(chunk_info(c), c.chunk); });
     }
 
     /// verify() - check every invariant the allocator maintains: each chunk's own
@@ -437,9 +437,9 @@ private:
                            std::size_t end, unsigned char* meta) noexcept {
         const std::size_t page_begin = begin / page_size * page_size;
         const std::uint32_t pages = rules::region_pages(begin, end);
-        c.map.init(meta, pages);
-        c.map.set_populated(0, pages);
-        c.map.hide(static_cast<std::uint32_t>((begin - page_begin) >> min_alloc_shift),
+        c.chunk.init(meta, pages);
+        c.chunk.set_populated(0, pages);
+        c.chunk.hide(static_cast<std::uint32_t>((begin - page_begin) >> min_alloc_shift),
                    static_cast<std::uint32_t>((end - page_begin) >> min_alloc_shift));
         c.base = units + page_begin;
         c.usable_begin = units + begin;
@@ -468,20 +468,20 @@ private:
     /// atomic reserve, and neither of those serves normal atomic allocations.
     void account_empty_pages(const chunk_node& c, std::uint32_t before) noexcept {
         if (c.kind == chunk_kind::reserved || c.isolated) return;
-        nr_empty_pop_pages_ = nr_empty_pop_pages_ + c.map.nr_empty_pop_pages() - before;
+        nr_empty_pop_pages_ = nr_empty_pop_pages_ + c.chunk.nr_empty_pop_pages() - before;
     }
 
     /// claim(c, bits, align, pop_only) - find-fit and claim in one chunk; -1 if it fails.
     std::int32_t claim(chunk_node& c, std::uint32_t bits, std::uint32_t align, bool pop_only) noexcept {
-        const std::int32_t start = c.map.find_fit(bits, align, pop_only);
+        const std::int32_t start = c.chunk.find_fit(bits, align, pop_only);
         if (start < 0) return -1;
         return claim_from(c, bits, align, start);
     }
     /// claim_from(c, bits, align, start) - claim at find_fit()'s result `start` (>= 0).
     std::int32_t claim_from(chunk_node& c, std::uint32_t bits, std::uint32_t align, std::int32_t start) noexcept {
-        const std::uint32_t contig_before = c.map.contig_bits();
-        const std::uint32_t empty_before = c.map.nr_empty_pop_pages();
-        const std::int32_t off = c.map.alloc_area(bits, align, static_cast<std::uint32_t>(start));
+        const std::uint32_t contig_before = c.chunk.contig_bits();
+        const std::uint32_t empty_before = c.chunk.nr_empty_pop_pages();
+        const std::int32_t off = c.chunk.alloc_area(bits, align, static_cast<std::uint32_t>(start));
         if (off < 0) return -1;
         account_empty_pages(c, empty_before);
         index_.relocate_if_changed(c, contig_before);
@@ -648,7 +648,7 @@ private:
         const std::uint32_t page_end = (static_cast<std::uint32_t>(off) + bits - 1) / chunk_type::block_bits + 1;
         bool populated = true;
         if constexpr (Populate::on_demand)
-            populated = bitmap::all_set(c->map.populated_map(), page_begin, page_end);
+            populated = bitmap::all_set(c->chunk.populated_map(), page_begin, page_end);
         if (!populated) {
             // Only a sleeping allocation gets here: an atomic fit is populated already.
             platform_.index_unlock();
@@ -681,8 +681,8 @@ private:
     /// failed (population), leaving the chunk as if it had never been claimed.
     void release_area(chunk_node& c, std::uint32_t off) noexcept {
         const int old_slot = index_.chunk_slot(c);
-        const std::uint32_t empty_before = c.map.nr_empty_pop_pages();
-        c.map.free_area(off);
+        const std::uint32_t empty_before = c.chunk.nr_empty_pop_pages();
+        c.chunk.free_area(off);
         account_empty_pages(c, empty_before);
         index_.relocate(c, old_slot);
     }
@@ -713,7 +713,7 @@ private:
             for (detail::list_link* l = head->next; l != head;) {
                 auto& c = *static_cast<chunk_node*>(l);
                 l = l->next; // c may move lists below
-                const std::int32_t start = c.map.find_fit(bits, align, pop_only);
+                const std::int32_t start = c.chunk.find_fit(bits, align, pop_only);
                 if (start < 0) {
                     // Usually an alignment failure in a nearly full chunk: park it in
                     // slot 0, which is searched last, until its contig hint changes.
@@ -763,7 +763,7 @@ private:
         void* mem = platform_.alloc_meta(bytes, max_meta_align(), ctx);
         if (mem == nullptr) return nullptr;
         auto* c = new (mem) chunk_node;
-        c->map.init(static_cast<unsigned char*>(mem) + node_bytes(), layout_.unit_pages);
+        c->chunk.init(static_cast<unsigned char*>(mem) + node_bytes(), layout_.unit_pages);
         const std::uintptr_t base = Populate::create(platform_, layout_, ctx);
         if (base == 0) {
             c->~chunk_node();
@@ -785,12 +785,12 @@ private:
         detail::released(c.base, cpu_offsets_, nr_cpus_, unit_size_);
         if constexpr (Populate::on_demand) {
             std::size_t rs = 0, re = 0;
-            for (std::size_t from = 0; bitmap::next_set_region(c.map.populated_map(), layout_.unit_pages, from, rs, re);
+            for (std::size_t from = 0; bitmap::next_set_region(c.chunk.populated_map(), layout_.unit_pages, from, rs, re);
                  from = re) {
                 PCPU_ASSERT(page_array_ != nullptr); // populated once, so it exists
                 Populate::depopulate(platform_, layout_, c.base, static_cast<std::uint32_t>(rs),
                                      static_cast<std::uint32_t>(re), page_array_, ctx);
-                c.map.set_depopulated(static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re));
+                c.chunk.set_depopulated(static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re));
             }
             // No TLB flush: release() retires the whole range next and must flush it.
         }
@@ -819,7 +819,7 @@ private:
     errc populate_range(chunk_node& c, std::uint32_t b, std::uint32_t e, context ctx) noexcept {
         if constexpr (Populate::on_demand) {
             std::size_t rs = 0, re = 0;
-            for (std::size_t from = b; bitmap::next_clear_region(c.map.populated_map(), e, from, rs, re); from = re) {
+            for (std::size_t from = b; bitmap::next_clear_region(c.chunk.populated_map(), e, from, rs, re); from = re) {
                 PCPU_ASSERT(!c.immutable);
                 if (!ensure_page_array(ctx) ||
                     !Populate::populate(platform_, layout_, c.base, static_cast<std::uint32_t>(rs),
@@ -837,14 +837,14 @@ private:
     /// record_population(c, b, e, populated) - pcpu_chunk_(de)populated: the chunk's
     /// bitmap and counts, and the global ones. Index lock held.
     void record_population(chunk_node& c, std::uint32_t b, std::uint32_t e, bool populated) noexcept {
-        const std::uint32_t empty_before = c.map.nr_empty_pop_pages();
+        const std::uint32_t empty_before = c.chunk.nr_empty_pop_pages();
         if (populated) {
             detail::born_free(c.base + std::uintptr_t{b} * page_size, cpu_offsets_, nr_cpus_,
                               std::size_t{e - b} * page_size);
-            c.map.set_populated(b, e);
+            c.chunk.set_populated(b, e);
             nr_populated_ += e - b;
         } else {
-            c.map.set_depopulated(b, e);
+            c.chunk.set_depopulated(b, e);
             nr_populated_ -= e - b;
         }
         account_empty_pages(c, empty_before);
@@ -871,9 +871,9 @@ private:
             return false;
         } else {
             if (c.kind != chunk_kind::dynamic) return false;
-            const bool fully_free = c.map.free_bits() == c.map.map_bits();
+            const bool fully_free = c.chunk.free_bits() == c.chunk.map_bits();
             if (c.isolated) {
-                if (c.map.nr_empty_pop_pages() == 0 && !fully_free) return false;
+                if (c.chunk.nr_empty_pop_pages() == 0 && !fully_free) return false;
                 if (c.slot != index_.to_depopulate_slot()) {
                     index_.move(c, index_.to_depopulate_slot(), true);
                 }
@@ -897,20 +897,20 @@ private:
     /// chunks follow the reclaim rule in after_free().
     bool should_reclaim(const chunk_node& c) const noexcept {
         if (!Populate::on_demand || c.immutable) return false;
-        const std::size_t empty = c.map.nr_empty_pop_pages();
-        return nr_empty_pop_pages_ > empty_pop_pages_high + empty && empty >= c.map.nr_pages() / 4 && empty != 0;
+        const std::size_t empty = c.chunk.nr_empty_pop_pages();
+        return nr_empty_pop_pages_ > empty_pop_pages_high + empty && empty >= c.chunk.nr_pages() / 4 && empty != 0;
     }
 
     /// isolate(c) / reintegrate(c) - take c out of service for reclaim (to_depopulate,
     /// its empty pages out of the global count) and put it back.
     void isolate(chunk_node& c) noexcept {
-        nr_empty_pop_pages_ -= c.map.nr_empty_pop_pages();
+        nr_empty_pop_pages_ -= c.chunk.nr_empty_pop_pages();
         c.isolated = true;
         index_.move(c, index_.to_depopulate_slot(), true);
     }
     void reintegrate(chunk_node& c) noexcept {
         c.isolated = false;
-        nr_empty_pop_pages_ += c.map.nr_empty_pop_pages();
+        nr_empty_pop_pages_ += c.chunk.nr_empty_pop_pages();
         index_.move(c, index_.chunk_slot(c), true);
     }
 
@@ -928,7 +928,7 @@ private:
             detail::list_link* head = &index_.list(index_.free_slot());
             const detail::list_link* spare = head->next;
             for (const detail::list_link* l = head->next; l != head; l = l->next) {
-                if (static_cast<const chunk_node*>(l)->map.nr_populated() != 0) {
+                if (static_cast<const chunk_node*>(l)->chunk.nr_populated() != 0) {
                     spare = l;
                     break;
                 }
@@ -936,7 +936,7 @@ private:
             for (detail::list_link* l = head->next; l != head;) {
                 auto& c = *static_cast<chunk_node*>(l);
                 l = l->next;
-                if (&c == spare || c.immutable || (empty_only && c.map.nr_populated() != 0)) continue;
+                if (&c == spare || c.immutable || (empty_only && c.chunk.nr_populated() != 0)) continue;
                 remove_chunk(c);
                 doomed.push_back(c);
             }
@@ -952,8 +952,8 @@ private:
     void remove_chunk(chunk_node& c) noexcept {
         if (last_found_ == &c) last_found_ = nullptr;
         if (c.kind == chunk_kind::dynamic) addr_index_.remove(c); // chunk index hook
-        if (!c.isolated) nr_empty_pop_pages_ -= c.map.nr_empty_pop_pages();
-        nr_populated_ -= c.map.nr_populated();
+        if (!c.isolated) nr_empty_pop_pages_ -= c.chunk.nr_empty_pop_pages();
+        nr_populated_ -= c.chunk.nr_populated();
         index_.unlink(c);
         --stats_.nr_chunks;
     }
@@ -971,11 +971,11 @@ private:
             for (detail::list_link* l = head->next; l != head;) {
                 auto& c = *static_cast<chunk_node*>(l);
                 l = l->next;
-                const std::uint32_t empty = c.map.nr_empty_pop_pages();
+                const std::uint32_t empty = c.chunk.nr_empty_pop_pages();
                 // A fully free chunk (the spare) gives back every page the reserve
                 // does not need, however few: nothing else will.
                 if (!c.immutable && empty != 0 &&
-                    (empty >= c.map.nr_pages() / 4 || c.map.free_bits() == c.map.map_bits()))
+                    (empty >= c.chunk.nr_pages() / 4 || c.chunk.free_bits() == c.chunk.map_bits()))
                     isolate(c);
             }
         }
@@ -1011,9 +1011,9 @@ private:
             };
             for (std::uint32_t i = layout_.unit_pages; i-- > 0;) {
                 const std::uint32_t pending = run_end != 0 ? run_end - run_begin : 0;
-                const std::uint32_t empty = c.map.nr_empty_pop_pages();
+                const std::uint32_t empty = c.chunk.nr_empty_pop_pages();
                 if (empty == pending) break; // nothing else here to reclaim
-                if (c.map.is_populated(i) && c.map.block(i).contig_hint == chunk_type::block_bits) {
+                if (c.chunk.is_populated(i) && c.chunk.block(i).contig_hint == chunk_type::block_bits) {
                     // The reserve counts this chunk's remaining empty pages too: stop
                     // where unmapping one more would leave fewer than the high mark.
                     if (nr_empty_pop_pages_ + empty - pending - 1 < empty_pop_pages_high) {
@@ -1032,9 +1032,9 @@ private:
                 traits::flush_tlb(platform_, layout_.span_begin(c.base, lo), layout_.span_end(c.base, hi));
                 platform_.index_lock();
             }
-            if (keep || c.map.free_bits() == c.map.map_bits()) {
+            if (keep || c.chunk.free_bits() == c.chunk.map_bits()) {
                 reintegrate(c);
-            } else if (c.map.nr_empty_pop_pages() != 0) {
+            } else if (c.chunk.nr_empty_pop_pages() != 0) {
                 // A free emptied a page behind the walk while the lock was dropped:
                 // once more, so that no sidelined chunk holds an empty page.
                 continue;
@@ -1062,7 +1062,7 @@ private:
             for (int slot = index_.size_to_slot(page_size); slot <= index_.free_slot() && c == nullptr; ++slot)
                 for (detail::list_link* l = index_.list(slot).next; l != &index_.list(slot); l = l->next) {
                     auto& cand = *static_cast<chunk_node*>(l);
-                    if (!cand.isolated && cand.map.nr_populated() < cand.map.nr_pages()) {
+                    if (!cand.isolated && cand.chunk.nr_populated() < cand.chunk.nr_pages()) {
                         c = &cand;
                         break;
                     }
@@ -1081,8 +1081,8 @@ private:
             }
             if constexpr (Populate::on_demand) {
                 std::size_t rs = 0, re = 0;
-                for (std::size_t from = 0; target != 0 && bitmap::next_clear_region(c->map.populated_map(),
-                                                                                     c->map.nr_pages(), from, rs, re);
+                for (std::size_t from = 0; target != 0 && bitmap::next_clear_region(c->chunk.populated_map(),
+                                                                                     c->chunk.nr_pages(), from, rs, re);
                      from = re) {
                     if (re - rs > target) re = rs + target;
                     platform_.index_unlock();

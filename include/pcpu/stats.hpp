@@ -121,19 +121,19 @@ chunk_stats chunk_info(const Node& c) noexcept {
     s.kind = c.kind;
     s.slot = c.slot;
     s.base = c.base;
-    s.nr_pages = c.map.nr_pages();
-    s.nr_populated = c.map.nr_populated();
-    s.nr_empty_pop_pages = c.map.nr_empty_pop_pages();
-    s.nr_alloc = c.map.nr_alloc();
-    s.max_alloc_size = std::size_t{c.map.max_alloc_bits()} << min_alloc_shift;
-    s.free_bytes = std::size_t{c.map.free_bits()} << min_alloc_shift;
-    s.contig_bytes = std::size_t{c.map.contig_bits()} << min_alloc_shift;
-    s.first_free = std::size_t{c.map.first_free()} << min_alloc_shift;
+    s.nr_pages = c.chunk.nr_pages();
+    s.nr_populated = c.chunk.nr_populated();
+    s.nr_empty_pop_pages = c.chunk.nr_empty_pop_pages();
+    s.nr_alloc = c.chunk.nr_alloc();
+    s.max_alloc_size = std::size_t{c.chunk.max_alloc_bits()} << min_alloc_shift;
+    s.free_bytes = std::size_t{c.chunk.free_bits()} << min_alloc_shift;
+    s.contig_bytes = std::size_t{c.chunk.contig_bits()} << min_alloc_shift;
+    s.first_free = std::size_t{c.chunk.first_free()} << min_alloc_shift;
     // Holes: free runs followed by an allocated bit inside the usable range.
     const auto begin = static_cast<std::size_t>((c.usable_begin - c.base) >> min_alloc_shift);
     const auto end = static_cast<std::size_t>((c.usable_end - c.base) >> min_alloc_shift);
     std::size_t rs = 0, re = 0;
-    for (std::size_t from = begin; bitmap::next_clear_region(c.map.alloc_map(), end, from, rs, re); from = re) {
+    for (std::size_t from = begin; bitmap::next_clear_region(c.chunk.alloc_map(), end, from, rs, re); from = re) {
         if (re == end) break; // the free tail is not a hole
         const std::size_t hole = (re - rs) << min_alloc_shift;
         s.sum_frag += hole;
@@ -151,7 +151,7 @@ struct allocator_inspector {
     template <class Node>
     static std::size_t live_bits_of(const Node& c) noexcept {
         const std::size_t usable_bits = (c.usable_end - c.usable_begin) >> min_alloc_shift;
-        return usable_bits - c.map.free_bits();
+        return usable_bits - c.chunk.free_bits();
     }
 
     /// stats(a) - a's statistics with the live counts filled in. Index lock held.
@@ -184,7 +184,7 @@ struct allocator_inspector {
             return rep;
         };
         auto check_chunk = [&](const node& c) {
-            const chunk_verify_report r = c.map.verify();
+            const chunk_verify_report r = c.chunk.verify();
             if (!r.ok) {
                 fail("chunk", &c, 0, 0);
                 rep.detail = r;
@@ -199,7 +199,7 @@ struct allocator_inspector {
             if (!check_chunk(a.reserved_)) return rep;
             if (a.reserved_.linked()) return fail("reserved chunk on a slot list", &a.reserved_, 0, 1);
             live_bits += live_bits_of(a.reserved_);
-            nr_alloc += a.reserved_.map.nr_alloc();
+            nr_alloc += a.reserved_.chunk.nr_alloc();
         }
         bool first_seen = false;
         const auto& index = a.index_;
@@ -210,24 +210,24 @@ struct allocator_inspector {
             const int slot = c.slot;
             if (c.kind == chunk_kind::dynamic) {
                 if (c.immutable) return (void)fail("dynamic chunk marked immutable", &c, 0, 1), false;
-                populated += c.map.nr_populated();
+                populated += c.chunk.nr_populated();
                 // The reclaim rule (after_free()): empty populated pages are counted
                 // (chunk in use or free) or queued (to_depopulate), never sidelined.
-                if (slot == index.sidelined_slot() && c.map.nr_empty_pop_pages() != 0)
+                if (slot == index.sidelined_slot() && c.chunk.nr_empty_pop_pages() != 0)
                     return (void)fail("sidelined chunk with empty populated pages (neither counted nor queued)",
-                                      &c, 0, c.map.nr_empty_pop_pages()),
+                                      &c, 0, c.chunk.nr_empty_pop_pages()),
                            false;
-                if (slot == index.sidelined_slot() && c.map.free_bits() == c.map.map_bits())
+                if (slot == index.sidelined_slot() && c.chunk.free_bits() == c.chunk.map_bits())
                     return (void)fail("fully free chunk left sidelined", &c, 0, 1), false;
-                if (c.map.free_bits() == c.map.map_bits()) ++nr_free_chunks;
-            } else if (c.map.nr_populated() != c.map.nr_pages()) {
-                return (void)fail("first chunk not fully populated", &c, c.map.nr_pages(), c.map.nr_populated()),
+                if (c.chunk.free_bits() == c.chunk.map_bits()) ++nr_free_chunks;
+            } else if (c.chunk.nr_populated() != c.chunk.nr_pages()) {
+                return (void)fail("first chunk not fully populated", &c, c.chunk.nr_pages(), c.chunk.nr_populated()),
                        false;
             }
             first_seen |= &c == &a.first_;
             live_bits += live_bits_of(c);
-            nr_alloc += c.map.nr_alloc();
-            if (!c.isolated) empty_pages += c.map.nr_empty_pop_pages();
+            nr_alloc += c.chunk.nr_alloc();
+            if (!c.isolated) empty_pages += c.chunk.nr_empty_pop_pages();
             ++nr_chunks;
             return true;
         });

@@ -32,8 +32,8 @@ enum class chunk_kind : std::uint8_t { first, reserved, dynamic };
 /// it lives, which list it is on and (dynamic chunks) its place in the chunk index.
 template <class Chunk>
 struct chunk_node : detail::list_link, chunk_index_link {
-    Chunk map;
-    std::uintptr_t base = 0;         ///< CPU 0 address of bit 0 of map
+    Chunk chunk;                     ///< the chunk's bitmap allocator (maps, hints, counts)
+    std::uintptr_t base = 0;         ///< CPU 0 address of bit 0 of chunk
     std::uintptr_t usable_begin = 0; ///< [usable_begin, usable_end): what free() may name
     std::uintptr_t usable_end = 0;
     int slot = -1;                   ///< the slot list it is on, -1 if none
@@ -102,8 +102,8 @@ public:
     /// chunk_slot(c) - where c belongs: by its largest free region, not its free bytes,
     /// so the list tells whether a request can fit (kernel since 2019).
     int chunk_slot(const node& c) const noexcept {
-        const std::size_t contig = std::size_t{c.map.contig_bits()} << min_alloc_shift;
-        if (c.map.free_bits() == 0 || contig == 0) return 0;
+        const std::size_t contig = std::size_t{c.chunk.contig_bits()} << min_alloc_shift;
+        if (c.chunk.free_bits() == 0 || contig == 0) return 0;
         return size_to_slot(contig);
     }
     /// slot_of_contig(contig_bits) - chunk_slot() from the contig hint alone. The two
@@ -151,7 +151,7 @@ public:
     /// the slot, and the two slot computations are skipped: most allocations and frees
     /// leave the largest run alone.
     void relocate_if_changed(node& c, std::uint32_t contig_before) noexcept {
-        if (c.map.contig_bits() != contig_before) relocate(c, slot_of_contig(contig_before));
+        if (c.chunk.contig_bits() != contig_before) relocate(c, slot_of_contig(contig_before));
     }
 
     /// for_each(f) - f(c) for every chunk on every list, slot by slot, in list order.
