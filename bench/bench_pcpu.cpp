@@ -642,7 +642,7 @@ void BM_populate(benchmark::State& st, std::uint32_t pages) {
         for (unsigned c = 0; c < u.nr_cpus; ++c)
             for (std::uint32_t i = 0; i < pages; ++i) *reinterpret_cast<volatile char*>(u.page_addr(base, c, i)) = 1;
         st.SetIterationTime(seconds(clk::now() - t0));
-        pcpu::lazy_mapped::depopulate(p, u, base, 0, pages, arr.data());
+        pcpu::lazy_mapped::depopulate(p, u, base, 0, pages, arr.data(), pcpu::ctx::noio);
     }
     p.release(base, u.chunk_bytes());
     st.counters["ns_per_page"] = benchmark::Counter(static_cast<double>(pages * opt.cpus),

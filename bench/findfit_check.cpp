@@ -8,6 +8,8 @@
 #include "impls.hpp"
 #include "workload.hpp"
 
+#include <pcpu/debug/find_fit_stats.hpp>
+
 #include <cstdio>
 #include <vector>
 

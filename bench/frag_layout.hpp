@@ -22,7 +22,7 @@
 // the last two beyond (1 MiB units: 256 blocks, the others stay full).
 #pragma once
 
-#include <pcpu/chunk.hpp>
+#include <pcpu/internal/chunk.hpp>
 
 #include <algorithm>
 #include <cstdint>

@@ -77,7 +77,7 @@ TEST_CASE("init rejects impossible geometry and leaves the allocator unusable") 
 
     REQUIRE(s.init() == pcpu::errc::ok);
     CHECK(s.alloc.init(good) == pcpu::errc::bad_config); // twice
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
 }
 
 TEST_CASE("dyn_size: the first chunk ends where it says, the unit's tail stays hidden") {
@@ -102,7 +102,7 @@ TEST_CASE("dyn_size: the first chunk ends where it says, the unit's tail stays h
     s.cfg.meta_size = alloc_t::first_chunk_meta_bytes(64 * 1024, 29912, 0, 31528);
     REQUIRE(s.init() == pcpu::errc::ok);
     auto& a = s.alloc;
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     const pcpu::alloc_stats st = a.stats();
     CHECK(st.dynamic_size == 31528);
     CHECK(st.nr_populated_pages == 15); // (29,912 + 31,528) / 4 KiB rounded up
@@ -114,14 +114,14 @@ TEST_CASE("dyn_size: the first chunk ends where it says, the unit's tail stays h
     CHECK(a.alloc(31528 + 4, 4, full).error() == pcpu::errc::no_space);
     auto h = a.alloc(31528, 4, full);
     REQUIRE(h.ok());
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(s.in_unit(a.ptr(h.value(), 1), 1, 29912, 29912 + 31528));
     CHECK(a.alloc(4, 4, full).error() == pcpu::errc::no_space);
     // The tail is no allocation.
     CHECK(a.free(pcpu::handle(reinterpret_cast<std::uintptr_t>(s.cfg.units) + 29912 + 31528)) ==
           pcpu::errc::invalid_pointer);
     CHECK(a.free(h.value()) == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
 
     // dyn_size rounded up to 4 and exactly to the unit's end are accepted.
     setup_t t(1, 16 * 1024, 100, 0);
@@ -132,7 +132,7 @@ TEST_CASE("dyn_size: the first chunk ends where it says, the unit's tail stays h
     u.cfg.dyn_size = 1001;
     REQUIRE(u.init() == pcpu::errc::ok);
     CHECK(u.alloc.stats().dynamic_size == 1004);
-    CHECK_VERIFIED(u.alloc);
+    REQUIRE_VERIFIED(u.alloc);
 }
 
 TEST_CASE("static image is copied to every CPU and reachable through the same pointer math") {
@@ -140,7 +140,7 @@ TEST_CASE("static image is copied to every CPU and reachable through the same po
     for (unsigned i = 0; i < sizeof image; ++i) image[i] = static_cast<unsigned char>(i + 1);
     setup_t s(3, 16 * 1024, sizeof image, 0, image);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     for (unsigned cpu = 0; cpu < 3; ++cpu) {
         auto* p = static_cast<unsigned char*>(s.alloc.ptr(s.alloc.static_handle(0), cpu));
         CHECK(std::memcmp(p, image, sizeof image) == 0);
@@ -149,7 +149,7 @@ TEST_CASE("static image is copied to every CPU and reachable through the same po
     // The dynamic area starts after the (4-byte rounded) static area.
     auto h = s.alloc.alloc(4, 4, full);
     REQUIRE(h.ok());
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(s.in_unit(s.alloc.ptr(h.value(), 0), 0, 100, 16 * 1024));
 }
 
@@ -161,7 +161,7 @@ TEST_CASE("per-CPU copies never alias, are zeroed, and survive other operations"
     for (std::size_t size : {4u, 8u, 12u, 64u, 100u, 4096u, 5000u}) {
         auto r = a.alloc(size, 4, full);
         REQUIRE(r.ok());
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         CHECK(zeroed(a, r.value(), size));
         for (unsigned cpu = 0; cpu < 4; ++cpu) {
             CHECK(s.in_unit(a.ptr(r.value(), cpu), cpu, 1000, 32 * 1024));
@@ -174,10 +174,10 @@ TEST_CASE("per-CPU copies never alias, are zeroed, and survive other operations"
 
     // Freed memory comes back zeroed on every CPU.
     REQUIRE(a.free(live[3].first) == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     auto r = a.alloc(64, 4, full);
     REQUIRE(r.ok());
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(r.value() == live[3].first); // first fit reuses the hole
     CHECK(zeroed(a, r.value(), 64));
     for (unsigned i = 0; i < live.size(); ++i)
@@ -192,7 +192,7 @@ TEST_CASE("reserved allocations come only from the reserved area, and normal one
     std::vector<pcpu::handle> reserved, normal;
     for (;;) {
         auto r = a.alloc_reserved(100, 4, full);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         if (!r) {
             CHECK(r.error() == pcpu::errc::no_space);
             break;
@@ -203,7 +203,7 @@ TEST_CASE("reserved allocations come only from the reserved area, and normal one
     CHECK(reserved.size() == res / 100);
     for (;;) {
         auto r = a.alloc(100, 4, full);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         if (!r) {
             CHECK(r.error() == pcpu::errc::no_space);
             break;
@@ -214,11 +214,11 @@ TEST_CASE("reserved allocations come only from the reserved area, and normal one
     CHECK(normal.size() == (unit - st - res) / 100);
     // A full dynamic area does not spill into the reserve and vice versa.
     REQUIRE(a.free(reserved[5]) == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(a.alloc(100, 4, full).error() == pcpu::errc::no_space);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(a.alloc_reserved(100, 4, full).value() == reserved[5]);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
 
     auto st_ = a.stats();
     CHECK(st_.nr_cur_alloc == reserved.size() + normal.size());
@@ -229,7 +229,7 @@ TEST_CASE("no reserved area: alloc_reserved fails, nothing changes") {
     setup_t s(2, 16 * 1024, 64, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
     CHECK(s.alloc.alloc_reserved(8, 4, full).error() == pcpu::errc::no_space);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(s.alloc.stats().nr_cur_alloc == 0);
 }
 
@@ -243,11 +243,11 @@ TEST_CASE("bad input: each gets its own error and leaves the allocator intact") 
     fill(a, h1, 40, 1);
     fill(a, h2, 64, 2);
     fill(a, hr, 16, 3);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     const auto before = a.stats();
 
     auto intact = [&] {
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         CHECK(holds(a, h1, 40, 1));
         CHECK(holds(a, h2, 64, 2));
         CHECK(holds(a, hr, 16, 3));
@@ -286,9 +286,9 @@ TEST_CASE("bad input: each gets its own error and leaves the allocator intact") 
 
     // Double free of a freed area; the area next to it survives.
     auto h3 = a.alloc(24, 4, full).value();
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     REQUIRE(a.free(h3) == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(a.free(h3) == pcpu::errc::double_free);
     intact();
     CHECK(a.free(pcpu::handle()) == pcpu::errc::ok); // null: no-op
@@ -307,7 +307,7 @@ TEST_CASE("failures are warned at most ten times, never under nowarn") {
     CHECK(a.alloc(0, 4, full | pcpu::gfp::nowarn).error() == pcpu::errc::zero_size);
     CHECK(a.platform().warnings.empty());
     for (int i = 0; i < 25; ++i) CHECK(a.alloc(0, 4, full).error() == pcpu::errc::zero_size);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     REQUIRE(a.platform().warnings.size() == 11);
     CHECK(a.platform().warnings[0].find("size=0") != std::string::npos);
     CHECK(a.platform().warnings[10].find("limit reached") != std::string::npos);
@@ -321,7 +321,7 @@ TEST_CASE("alignment is honoured for every power of two up to the page") {
     for (std::size_t align = 1; align <= 256; align *= 2) {
         auto r = a.alloc(4, align, full);
         REQUIRE(r.ok());
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         for (unsigned cpu = 0; cpu < 2; ++cpu)
             CHECK(reinterpret_cast<std::uintptr_t>(a.ptr(r.value(), cpu)) % std::max<std::size_t>(align, 4) == 0);
         live.push_back(r.value());
@@ -329,7 +329,7 @@ TEST_CASE("alignment is honoured for every power of two up to the page") {
     CHECK(a.alloc(4, 512, full).error() == pcpu::errc::bad_alignment);
     for (auto h : live) {
         REQUIRE(a.free(h) == pcpu::errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
     }
     CHECK(a.stats().nr_cur_alloc == 0);
 }
@@ -345,17 +345,17 @@ TEST_CASE("a chunk that fails a fit is demoted to slot 0, searched last, and mov
         if (!r) break;
         all.push_back(r.value());
     }
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     REQUIRE(all.size() == 1024);
     for (std::size_t i = 0; i < all.size(); i += 2) REQUIRE(a.free(all[i]) == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     int slot_before = -2;
     a.for_each_chunk([&](const pcpu::chunk_stats& c) { slot_before = c.slot; });
     CHECK(slot_before == 1); // 4-byte contig: slot 1
 
     // An 8-byte request looks in slot 1 (fls(8) - 3 = 1), fails, and demotes the chunk.
     CHECK(a.alloc(8, 4, full).error() == pcpu::errc::no_space);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     int slot_after = -2;
     a.for_each_chunk([&](const pcpu::chunk_stats& c) { slot_after = c.slot; });
     CHECK(slot_after == 0);
@@ -363,20 +363,20 @@ TEST_CASE("a chunk that fails a fit is demoted to slot 0, searched last, and mov
     // create a chunk instead; a static-only allocator cannot).
     auto r4 = a.alloc(4, 4, full);
     REQUIRE(r4.ok());
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(r4.value() == all[0]);
     // Relocation compares computed slots: a free that leaves the contig hint in slot 1
     // leaves the chunk in slot 0...
     REQUIRE(a.free(all[3]) == pcpu::errc::ok); // holes 2..4: 12 bytes, slot 1
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     a.for_each_chunk([&](const pcpu::chunk_stats& c) { CHECK(c.slot == 0); });
     // ...and one that raises it to slot 2 moves it back.
     REQUIRE(a.free(all[5]) == pcpu::errc::ok); // holes 2..6: 20 bytes, slot 2
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     a.for_each_chunk([&](const pcpu::chunk_stats& c) { CHECK(c.slot == 2); });
     auto r = a.alloc(8, 4, full);
     CHECK(r.ok());
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
 }
 
 TEST_CASE("stats follow the kernel's percpu_stats") {
@@ -397,7 +397,7 @@ TEST_CASE("stats follow the kernel's percpu_stats") {
     auto x = a.alloc(10, 4, full).value();
     auto y = a.alloc(300, 4, full).value();
     auto z = a.alloc_reserved(20, 4, full).value();
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     st = a.stats();
     CHECK(st.nr_alloc == 3);
     CHECK(st.nr_cur_alloc == 3);
@@ -407,7 +407,7 @@ TEST_CASE("stats follow the kernel's percpu_stats") {
     CHECK(st.live_bytes == 12 + 300 + 20);
     REQUIRE(a.free(x) == pcpu::errc::ok);
     REQUIRE(a.free(y) == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     st = a.stats();
     CHECK(st.nr_dealloc == 2);
     CHECK(st.nr_cur_alloc == 1);
@@ -443,7 +443,7 @@ TEST_CASE("fragment statistics count holes, not the free tail") {
     REQUIRE(a.free(h[1]) == pcpu::errc::ok);
     REQUIRE(a.free(h[3]) == pcpu::errc::ok);
     REQUIRE(a.free(h[4]) == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     a.for_each_chunk([&](const pcpu::chunk_stats& c) {
         CHECK(c.sum_frag == 64 + 128);
         CHECK(c.max_frag == 128);
@@ -469,7 +469,7 @@ TEST_CASE("randomized alloc/free on several CPUs against a model") {
                 const std::size_t align = std::size_t{1} << (rng() % 9);
                 const bool reserved = rng() % 10 == 0;
                 auto r = reserved ? a.alloc_reserved(size, align, full) : a.alloc(size, align, full);
-                CHECK_VERIFIED(a);
+                REQUIRE_VERIFIED(a);
                 if (!r) {
                     REQUIRE(r.error() == pcpu::errc::no_space);
                     ++fails;
@@ -485,7 +485,7 @@ TEST_CASE("randomized alloc/free on several CPUs against a model") {
             } else {
                 const std::size_t i = rng() % live.size();
                 REQUIRE(a.free(live[i].h) == pcpu::errc::ok);
-                CHECK_VERIFIED(a);
+                REQUIRE_VERIFIED(a);
                 live.erase(live.begin() + static_cast<std::ptrdiff_t>(i));
             }
             if (op % 50 == 0)
@@ -497,7 +497,7 @@ TEST_CASE("randomized alloc/free on several CPUs against a model") {
         CHECK(st.nr_failed == fails);
         for (const auto& o : live) {
             REQUIRE(a.free(o.h) == pcpu::errc::ok);
-            CHECK_VERIFIED(a);
+            REQUIRE_VERIFIED(a);
         }
         CHECK(a.stats().live_bytes == 0);
         // static + reserved = 548 bytes reach into page 2 of the 256-byte pages: the
@@ -514,7 +514,7 @@ TEST_CASE("the index lock is taken and released around every operation") {
     auto h = a.alloc(16, 4, full).value();
     CHECK(a.free(h) == pcpu::errc::ok);
     CHECK(a.free(h) == pcpu::errc::double_free);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     (void)a.stats();
     CHECK(a.platform().nr_locks >= n0 + 4);
     CHECK(a.platform().lock_depth == 0);

@@ -3,7 +3,7 @@
 // every offset and length in small sizes (up to three words and a bit), over random
 // contents and over the patterns that break word-boundary code (all clear, all set,
 // alternating, single bits at word edges).
-#include <pcpu/bitmap.hpp>
+#include <pcpu/internal/bitmap.hpp>
 
 #include <doctest/doctest.h>
 

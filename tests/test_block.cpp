@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// tests/test_block.cpp - block metadata update rules (pcpu/block.hpp), case by case.
-#include <pcpu/block.hpp>
+// tests/test_block.cpp - block metadata update rules (pcpu/internal/block.hpp), case by case.
+#include <pcpu/internal/block.hpp>
 
 #include <doctest/doctest.h>
 

@@ -771,9 +771,9 @@ TEST_CASE("a checked sim_platform runs lazy_mapped population and teardown clean
         std::memset(p, static_cast<int>(cpu), 2 * page);
     }
     CHECK(chk.inner().mapped_pages() == 8);
-    pcpu::lazy_mapped::depopulate(chk, u, base, 1, 3, pages);
+    pcpu::lazy_mapped::depopulate(chk, u, base, 1, 3, pages, noio);
     pcpu::platform_traits<checked>::flush_tlb(chk, u.span_begin(base, 1), u.span_end(base, 3));
-    pcpu::lazy_mapped::destroy(chk, u, base);
+    pcpu::lazy_mapped::destroy(chk, u, base, noio);
     chk.free_meta(pages, sizeof(pcpu::page_ref) * 16);
     chk.free_meta(node, 256);
     chk.slow_unlock();
@@ -962,14 +962,14 @@ TEST_CASE("sim_platform: fail_call sweeps every failure point of an operation") 
         if (base == 0) return false;
         void* arr = p.alloc_meta(sizeof(pcpu::page_ref) * 12, alignof(pcpu::page_ref), ctx::noio);
         if (arr == nullptr) {
-            pcpu::lazy_mapped::destroy(p, u, base);
+            pcpu::lazy_mapped::destroy(p, u, base, ctx::noio);
             return false;
         }
         auto* pages = static_cast<pcpu::page_ref*>(arr);
         const bool ok = pcpu::lazy_mapped::populate(p, u, base, 0, 2, pages, ctx::noio);
-        if (ok) pcpu::lazy_mapped::depopulate(p, u, base, 0, 2, pages);
+        if (ok) pcpu::lazy_mapped::depopulate(p, u, base, 0, 2, pages, ctx::noio);
         p.free_meta(arr, sizeof(pcpu::page_ref) * 12);
-        pcpu::lazy_mapped::destroy(p, u, base);
+        pcpu::lazy_mapped::destroy(p, u, base, ctx::noio);
         return ok;
     };
     std::size_t n = 0;

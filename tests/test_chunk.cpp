@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// tests/test_chunk.cpp - one chunk's bitmap allocator (pcpu/chunk.hpp): randomized
+// tests/test_chunk.cpp - one chunk's bitmap allocator (pcpu/internal/chunk.hpp): randomized
 // alloc/free against an interval model (suite "chunk") and hand-built hint cases
 // (suite "hints"). Every chunk operation is followed by verify().
 //
@@ -8,21 +8,23 @@
 #include "support/chunk_model.hpp"
 #include "support/test_scale.hpp"
 
-#include <pcpu/chunk.hpp>
+#include <pcpu/internal/chunk.hpp>
 
 #include <doctest/doctest.h>
 
 #include <cstdint>
 #include <iterator>
+#include <string>
 #include <vector>
 
-/// CHECK_VERIFIED(c) - run c.verify(), fail the test with the report (what, index,
-/// expected, actual) if it found a mismatch; evaluates to true when the chunk is
-/// consistent, so loops can stop at the first failure.
-#define CHECK_VERIFIED(c)                                                                                      \
+/// CHECK_CHUNK_VERIFIED(c) - run the chunk's c.verify(); a mismatch fails the test with
+/// the report (what, index, expected, actual) and the test case goes on (a CHECK): it
+/// evaluates to true when the chunk is consistent, so loops can stop at the first
+/// failure. The allocator's check is REQUIRE_VERIFIED (support/static_platform.hpp).
+#define CHECK_CHUNK_VERIFIED(c)                                                                                \
     [&]() {                                                                                                    \
         const ::pcpu::chunk_verify_report verify_report_ = (c).verify();                                       \
-        CHECK_MESSAGE(verify_report_.ok, "verify: " << (verify_report_.what ? verify_report_.what : "")        \
+        CHECK_MESSAGE(verify_report_.ok, "verify: " << std::string(verify_report_.what ? verify_report_.what : "") \
                                                     << " index=" << verify_report_.index                       \
                                                     << " expected=" << verify_report_.expected                 \
                                                     << " actual=" << verify_report_.actual);                   \
@@ -53,7 +55,7 @@ template <class Chunk>
 bool place(Chunk& c, std::uint32_t off, std::uint32_t bits) {
     const std::int32_t got = c.alloc_area(bits, 1, off);
     CHECK(got == static_cast<std::int32_t>(off));
-    return CHECK_VERIFIED(c) && got == static_cast<std::int32_t>(off);
+    return CHECK_CHUNK_VERIFIED(c) && got == static_cast<std::int32_t>(off);
 }
 
 template <class Chunk>
@@ -99,7 +101,7 @@ std::uint32_t random_run(const random_params& p) {
         c.hide(begin, end);
         m.hide(begin, end);
     }
-    if (!CHECK_VERIFIED(c)) return aligned_misses;
+    if (!CHECK_CHUNK_VERIFIED(c)) return aligned_misses;
 
     for (int op = 0, ops = pcpu_test::scaled(p.ops); op < ops; ++op) {
         INFO("op " << op);
@@ -156,7 +158,7 @@ std::uint32_t random_run(const random_params& p) {
             REQUIRE(m.remove(off));
         }
 
-        if (!CHECK_VERIFIED(c)) break;
+        if (!CHECK_CHUNK_VERIFIED(c)) break;
         const std::uint32_t probe = r.below(c.map_bits() + 8);
         CHECK(c.area_size(probe) == m.expected_area_size(probe));
         CHECK(c.nr_alloc() == m.live.size());
@@ -174,7 +176,7 @@ std::uint32_t random_run(const random_params& p) {
         std::advance(it, static_cast<long>(r.below(static_cast<std::uint32_t>(m.live.size()))));
         CHECK(c.free_area(it->first) == it->second);
         REQUIRE(m.remove(it->first));
-        if (!CHECK_VERIFIED(c)) break;
+        if (!CHECK_CHUNK_VERIFIED(c)) break;
     }
     CHECK(c.nr_alloc() == 0);
     if (!p.hidden) {
@@ -203,7 +205,7 @@ TEST_CASE("init: entirely free, unpopulated, metadata exactly meta_bytes()") {
     CHECK(c.nr_empty_pop_pages() == 0);
     CHECK(c.nr_alloc() == 0);
     CHECK(c.is_empty());
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     // The block array is the last thing in the metadata and ends exactly there.
     const auto meta = reinterpret_cast<std::uintptr_t>(box.storage.data());
     CHECK(reinterpret_cast<std::uintptr_t>(&c.block(4) + 1) == meta + chunk_t::meta_bytes(5));
@@ -223,7 +225,7 @@ TEST_CASE("alloc and free restore the chunk; sizes come from bound_map") {
     REQUIRE(a == 0);
     REQUIRE(b == 8);
     REQUIRE(d == 5);
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.nr_alloc() == 3);
     CHECK(c.max_alloc_bits() == 40);
     CHECK(c.area_size(0) == 5);
@@ -233,11 +235,11 @@ TEST_CASE("alloc and free restore the chunk; sizes come from bound_map") {
     CHECK(c.area_size(48) == 0);  // free (its bound bit is set: the end of b)
     CHECK(c.area_size(128) == 0); // out of range
     CHECK(c.free_area(8) == 40);
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.area_size(8) == 0);   // double free is visible
     CHECK(c.free_area(0) == 5);
     CHECK(c.free_area(5) == 1);
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.is_empty());
     CHECK(c.nr_empty_pop_pages() == 4);
     CHECK(c.max_alloc_bits() == 40);
@@ -252,10 +254,10 @@ TEST_CASE("alloc_area's window is bounded: [start, start + bits + block_bits)") 
     CHECK(c.alloc_area(10, 1, 150) == -1); // window [150, 192)
     CHECK(c.alloc_area(10, 1, 160) == -1); // window [160, 202): [200, 210) does not end by 202
     CHECK(c.alloc_area(10, 1, 170) == 200); // window [170, 212)
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.alloc_area(10, 1, 250) == -1); // window clipped to map_bits: [250, 256)
     CHECK(c.alloc_area(6, 1, 250) == 250);
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.alloc_area(1, 1, 256) == -1); // start past the end
 }
 
@@ -333,18 +335,18 @@ TEST_CASE("allocations that straddle block boundaries") {
 
     // Frees that re-join runs across the boundaries.
     CHECK(c.free_area(60) == 10);
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.block(1).right_free == 32 - 4);
     CHECK(c.block(2).left_free == 31);
     CHECK(c.chunk_md().contig_hint == 256 - 161); // [36, 95) is 59 bits < 95
     CHECK(c.free_area(127) == 34);
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.chunk_md().contig_hint == 256 - 97);
     CHECK(c.free_area(95) == 2);
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.chunk_md().contig_hint == 256 - 36);
     CHECK(c.free_area(28) == 8);
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.is_empty());
     CHECK(c.nr_empty_pop_pages() == 8);
 }
@@ -363,17 +365,17 @@ TEST_CASE("small frees at block edges lengthen cross-block runs (exact chunk con
     REQUIRE(place(c, 74, 54)); // [74, 128): the rest
     CHECK(c.contig_bits() == 0);
     CHECK(c.free_area(20) == 10); // run [20, 30): inside block 0
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.contig_bits() == 10);
     CHECK(c.free_area(60) == 4); // [60, 64): touches block 2's left edge? no, [64, 74) is allocated
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.contig_bits() == 10);
     CHECK(c.free_area(64) == 10); // [60, 74): crosses the 64 edge, merged from the neighbour
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.contig_bits() == 14);
     CHECK(c.chunk_md().contig_hint_start == 60);
     CHECK(c.free_area(30) == 4); // [20, 34): grows across the 32 edge from block 1's side
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.contig_bits() == 14);
     // Equal length and equally aligned (20 and 60 both have 4 as lowest set bit): the
     // contig hint stays, the new run becomes the (equal) scan hint. The free merges
@@ -400,17 +402,17 @@ TEST_CASE("allocations spanning several whole blocks") {
 
     const std::int32_t big = try_alloc(c, 96, 32, false); // three aligned blocks
     CHECK(big == 160);
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.nr_empty_pop_pages() == 0);
     CHECK(try_alloc(c, 11, 1, false) == 150 - 150 + 0); // first fit: [0, 20)
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
 
     CHECK(c.free_area(20) == 130);
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.nr_empty_pop_pages() == 4); // blocks 1..4
     CHECK(c.free_area(160) == 96);
     CHECK(c.free_area(0) == 11);
-    CHECK(CHECK_VERIFIED(c));
+    CHECK(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.is_empty());
     CHECK(c.contig_bits() == 256);
     CHECK(c.nr_empty_pop_pages() == 8);
@@ -429,12 +431,12 @@ TEST_CASE("fill a chunk completely, then free in forward, reverse and alternatin
         for (std::size_t i = 0; i < 200; ++i) {
             const std::int32_t off = try_alloc(c, sizes[i % 11], aligns[i % 11], false);
             if (off >= 0) offs.push_back(static_cast<std::uint32_t>(off));
-            if (!CHECK_VERIFIED(c)) return;
+            if (!CHECK_CHUNK_VERIFIED(c)) return;
         }
         // Then single bits into every hole that is left.
         for (std::int32_t off; (off = try_alloc(c, 1, 1, false)) >= 0;) {
             offs.push_back(static_cast<std::uint32_t>(off));
-            if (!CHECK_VERIFIED(c)) return;
+            if (!CHECK_CHUNK_VERIFIED(c)) return;
         }
         CHECK(c.free_bits() == 0);
         CHECK(c.contig_bits() == 0);
@@ -453,7 +455,7 @@ TEST_CASE("fill a chunk completely, then free in forward, reverse and alternatin
         for (std::uint32_t off : seq) {
             CHECK(c.area_size(off) != 0);
             c.free_area(off);
-            if (!CHECK_VERIFIED(c)) return;
+            if (!CHECK_CHUNK_VERIFIED(c)) return;
         }
         CHECK(c.is_empty());
         CHECK(c.contig_bits() == c.map_bits());
@@ -468,12 +470,12 @@ TEST_CASE("a skipped fragmented prefix becomes a scan hint the next search jumps
     // 1-bit objects at 2-bit alignment leave 1-bit holes at odd offsets.
     for (int i = 0; i < 10; ++i) {
         CHECK(try_alloc(c, 1, 2, false) == 2 * i);
-        REQUIRE(CHECK_VERIFIED(c));
+        REQUIRE(CHECK_CHUNK_VERIFIED(c));
     }
     // Objects at 0, 2, ..., 18: the first 2-bit run starts at 19, after the 1-bit
     // holes 1, 3, ..., 17, which the scan skipped.
     CHECK(try_alloc(c, 2, 1, false) == 19);
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.block(0).scan_hint == 1);
     CHECK(c.block(0).scan_hint_start >= 15); // one of the latest equal holes
     CHECK(c.block(0).max_before == 1);       // no run before the contig hint is longer
@@ -487,33 +489,33 @@ TEST_CASE("pop_only fits avoid unpopulated pages") {
     chunk_t& c = box.c;
     c.set_populated(0, 2);
     c.set_populated(3, 5); // pages 2 and 5 unpopulated
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.nr_empty_pop_pages() == 4);
 
     CHECK(try_alloc(c, 100, 1, true) == 0); // pages 0-1
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     // [100, 128) is too short; the run goes on through unpopulated page 2, so the
     // search restarts on page 3 and finds the run from that page's left edge.
     CHECK(c.find_fit(40, 1, true) == 192);
     CHECK(try_alloc(c, 40, 1, true) == 192);
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     // 60 bits: the first fit overall is [100, 160) over page 2; pop_only must not
     // take it.
     const std::int32_t p = try_alloc(c, 60, 1, true);
     CHECK(p == 232);
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.free_area(232) == 60);
     CHECK(try_alloc(c, 60, 1, false) == 100);
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     // The longest populated free run is now [232, 320): 100 bits fit only over
     // unpopulated page 5, so pop_only fails and the normal path does not.
     CHECK(try_alloc(c, 100, 1, true) == -1);
     CHECK(c.find_fit(100, 1, false) >= 0);
     // Populating page 5 opens [232, 384).
     c.set_populated(5, 6);
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     CHECK(try_alloc(c, 140, 4, true) == 232);
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.nr_empty_pop_pages() == 0);
 }
 
@@ -524,9 +526,9 @@ TEST_CASE("hide() a first chunk's head and tail; area_size rejects what is not a
     c.set_populated(0, 4);
     CHECK(c.nr_empty_pop_pages() == 4);
     c.hide(13, 250); // neither end page aligned
-    REQUIRE(CHECK_VERIFIED(c));
-    CHECK(c.hidden_begin() == 13);
-    CHECK(c.hidden_end() == 250);
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
+    CHECK(c.usable_begin() == 13);
+    CHECK(c.usable_end() == 250);
     CHECK(c.nr_alloc() == 0); // hidden areas are not allocations
     CHECK_FALSE(c.is_empty());
     CHECK(c.free_bits() == 250 - 13);
@@ -542,7 +544,7 @@ TEST_CASE("hide() a first chunk's head and tail; area_size rejects what is not a
     CHECK(a == 13);
     const std::int32_t b = try_alloc(c, 64, 64, false);
     CHECK(b == 64);
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.nr_alloc() == 2);
     CHECK(c.area_size(13) == 20);
     CHECK(c.area_size(14) == 0);  // interior
@@ -556,12 +558,12 @@ TEST_CASE("hide() a first chunk's head and tail; area_size rejects what is not a
     std::vector<std::uint32_t> offs{13, 64};
     for (std::int32_t off; (off = try_alloc(c, 7, 1, false)) >= 0;) offs.push_back(static_cast<std::uint32_t>(off));
     for (std::int32_t off; (off = try_alloc(c, 1, 1, false)) >= 0;) offs.push_back(static_cast<std::uint32_t>(off));
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.free_bits() == 0);
     CHECK(c.area_size(249) != 0); // the last usable bit is a live allocation's start or interior
     for (std::uint32_t off : offs) {
         c.free_area(off);
-        REQUIRE(CHECK_VERIFIED(c));
+        REQUIRE(CHECK_CHUNK_VERIFIED(c));
     }
     CHECK(c.nr_alloc() == 0);
     CHECK(c.free_bits() == 250 - 13);
@@ -575,16 +577,16 @@ TEST_CASE("hide() with page-aligned bounds and with nothing hidden at one end") 
     chunk_t& c = box.c;
     c.set_populated(0, 4);
     c.hide(64, 128);
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.nr_empty_pop_pages() == 2);
     CHECK(try_alloc(c, 64, 1, true) == 64);
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.free_bits() == 0);
 
     chunk_box<chunk_t> box2(4);
     box2.c.set_populated(0, 4);
     box2.c.hide(0, 100);
-    REQUIRE(CHECK_VERIFIED(box2.c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(box2.c));
     CHECK(box2.c.first_free() == 0);
     CHECK(box2.c.contig_bits() == 100);
     CHECK(box2.c.area_size(100) == 0);
@@ -598,26 +600,26 @@ TEST_CASE("nr_empty_pop_pages is exact through populate, depopulate, alloc and f
     REQUIRE(place(c, 10, 10)); // in an unpopulated page: nothing to take away
     CHECK(c.nr_empty_pop_pages() == 0);
     c.set_populated(0, 4);
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.nr_populated() == 4);
     CHECK(c.nr_empty_pop_pages() == 3); // page 0 holds [10, 20)
     REQUIRE(place(c, 100, 200)); // pages 1 .. 4, page 4 unpopulated
     CHECK(c.nr_empty_pop_pages() == 0);
     c.set_populated(4, 8);
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.nr_empty_pop_pages() == 3); // pages 5, 6, 7
     CHECK(c.free_area(100) == 200);
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.nr_empty_pop_pages() == 7);
     c.set_depopulated(6, 8);
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.nr_empty_pop_pages() == 5);
     CHECK(c.nr_populated() == 6);
     CHECK(c.free_area(10) == 10);
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.nr_empty_pop_pages() == 6);
     c.set_depopulated(0, 1);
-    REQUIRE(CHECK_VERIFIED(c));
+    REQUIRE(CHECK_CHUNK_VERIFIED(c));
     CHECK(c.nr_empty_pop_pages() == 5);
     REQUIRE(place(c, 0, 64)); // unpopulated page 0: still 5
     CHECK(c.nr_empty_pop_pages() == 5);

@@ -49,13 +49,13 @@ struct fixture {
         cpus().reset(nr_cpus);
         set_cpu(0); // this thread's CPU, left over from an earlier test
         REQUIRE(s.init() == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         REQUIRE(c.init(s.alloc, initial, full, batch) == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
     }
     ~fixture() {
         CHECK(c.destroy() == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         CHECK(s.alloc.stats().nr_cur_alloc == 0);
         CHECK(cpus().bugs == 0);
         CHECK(cpus().guards_entered == cpus().guards_left);
@@ -87,26 +87,26 @@ TEST_CASE("init, destroy and the default batch") {
     cpus().reset(4);
     pcpu_test::static_setup<alloc_t<guard_kind::none>> s(4, 16 * 1024, 0, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     counter_t<guard_kind::none> c;
     CHECK(!c.initialized());
     CHECK(c.init(s.alloc, 0, full, -1) == pcpu::errc::bad_config);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(s.alloc.stats().nr_cur_alloc == 0);
     REQUIRE(c.init(s.alloc, 7, full) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(c.batch() == 32); // max(32, 2 * 4)
     CHECK(c.error_bound() == 32 * 4);
     CHECK(c.read() == 7);
     CHECK(c.sum() == 7);
     CHECK(c.init(s.alloc, 0, full) == pcpu::errc::bad_config); // twice
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(s.alloc.stats().nr_cur_alloc == 1);
     CHECK(c.destroy() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(s.alloc.stats().nr_cur_alloc == 0);
     CHECK(c.destroy() == pcpu::errc::ok); // idempotent
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
 
     CHECK(counter_t<guard_kind::none>::default_batch(1) == 32);
     CHECK(counter_t<guard_kind::none>::default_batch(16) == 32);
@@ -334,11 +334,11 @@ TEST_CASE("threads on the real CPUs, unpinned: the exact sum is the expected tot
     using alloc = pcpu::allocator<os_platform>;
     pcpu_test::static_setup<alloc> s(nr, 16 * 1024, 0, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     {
         pcpu::counter<alloc> c;
         REQUIRE(c.init(s.alloc, 0, full) == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         std::vector<std::thread> threads;
         for (unsigned t = 0; t < nr_threads; ++t)
             threads.emplace_back([&c, t] {
@@ -349,7 +349,7 @@ TEST_CASE("threads on the real CPUs, unpinned: the exact sum is the expected tot
         CHECK(c.sum() == expected);
         CHECK(iabs(c.read() - expected) < c.error_bound());
         CHECK(c.destroy() == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
     }
     CHECK(s.alloc.stats().nr_cur_alloc == 0);
 }

@@ -54,19 +54,19 @@ TEST_CASE_TEMPLATE("init_many backs n counters with one allocation; destroy_many
     set_cpu(0);
     pcpu_test::static_setup<alloc_t<F::kind>> s(4, 16 * 1024, 0, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     using C = counter_t<F::kind>;
     {
         C cs[3];
         CHECK(C::init_many(cs, 0, s.alloc, 0, full) == pcpu::errc::bad_config);
         CHECK(C::init_many(cs, 3, s.alloc, 0, full, -1) == pcpu::errc::bad_config);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         CHECK(s.alloc.stats().nr_cur_alloc == 0);
         REQUIRE(C::init_many(cs, 3, s.alloc, 5, full, 8) == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         CHECK(s.alloc.stats().nr_cur_alloc == 1); // one allocation for three
         CHECK(C::init_many(cs + 1, 1, s.alloc, 0, full) == pcpu::errc::bad_config); // already initialised
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         for (unsigned i = 0; i < 3; ++i) {
             CHECK(cs[i].initialized());
             CHECK(cs[i].batch() == 8);
@@ -92,26 +92,26 @@ TEST_CASE_TEMPLATE("init_many backs n counters with one allocation; destroy_many
         CHECK(cs[0].destroy() == pcpu::errc::invalid_pointer);
         CHECK(C::destroy_many(cs, 2) == pcpu::errc::invalid_pointer);
         CHECK(C::destroy_many(cs + 1, 2) == pcpu::errc::invalid_pointer);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         CHECK(cs[1].sum() == 5 - 240);
         CHECK(s.alloc.stats().nr_cur_alloc == 1);
         CHECK(C::destroy_many(cs, 3) == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         CHECK(s.alloc.stats().nr_cur_alloc == 0);
         for (auto& c : cs) CHECK(!c.initialized());
         CHECK(C::destroy_many(cs, 3) == pcpu::errc::ok); // idempotent
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         // Re-initialisable one by one; destroy_many(c, 1) is destroy().
         REQUIRE(cs[2].init(s.alloc, 1, full) == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         CHECK(C::destroy_many(cs, 3) == pcpu::errc::invalid_pointer); // not a group: cs[2] stays
         CHECK(cs[2].initialized());
         CHECK(C::destroy_many(cs + 2, 1) == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         REQUIRE(C::init_many(cs, 1, s.alloc, 0, full) == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         CHECK(cs[0].destroy() == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
     }
     CHECK(s.alloc.stats().nr_cur_alloc == 0);
     CHECK(cpus().bugs == 0);
@@ -122,13 +122,13 @@ TEST_CASE("init_many reports the allocator's error and initialises nothing") {
     set_cpu(0);
     pcpu_test::static_setup<alloc_t<guard_kind::none>> s(2, 16 * 1024, 0, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     counter_t<guard_kind::none> cs[2];
     // More counters than a unit holds deltas for.
     std::vector<counter_t<guard_kind::none>> many(5000);
     CHECK(counter_t<guard_kind::none>::init_many(many.data(), many.size(), s.alloc, 0, full) ==
           pcpu::errc::size_too_large);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     for (auto& c : many) CHECK(!c.initialized());
     CHECK(s.alloc.stats().nr_cur_alloc == 0);
     (void)cs;
@@ -139,10 +139,10 @@ TEST_CASE_TEMPLATE("sub_local is add_local of the negation: only sum() sees it",
     set_cpu(1);
     pcpu_test::static_setup<alloc_t<F::kind>> s(4, 16 * 1024, 0, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     counter_t<F::kind> c;
     REQUIRE(c.init(s.alloc, 100, full, 4) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     c.sub_local(1000);
     CHECK(c.read() == 100); // far beyond the batch, still local
     CHECK(pcpu::per_cpu(c.deltas(), 1) == -1000);
@@ -150,7 +150,7 @@ TEST_CASE_TEMPLATE("sub_local is add_local of the negation: only sum() sees it",
     c.add_local(999);
     CHECK(c.sum() == 99);
     CHECK(c.destroy() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
 }
 
 TEST_CASE_TEMPLATE("limited_add adds exactly when the exact value stays within the limit", F, none_f, preempt_f,
@@ -159,10 +159,10 @@ TEST_CASE_TEMPLATE("limited_add adds exactly when the exact value stays within t
     cpus().reset(nr);
     pcpu_test::static_setup<alloc_t<F::kind>> s(nr, 16 * 1024, 0, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     counter_t<F::kind> c;
     REQUIRE(c.init(s.alloc, 0, full, 8) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     std::int64_t model = 0;
     lcg rng{7};
     int accepted = 0, refused = 0;
@@ -199,7 +199,7 @@ TEST_CASE_TEMPLATE("limited_add adds exactly when the exact value stays within t
     CHECK(c.sum() == 40);
     CHECK(c.limited_add(-1000, 0));
     CHECK(c.destroy() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
 }
 
 TEST_CASE_TEMPLATE("limited_add before init, after destroy and at the ends of int64_t", F, none_f, preempt_f, irq_f) {
@@ -208,12 +208,12 @@ TEST_CASE_TEMPLATE("limited_add before init, after destroy and at the ends of in
     set_cpu(0);
     pcpu_test::static_setup<alloc_t<F::kind>> s(nr, 16 * 1024, 0, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     counter_t<F::kind> c;
     CHECK(!c.limited_add(100, 1)); // not initialised: nothing added, no call through null
     CHECK(c.sum() == 0);
     REQUIRE(c.init(s.alloc, INT64_MAX - 5, full, 8) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     // count + amount would leave int64_t: past any limit, refused (no overflow).
     CHECK(!c.limited_add(INT64_MAX, 10));
     CHECK(c.limited_add(INT64_MAX, 5));
@@ -228,7 +228,7 @@ TEST_CASE_TEMPLATE("limited_add before init, after destroy and at the ends of in
     CHECK(!c.limited_add(3, 1, -4));
     CHECK(c.sum() == 3);
     CHECK(c.destroy() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(!c.limited_add(100, 1)); // destroyed: nothing added
     CHECK(c.sum() == 0);
 }
@@ -241,10 +241,10 @@ TEST_CASE_TEMPLATE("threads racing limited_add at the limit never carry the valu
     set_cpu(0);
     pcpu_test::static_setup<alloc_t<F::kind>> s(nr, 16 * 1024, 0, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     counter_t<F::kind> c;
     REQUIRE(c.init(s.alloc, start, full, 16) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     // Leave every delta non-zero, so the race starts with count != value.
     for (unsigned cpu = 0; cpu < nr; ++cpu) {
         set_cpu(cpu);
@@ -287,7 +287,7 @@ TEST_CASE_TEMPLATE("threads racing limited_add at the limit never carry the valu
     CHECK(cpus().guards_entered == cpus().guards_left);
     CHECK(cpus().bugs == 0);
     CHECK(c.destroy() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
 }
 
 } // TEST_SUITE("counter_ops")

@@ -91,7 +91,7 @@ auto& sim_of(A& a) {
 }
 #define CHECK_CLEAN(a)                                                                             \
     do {                                                                                           \
-        CHECK_VERIFIED(a);                                                                         \
+        REQUIRE_VERIFIED(a);                                                                         \
         INFO("checker: " << std::string((a).platform().last_violation()));                         \
         CHECK((a).platform().violations() == 0);                                                   \
         INFO("sim bugs: " << std::string(sim_of(a).describe_bugs()));                              \
@@ -240,15 +240,15 @@ TEST_CASE("static_only: compile-time and run-time contexts allocate alike") {
     auto b = f.alloc.alloc(64, 64, ctx::full_t{});
     REQUIRE(a.ok());
     REQUIRE(b.ok());
-    CHECK_VERIFIED(f.alloc);
+    REQUIRE_VERIFIED(f.alloc);
     CHECK(f.alloc.free(a.value()) == pcpu::errc::ok);
-    CHECK_VERIFIED(f.alloc);
+    REQUIRE_VERIFIED(f.alloc);
     auto c = f.alloc.alloc(64, 64, ctx::atomic); // the run-time atomic gets the same hole back
     REQUIRE(c.ok());
     CHECK(c.value().addr() == a.value().addr());
-    CHECK_VERIFIED(f.alloc);
+    REQUIRE_VERIFIED(f.alloc);
     CHECK(f.alloc.alloc(8192, 4, ctx::nowait_t{}).error() == pcpu::errc::no_space);
-    CHECK_VERIFIED(f.alloc);
+    REQUIRE_VERIFIED(f.alloc);
 }
 
 } // TEST_SUITE

@@ -47,7 +47,7 @@ auto& sim_of(A& a) {
 /// CHECK_CLEAN(a) - verify(), no violation seen by the checker, no misuse seen by the sim.
 #define CHECK_CLEAN(a)                                                                             \
     do {                                                                                           \
-        CHECK_VERIFIED(a);                                                                         \
+        REQUIRE_VERIFIED(a);                                                                         \
         INFO("checker: " << std::string((a).platform().last_violation()));                                      \
         CHECK((a).platform().violations() == 0);                                                   \
         INFO("sim bugs: " << std::string(sim_of(a).describe_bugs()));                                           \
@@ -161,6 +161,41 @@ TEST_CASE("the seed's deadlock: a noio caller holding a lock IO reclaim needs") 
     CHECK_FALSE(sim_of(a).leaks());
 }
 
+TEST_CASE("every callback that can block receives the context, the freeing ones included") {
+    using alloc_t = pcpu::allocator<checked, pcpu::lazy_mapped>;
+    fixture<alloc_t> f;
+    auto& a = f.alloc;
+    REQUIRE(f.init() == pcpu::errc::ok);
+    std::vector<pcpu::handle> hs;
+    for (int i = 0; i < 24; ++i) {
+        auto r = a.alloc(6 * 1024, 8, ctx::noio);
+        REQUIRE(r.ok());
+        hs.push_back(r.value());
+        CHECK_CLEAN(a);
+    }
+    for (pcpu::handle h : hs) {
+        CHECK(a.free(h) == pcpu::errc::ok);
+        CHECK_CLEAN(a);
+    }
+    CHECK(a.balance() == pcpu::errc::ok); // depopulates and destroys: unmap, free_pages, release, free_meta
+    CHECK_CLEAN(a);
+    const std::size_t before_shutdown = sim_of(a).freeing_calls_with_context();
+    CHECK(before_shutdown != 0); // the sim's context-taking forms were the ones called
+    auto& chk = a.platform();
+    // Every context here is noio: the caller's, and balance's background default.
+    for (cb k : {cb::slow_lock, cb::free_meta, cb::free_pages, cb::unmap, cb::release}) {
+        INFO(pcpu::debug::callback_name(k));
+        CHECK(pcpu::debug::callback_blocks(k));
+        CHECK(chk.calls(k) != 0);
+        CHECK(chk.calls(k, ctx::noio) == chk.calls(k)); // each call carried the context, and no wider one
+    }
+    for (std::size_t i = 0; i < pcpu::debug::nr_callbacks; ++i) {
+        const auto k = static_cast<cb>(i);
+        INFO(pcpu::debug::callback_name(k));
+        if (pcpu::debug::callback_blocks(k)) CHECK(pcpu::debug::callback_takes_context(k));
+    }
+}
+
 TEST_CASE("the checker catches a layer that passes full to map, and the sim shows the deadlock") {
     using alloc_t = pcpu::allocator<widen_map<checked>, pcpu::lazy_mapped>;
     pcpu_test::static_setup<alloc_t> f(cpus, unit, unit - 8 * 1024, 0);
@@ -176,7 +211,7 @@ TEST_CASE("the checker catches a layer that passes full to map, and the sim show
         // The widened map entered reclaim and "deadlocked": the sim failed it, so the
         // allocation fails cleanly instead of hanging.
         CHECK(r.error() == pcpu::errc::out_of_memory);
-        CHECK_VERIFIED(f.alloc);
+        REQUIRE_VERIFIED(f.alloc);
     }
     CHECK(s.deadlocks() >= 1);
     REQUIRE(chk.violations() >= 1);
@@ -197,7 +232,7 @@ TEST_CASE("the checker catches map run outside the caller's scope") {
     REQUIRE(f.init() == pcpu::errc::ok);
     auto r = f.alloc.alloc(12 * 1024, 8, ctx::noio);
     CHECK(r.ok());
-    CHECK_VERIFIED(f.alloc);
+    REQUIRE_VERIFIED(f.alloc);
     REQUIRE(chk.violations() >= 1);
     INFO(std::string(chk.last_violation()));
     CHECK(std::string(chk.last_violation()).find("scope") != std::string::npos);
@@ -245,13 +280,13 @@ TEST_CASE("scopes: an implicit allocation inside map (page tables) sees the call
     std::mutex fs_lock;
     s.set_reclaim_lock(&fs_lock);
     REQUIRE(f.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
 
     // A full caller's page tables may do anything (and the model sees no deadlock:
     // nobody holds the reclaim lock).
     auto r1 = a.alloc(12 * 1024, 8, ctx::full);
     REQUIRE(r1.ok());
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     REQUIRE(pt.implicit.size() == cpus);
     for (pcpu::gfp c : pt.implicit) CHECK(c == ctx::full);
 
@@ -263,7 +298,7 @@ TEST_CASE("scopes: an implicit allocation inside map (page tables) sees the call
         r2 = a.alloc(12 * 1024, 8, ctx::noio);
     }
     REQUIRE(r2.ok());
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     REQUIRE(pt.implicit.size() == cpus);
     for (pcpu::gfp c : pt.implicit) CHECK(c == ctx::noio);
 
@@ -277,7 +312,7 @@ TEST_CASE("scopes: an implicit allocation inside map (page tables) sees the call
         r3 = a.alloc(12 * 1024, 8, ctx::full);
     }
     REQUIRE(r3.ok());
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     REQUIRE(pt.implicit.size() == cpus);
     for (pcpu::gfp c : pt.implicit) CHECK(c == ctx::noio);
 
@@ -286,7 +321,7 @@ TEST_CASE("scopes: an implicit allocation inside map (page tables) sees the call
     CHECK(s.bugs() == 0);
     for (auto h : {r1.value(), r2.value(), r3.value()}) {
         REQUIRE(a.free(h) == pcpu::errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
     }
     a.shutdown();
     INFO(s.describe_leaks());

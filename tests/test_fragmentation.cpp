@@ -4,7 +4,7 @@
 // the work one allocation then does, read from the find-fit debug counters
 // (pcpu/debug/find_fit_stats.hpp; this binary is built with PCPU_FIND_FIT_STATS=1),
 // checked against the bound stated in docs/architecture.md; and the chunks free()'s
-// address lookup visits with 1, 16 and 256 chunks (pcpu/chunk_index.hpp).
+// address lookup visits with 1, 16 and 256 chunks (pcpu/internal/chunk_index.hpp).
 //
 // The layouts (F1o/F1e/F2, four free orders, three fit locations) are described and
 // built in bench/frag_layout.hpp, shared with the timed benchmark bench/bench_frag.cpp.
@@ -13,8 +13,8 @@
 #include "support/static_platform.hpp"
 
 #include <pcpu/allocator.hpp>
-#include <pcpu/chunk.hpp>
-#include <pcpu/chunk_index.hpp>
+#include <pcpu/internal/chunk.hpp>
+#include <pcpu/internal/chunk_index.hpp>
 #include <pcpu/debug/find_fit_stats.hpp>
 
 #include <doctest/doctest.h>
@@ -143,7 +143,7 @@ TEST_CASE("free's chunk lookup visits at most the index's bound with 1, 16 and 2
             REQUIRE(r.ok());
             objs.push_back(r.value());
         }
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         // Scattered (a stride of 97, prime and not a factor of the count): no free is
         // served by the last chunk found, and none finds its chunk at the head of a
         // list. Every one is an index lookup.
@@ -153,9 +153,9 @@ TEST_CASE("free's chunk lookup visits at most the index's bound with 1, 16 and 2
             pcpu::debug::find_fit_counters = {};
             REQUIRE(a.free(objs[(i * 97) % objs.size()]) == pcpu::errc::ok);
             worst = std::max<std::uint64_t>(worst, pcpu::debug::find_fit_counters.chunk_lookup_probes);
-            if (i % 16 == 0) CHECK_VERIFIED(a);
+            if (i % 16 == 0) REQUIRE_VERIFIED(a);
         }
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         INFO("worst lookup " << worst << " chunks");
         CHECK(worst >= 1);
         CHECK(worst <= pcpu::avl_max_height(nr_chunks));

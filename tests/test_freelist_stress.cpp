@@ -56,10 +56,10 @@ TEST_CASE_TEMPLATE("per-CPU freelist on this_cpu cmpxchg_double: task and ISR th
     set_cpu(0);
     pcpu_test::static_setup<alloc_t> s(nr, 16 * 1024, 0, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     freelist_example::percpu_freelist<alloc_t> fl;
     REQUIRE(fl.init(s.alloc, pcpu::ctx::full) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     std::vector<object> pool(nr_objects);
     for (unsigned i = 0; i < nr_objects; ++i) {
         set_cpu(i % nr);
@@ -112,7 +112,7 @@ TEST_CASE_TEMPLATE("per-CPU freelist on this_cpu cmpxchg_double: task and ISR th
     CHECK(cpus().bugs == 0);
     CHECK(cpus().guards_entered == cpus().guards_left);
     CHECK(fl.destroy() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(s.alloc.stats().nr_cur_alloc == 0);
 }
 

@@ -56,7 +56,7 @@ host& host_of(A& a) {
 /// CHECK_CHECKED(a) - verify(), and no violation seen by the checker around the host.
 #define CHECK_CHECKED(a)                                                                           \
     do {                                                                                           \
-        CHECK_VERIFIED(a);                                                                         \
+        REQUIRE_VERIFIED(a);                                                                         \
         INFO("checker: " << std::string((a).platform().last_violation()));                         \
         CHECK((a).platform().violations() == 0);                                                   \
     } while (0)
@@ -295,7 +295,7 @@ TEST_CASE("lazy_mapped on the host: real pages mapped on demand, unmapped by bal
     host_setup<alloc_t> f;
     auto& a = f.alloc;
     REQUIRE(f.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     const std::size_t hpages_per_page = host::page_size / pcpu::detail::host_page_size();
 
     // 16 KiB areas: two per 32 KiB unit, so seven of them need four dynamic chunks.
@@ -310,7 +310,7 @@ TEST_CASE("lazy_mapped on the host: real pages mapped on demand, unmapped by bal
     for (std::size_t size : sizes) {
         auto r = a.alloc(size, 64, ctx::full);
         REQUIRE(r.ok());
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         CHECK(zeroed(a, r.value(), size));
         fill(a, r.value(), size, tag);
         // Every CPU's copy is in memory now.
@@ -341,11 +341,11 @@ TEST_CASE("lazy_mapped on the host: real pages mapped on demand, unmapped by bal
     }();
     for (std::size_t i = 1; i < live.size(); ++i) {
         REQUIRE(a.free(live[i].h) == pcpu::errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
     }
     CHECK(a.platform().counters().balance_requests >= 1);
     REQUIRE(a.balance() == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     const auto after_chunks = dynamic_chunks(a);
     CHECK(after_chunks.size() < chunks.size());
     long after = 0;
@@ -368,7 +368,7 @@ TEST_CASE("lazy_mapped on the host: real pages mapped on demand, unmapped by bal
     }
     CHECK(holds(a, live[0].h, live[0].size, live[0].tag));
     REQUIRE(a.free(live[0].h) == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
 
     const auto last = dynamic_chunks(a);
     REQUIRE_FALSE(last.empty());
@@ -390,16 +390,16 @@ TEST_CASE("lazy_mapped on the host: a page limit fails population cleanly") {
     a.platform().set_warn_handler(&collect, &warnings);
     auto small = a.alloc(12 * 1024, 8, ctx::noio); // a new chunk, three pages: fits the budget
     REQUIRE(small.ok());
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(a.platform().counters().pages == 3 * cpus);
     auto big = a.alloc(16 * 1024, 8, ctx::noio); // four more pages per CPU: does not
     CHECK(big.error() == pcpu::errc::out_of_memory);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(warnings.size() == 1);
     CHECK(a.platform().counters().pages == 3 * cpus); // CPU 0's four were given back
     CHECK(a.platform().counters().mapped_pages == 3 * cpus);
     REQUIRE(a.free(small.value()) == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     a.shutdown();
     CHECK(a.platform().counters().nothing_outstanding());
 }
@@ -409,16 +409,16 @@ TEST_CASE("contiguous on the host: chunks are whole anonymous mappings, returned
     host_setup<alloc_t> f(4 * 1024);
     auto& a = f.alloc;
     REQUIRE(f.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     auto r1 = a.alloc(16 * 1024, 64, ctx::noio);
     REQUIRE(r1.ok());
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     auto r2 = a.alloc(unit, 8, ctx::full); // a whole unit: a second chunk
     REQUIRE(r2.ok());
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     auto at = a.alloc(4 * 1024, 8, ctx::atomic); // contiguous chunks are populated throughout
     REQUIRE(at.ok());
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(a.platform().counters().units_blocks == 2);
     CHECK(a.platform().counters().reservations == 0);
     CHECK(zeroed(a, r2.value(), unit));
@@ -432,10 +432,10 @@ TEST_CASE("contiguous on the host: chunks are whole anonymous mappings, returned
     REQUIRE(chunks.size() == 2);
     for (auto h : {r1.value(), r2.value(), at.value()}) {
         REQUIRE(a.free(h) == pcpu::errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
     }
     REQUIRE(a.balance() == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(a.platform().counters().units_blocks == 1); // one spare kept
     const auto spare = dynamic_chunks(a);
     REQUIRE(spare.size() == 1);
@@ -528,14 +528,14 @@ TEST_CASE("the checker around the host catches a layer that passes full to map")
     REQUIRE(f.init() == pcpu::errc::ok);
     auto r = f.alloc.alloc(12 * 1024, 8, ctx::noio);
     REQUIRE(r.ok()); // the host cannot deadlock; only the checker can tell
-    CHECK_VERIFIED(f.alloc);
+    REQUIRE_VERIFIED(f.alloc);
     REQUIRE(chk.violations() >= 1);
     const std::string msg = chk.violation(0);
     INFO(msg);
     CHECK(msg.find("map received block|io|fs") != std::string::npos);
     CHECK(warnings.size() == chk.violations());
     REQUIRE(f.alloc.free(r.value()) == pcpu::errc::ok);
-    CHECK_VERIFIED(f.alloc);
+    REQUIRE_VERIFIED(f.alloc);
     f.alloc.shutdown();
     CHECK(chk.inner().counters().nothing_outstanding());
 }
@@ -666,7 +666,7 @@ TEST_CASE("warnings are rate-limited across threads: ten, then the last word, th
     REQUIRE(f.init() == pcpu::errc::ok);
     auto full = a.alloc(4 * 1024, 4, ctx::full); // no populated free space left
     REQUIRE(full.ok());
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     // Many threads fail atomic allocations at once; each failure wants a warning.
     constexpr unsigned nr_threads = 4;
     constexpr int tries = 200;
@@ -681,13 +681,13 @@ TEST_CASE("warnings are rate-limited across threads: ten, then the last word, th
                 if (a.alloc(64, 4, ctx::atomic).error() == pcpu::errc::would_block) failed.fetch_add(1);
         });
     for (auto& t : threads) t.join();
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(failed.load() == nr_threads * tries);
     // The order across threads is not defined; the count is.
     CHECK(log.messages.size() == 11);
     CHECK(std::count(log.messages.begin(), log.messages.end(), "pcpu: limit reached, disable warning") == 1);
     REQUIRE(a.free(full.value()) == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
 }
 
 TEST_CASE("balance_worker: an atomic failure wakes the worker, which refills the reserve") {

@@ -126,11 +126,11 @@ std::vector<cycle> run_cycles(Setup& s, const std::vector<std::uint32_t>& sizes,
                 REQUIRE_MESSAGE(false, "cycle " << k << ", allocation " << i << ": " << pcpu::errc_name(r.error()));
             live[i] = r.value();
             s.balance_if_requested();
-            if (i % verify_every == 0) CHECK_VERIFIED(a);
+            if (i % verify_every == 0) REQUIRE_VERIFIED(a);
         }
         c.visits_per_alloc = static_cast<double>(pcpu::debug::find_fit_counters.find_fit_calls) /
                              static_cast<double>(sizes.size());
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         c.peak = memory_of(a);
         for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = o == order::lifo ? idx.size() - 1 - i : i;
         if (o == order::shuffled)
@@ -140,10 +140,10 @@ std::vector<cycle> run_cycles(Setup& s, const std::vector<std::uint32_t>& sizes,
             if (e != pcpu::errc::ok)
                 REQUIRE_MESSAGE(false, "cycle " << k << ", free " << i << ": " << pcpu::errc_name(e));
             s.balance_if_requested();
-            if (i % verify_every == 0) CHECK_VERIFIED(a);
+            if (i % verify_every == 0) REQUIRE_VERIFIED(a);
         }
         REQUIRE(a.balance() == pcpu::errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         c.after = memory_of(a);
         out.push_back(c);
     }
@@ -222,17 +222,17 @@ TEST_CASE("regression: the public trace's memory comes back (Linux layout, 64 Ki
         }
         live[o.slot] = o.alloc;
         s.balance_if_requested();
-        if (i % 257 == 0) CHECK_VERIFIED(a);
+        if (i % 257 == 0) REQUIRE_VERIFIED(a);
     }
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     for (std::uint32_t i = 0; i < t.nr_slots; ++i)
         if (live[i]) {
             REQUIRE(a.free(slots[i]) == pcpu::errc::ok);
             s.balance_if_requested();
         }
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     for (int i = 0; i < 3; ++i) REQUIRE(a.balance() == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     const memory m = memory_of(a);
     INFO("populated pages " << m.pages() << " (first chunk " << m.first_pages << ", dynamic " << m.dynamic_pages
                             << "), chunks " << m.chunks);
@@ -297,7 +297,7 @@ TEST_CASE("sidelined chunks with no populated fit are not scanned by every alloc
         REQUIRE(r.ok());
         hs.push_back(r.value());
     }
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     // Keep the first chunk and the first page of every dynamic chunk full, free the
     // rest, reclaim.
     std::vector<std::uintptr_t> bases;
@@ -311,7 +311,7 @@ TEST_CASE("sidelined chunks with no populated fit are not scanned by every alloc
         s.balance_if_requested();
     }
     for (int i = 0; i < 3; ++i) REQUIRE(a.balance() == pcpu::errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     std::size_t sidelined = 0;
     a.for_each_chunk([&](const pcpu::chunk_stats& c) {
         if (c.kind == pcpu::chunk_kind::dynamic && c.nr_alloc != 0 && c.nr_empty_pop_pages == 0 &&
@@ -332,7 +332,7 @@ TEST_CASE("sidelined chunks with no populated fit are not scanned by every alloc
         total += v;
         s.balance_if_requested();
     }
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     INFO("find-fit visits per allocation: " << static_cast<double>(total) / n << " on average, " << most
                                             << " at most");
     CHECK(static_cast<double>(total) / n <= 1.0 + visit_slack);

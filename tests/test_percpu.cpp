@@ -64,11 +64,11 @@ TEST_CASE("alloc_percpu constructs T once per CPU and free_percpu destroys each 
     cpus().reset(5);
     setup_t<guard_kind::none> s(5, 16 * 1024, 0, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     tracked::reset();
 
     auto r = pcpu::alloc_percpu<tracked>(s.alloc, full, 42);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     REQUIRE(r.ok());
     const pcpu::percpu<tracked> h = r.value();
     REQUIRE(tracked::constructed.size() == 5);
@@ -84,14 +84,14 @@ TEST_CASE("alloc_percpu constructs T once per CPU and free_percpu destroys each 
     CHECK(std::set<std::uintptr_t>(expect.begin(), expect.end()).size() == 5);
 
     CHECK(pcpu::free_percpu(s.alloc, h) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(tracked::constructed.size() == 5);
     CHECK(sorted(tracked::destroyed) == sorted(expect));
     CHECK(s.alloc.stats().nr_cur_alloc == 0);
 
     // A null handle is a no-op and destroys nothing.
     CHECK(pcpu::free_percpu(s.alloc, pcpu::percpu<tracked>()) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(tracked::destroyed.size() == 5);
 }
 
@@ -99,12 +99,12 @@ TEST_CASE("a failed alloc_percpu constructs nothing and reports the allocator's 
     cpus().reset(2);
     setup_t<guard_kind::none> s(2, 16 * 1024, 0, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     struct too_big {
         unsigned char bytes[20 * 1024];
     };
     auto r = pcpu::alloc_percpu<too_big>(s.alloc, full);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(r.error() == pcpu::errc::size_too_large);
 
     // Fill the unit, then a T that no longer fits: no_space, nothing constructed.
@@ -112,7 +112,7 @@ TEST_CASE("a failed alloc_percpu constructs nothing and reports the allocator's 
     std::vector<pcpu::percpu<tracked>> hs;
     for (;;) {
         auto t = pcpu::alloc_percpu<tracked>(s.alloc, pcpu::ctx::full | pcpu::gfp::nowarn, 1);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         if (!t) {
             CHECK(t.error() == pcpu::errc::no_space);
             break;
@@ -123,7 +123,7 @@ TEST_CASE("a failed alloc_percpu constructs nothing and reports the allocator's 
     CHECK(tracked::constructed.size() == 2 * hs.size());
     for (auto h : hs) {
         CHECK(pcpu::free_percpu(s.alloc, h) == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
     }
     CHECK(tracked::destroyed.size() == tracked::constructed.size());
 }
@@ -132,18 +132,18 @@ TEST_CASE("values of different CPUs and different handles never alias") {
     cpus().reset(4);
     setup_t<guard_kind::none> s(4, 16 * 1024, 64, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     struct rec {
         std::uint32_t a[5];
     };
     auto h8 = pcpu::alloc_percpu<std::uint8_t>(s.alloc, full);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     auto h64 = pcpu::alloc_percpu<std::uint64_t>(s.alloc, full);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     auto hr = pcpu::alloc_percpu<rec>(s.alloc, full);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     auto h32 = pcpu::alloc_percpu<std::int32_t>(s.alloc, full, -7);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     REQUIRE((h8.ok() && h64.ok() && hr.ok() && h32.ok()));
 
     // Every (handle, CPU) byte range is disjoint from every other one.
@@ -177,22 +177,22 @@ TEST_CASE("values of different CPUs and different handles never alias") {
         CHECK(pcpu::per_cpu(h32.value(), cpu) == -7 - static_cast<std::int32_t>(cpu));
     }
     CHECK(pcpu::free_percpu(s.alloc, h8.value()) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(pcpu::free_percpu(s.alloc, h64.value()) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(pcpu::free_percpu(s.alloc, hr.value()) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(pcpu::free_percpu(s.alloc, h32.value()) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
 }
 
 TEST_CASE("per_cpu_ptr is the allocator's ptr: the handle plus the CPU's table entry") {
     cpus().reset(3);
     setup_t<guard_kind::none> s(3, 16 * 1024, 0, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     auto raw = s.alloc.alloc(24, 8, full);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     REQUIRE(raw.ok());
     const auto h = pcpu::typed<std::uint64_t>(s.alloc, raw.value());
     CHECK(h.raw() == raw.value());
@@ -204,23 +204,23 @@ TEST_CASE("per_cpu_ptr is the allocator's ptr: the handle plus the CPU's table e
     }
     // A typed handle of a plain alloc() frees through free_percpu like any other.
     CHECK(pcpu::free_percpu(s.alloc, h) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(pcpu::free_percpu(s.alloc, h) == pcpu::errc::double_free);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
 }
 
 TEST_CASE("field() and at() reach members and elements of every CPU's copy") {
     cpus().reset(3);
     setup_t<guard_kind::none> s(3, 16 * 1024, 0, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     struct stats {
         std::uint32_t hits;
         std::uint64_t bytes;
         std::uint16_t hist[8];
     };
     auto r = pcpu::alloc_percpu<stats>(s.alloc, full);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     REQUIRE(r.ok());
     const auto h = r.value();
     const pcpu::percpu<std::uint64_t> bytes = h.field(&stats::bytes);
@@ -237,16 +237,16 @@ TEST_CASE("field() and at() reach members and elements of every CPU's copy") {
         CHECK(&pcpu::per_cpu(bytes, cpu) == &pcpu::per_cpu(h, cpu).bytes);
     }
     CHECK(pcpu::free_percpu(s.alloc, h) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
 }
 
 TEST_CASE("for_each_cpu visits every CPU once, in order; sum adds every copy") {
     cpus().reset(6);
     setup_t<guard_kind::none> s(6, 16 * 1024, 0, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     auto r = pcpu::alloc_percpu<std::uint32_t>(s.alloc, full);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     REQUIRE(r.ok());
     const auto h = r.value();
     std::vector<unsigned> seen;
@@ -262,7 +262,7 @@ TEST_CASE("for_each_cpu visits every CPU once, in order; sum adds every copy") {
     // Summing in T is still there, by name, and wraps.
     CHECK(pcpu::sum<std::uint32_t>(h) == static_cast<std::uint32_t>(23999999985ull % (std::uint64_t{1} << 32)));
     CHECK(pcpu::free_percpu(s.alloc, h) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
 }
 
 } // TEST_SUITE("percpu")
@@ -281,17 +281,17 @@ struct ops_fixture {
     ops_fixture() {
         cpus().reset(4);
         REQUIRE(s.init() == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         l = pcpu::alloc_percpu<long>(s.alloc, full, sentinel).value();
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         ul = pcpu::alloc_percpu<unsigned long>(s.alloc, full, static_cast<unsigned long>(sentinel)).value();
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
     }
     ~ops_fixture() {
         CHECK(pcpu::free_percpu(s.alloc, l) == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         CHECK(pcpu::free_percpu(s.alloc, ul) == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         CHECK(cpus().bugs == 0);
     }
     /// others_untouched(cpu) - every other CPU's copies still hold the sentinel.
@@ -508,9 +508,9 @@ TEST_CASE_TEMPLATE("threads sharing one CPU's copy lose no update", F, none_f, p
     set_cpu(0);
     setup_t<F::kind> s(1, 16 * 1024, 0, 0);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     auto r = pcpu::alloc_percpu<std::uint64_t>(s.alloc, full);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     REQUIRE(r.ok());
     const auto h = r.value();
     constexpr unsigned nr_threads = 4, per_thread = 1000000;
@@ -525,7 +525,7 @@ TEST_CASE_TEMPLATE("threads sharing one CPU's copy lose no update", F, none_f, p
     CHECK(cpus().guards_entered == cpus().guards_left);
     CHECK(cpus().bugs == 0);
     CHECK(pcpu::free_percpu(s.alloc, h) == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
 }
 
 } // TEST_SUITE("percpu_ops")

@@ -306,7 +306,7 @@ TEST_CASE("static_only over the arena: carved first chunk, exhaustion is no_spac
     REQUIRE(cfg.units != nullptr);
     REQUIRE(cfg.meta != nullptr);
     REQUIRE(a.init(cfg) == errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     const arena_snapshot carved(ar);
 
     // Fill the dynamic area with 256-byte allocations until it refuses.
@@ -314,7 +314,7 @@ TEST_CASE("static_only over the arena: carved first chunk, exhaustion is no_spac
     errc last = errc::ok;
     for (unsigned tag = 1; tag < 100; ++tag) {
         auto r = a.alloc(256, 8, ctx::full);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         if (!r) {
             last = r.error();
             break;
@@ -330,10 +330,10 @@ TEST_CASE("static_only over the arena: carved first chunk, exhaustion is no_spac
     // path, and changes nothing.
     const auto st = a.stats();
     auto again = a.alloc(256, 8, ctx::full);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(again.error() == errc::no_space);
     auto atomic = a.alloc(256, 8, ctx::atomic);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     // static_only never creates chunks, so even an atomic request is plainly out of space.
     CHECK(atomic.error() == errc::no_space);
     CHECK(a.stats().nr_cur_alloc == st.nr_cur_alloc);
@@ -342,12 +342,12 @@ TEST_CASE("static_only over the arena: carved first chunk, exhaustion is no_spac
     // The tail that is left is exactly what the arithmetic says, and then nothing is.
     const std::size_t tail = unit_size - static_size - live.size() * 256;
     auto rest = a.alloc(tail, 4, ctx::full);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     REQUIRE(rest.ok());
     fill(a, rest.value(), tail, 99);
     live.push_back({rest.value(), tail, 99});
     auto none = a.alloc(4, 4, ctx::full);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(none.error() == errc::no_space);
     CHECK(a.stats().live_bytes == unit_size - static_size);
     CHECK(arena_snapshot(ar) == carved); // static_only never touches the arena
@@ -363,7 +363,7 @@ TEST_CASE("static_only over the arena: carved first chunk, exhaustion is no_spac
 
     for (const auto& l : live) {
         REQUIRE(a.free(l.h) == errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
     }
     CHECK(a.stats().nr_cur_alloc == 0);
     a.shutdown();
@@ -396,7 +396,7 @@ TEST_CASE("contiguous over the arena: chunks from the arena, exhaustion is out_o
     plat.in_init_or_shutdown = true;
     REQUIRE(a.init(cfg) == errc::ok);
     plat.in_init_or_shutdown = false;
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(plat.meta_calls == 1);
     CHECK(ar.nr_live() == 1);
 
@@ -407,7 +407,7 @@ TEST_CASE("contiguous over the arena: chunks from the arena, exhaustion is out_o
     for (; tag < 10; ++tag) {
         const arena_snapshot before(ar);
         auto r = a.alloc(unit_size, 8, ctx::full);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         if (!r) {
             last = r.error();
             // The failed creation gave back whatever it had taken (the chunk struct
@@ -430,22 +430,22 @@ TEST_CASE("contiguous over the arena: chunks from the arena, exhaustion is out_o
     const arena_snapshot full(ar);
     (void)plat.take_balance_request();
     auto at = a.alloc(16, 8, ctx::atomic);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(at.error() == errc::would_block);
     CHECK(plat.take_balance_request());
     CHECK_FALSE(plat.take_balance_request()); // taken once
     CHECK(a.balance() == errc::out_of_memory);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(arena_snapshot(ar) == full);
     for (const auto& l : live) REQUIRE(intact(a, l.h, l.size, l.tag));
 
     // Free one chunk's allocation: a small request then fits there, no new chunk.
     REQUIRE(a.free(live.back().h) == errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     live.pop_back();
     const std::size_t units_calls = plat.units_calls;
     auto small = a.alloc(64, 64, ctx::noio);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     REQUIRE(small.ok());
     CHECK(plat.units_calls == units_calls);
     fill(a, small.value(), 64, 42);
@@ -454,11 +454,11 @@ TEST_CASE("contiguous over the arena: chunks from the arena, exhaustion is out_o
     for (const auto& l : live) {
         REQUIRE(intact(a, l.h, l.size, l.tag));
         REQUIRE(a.free(l.h) == errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
     }
     // Balance destroys surplus free chunks but keeps one spare.
     REQUIRE(a.balance() == errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(a.stats().nr_chunks == 2);
 
     CHECK(plat.callbacks_under_index_lock == 0);
@@ -509,21 +509,21 @@ TEST_CASE("contiguous: warnings reach the hook; the arena honours every context"
     cfg.unit_size = unit_size;
     cfg.units = pcpu_test::static_setup<alloc_t>::align_up(first_units.data(), alloc_t::page_size);
     REQUIRE(a.init(cfg) == errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     auto big = a.alloc(unit_size, 4, ctx::full);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     REQUIRE(big.ok());
     auto more = a.alloc(4, 4, ctx::noio);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(more.error() == errc::out_of_memory);
     REQUIRE(seen.size() == 1);
     CHECK(seen[0].find("out of memory") != std::string::npos);
     auto quiet = a.alloc(4, 4, ctx::noio | pcpu::gfp::nowarn);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(quiet.error() == errc::out_of_memory);
     CHECK(seen.size() == 1);
     REQUIRE(a.free(big.value()) == errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     a.shutdown();
     CHECK(a.platform().memory().free_bytes() == a.platform().memory().capacity());
 }
@@ -554,9 +554,9 @@ TEST_CASE("this-CPU operations follow set_this_cpu(), through the platform's gua
         cfg.meta = pcpu_test::static_setup<A>::align_up(meta.data(), A::meta_align);
         cfg.meta_size = A::first_chunk_meta_bytes(unit_size, 0, 0);
         REQUIRE(a.init(cfg) == errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         auto r = pcpu::alloc_percpu<std::uint32_t>(a, ctx::full, 7u);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         REQUIRE(r.ok());
         const pcpu::percpu<std::uint32_t> h = r.value();
         // CPU c runs c + 1 increments; the copies must say exactly that.
@@ -568,7 +568,7 @@ TEST_CASE("this-CPU operations follow set_this_cpu(), through the platform's gua
         for (unsigned cpu = 0; cpu < nr_cpus; ++cpu) CHECK(pcpu::per_cpu(h, cpu) == 7u + cpu + 1);
         CHECK(pcpu::sum(h) == std::uint64_t{4 * 7 + 1 + 2 + 3 + 4});
         REQUIRE(pcpu::free_percpu(a, h) == errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
     };
     std::vector<unsigned char> units(nr_cpus * unit_size + 1024), meta(1024);
     {

@@ -89,7 +89,7 @@ TEST_CASE("every CPU's copy starts from its initialiser") {
     section_setup s;
     pcpu::use_static_section(s.cfg);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     CHECK(s.alloc.stats().static_size >= pcpu::static_section_size());
 
     const auto answer = resolve(s.alloc, sv::answer);
@@ -129,7 +129,7 @@ TEST_CASE("copies of different CPUs never alias, and writes leave the template a
     section_setup s;
     pcpu::use_static_section(s.cfg);
     REQUIRE(s.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s.alloc);
+    REQUIRE_VERIFIED(s.alloc);
     const auto answer = resolve(s.alloc, sv::answer);
     const auto other = resolve(s.alloc, sv_other);
     pcpu::per_cpu(answer, 2) = 7;
@@ -151,7 +151,7 @@ TEST_CASE("copies of different CPUs never alias, and writes leave the template a
     std::vector<pcpu::handle> hs;
     for (int i = 0; i < 50; ++i) {
         auto h = s.alloc.alloc(4 + static_cast<std::size_t>(i % 5) * 4, 4, pcpu::ctx::full);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         REQUIRE(h.ok());
         hs.push_back(h.value());
         for (unsigned cpu = 0; cpu < nr; ++cpu)
@@ -159,7 +159,7 @@ TEST_CASE("copies of different CPUs never alias, and writes leave the template a
     }
     for (auto h : hs) {
         CHECK(s.alloc.free(h) == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
     }
     CHECK(pcpu::per_cpu(answer, 2) == 7u);
 
@@ -167,7 +167,7 @@ TEST_CASE("copies of different CPUs never alias, and writes leave the template a
     section_setup s2;
     pcpu::use_static_section(s2.cfg);
     REQUIRE(s2.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(s2.alloc);
+    REQUIRE_VERIFIED(s2.alloc);
     const auto answer2 = resolve(s2.alloc, sv::answer);
     for (unsigned cpu = 0; cpu < nr; ++cpu) CHECK(pcpu::per_cpu(answer2, cpu) == 42u);
 }
@@ -177,12 +177,12 @@ TEST_CASE("static_percpu reports an allocator that does not hold the section") {
     setup_t none(nr, unit, 0, 0);
     CHECK(pcpu::static_percpu(none.alloc, sv::answer).error() == pcpu::errc::not_initialized);
     REQUIRE(none.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(none.alloc);
+    REQUIRE_VERIFIED(none.alloc);
     CHECK(pcpu::static_percpu(none.alloc, sv::answer).error() == pcpu::errc::bad_config);
     // A static area smaller than the block does not hold its last variables.
     setup_t small(nr, unit, 4, 0, pcpu::static_section_image());
     REQUIRE(small.init() == pcpu::errc::ok);
-    CHECK_VERIFIED(small.alloc);
+    REQUIRE_VERIFIED(small.alloc);
     CHECK(pcpu::static_percpu(small.alloc, sv::cacheline).error() ==
           (sv::cacheline.offset() + 64 > 4 ? pcpu::errc::bad_config : pcpu::errc::ok));
 }

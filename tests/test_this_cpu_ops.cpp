@@ -123,16 +123,16 @@ struct ops {
         cpus().reset(nr);
         set_cpu(me);
         REQUIRE(s.init() == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         auto r = pcpu::alloc_percpu<T>(s.alloc, pcpu::ctx::full, sent);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         REQUIRE(r.ok());
         h = r.value();
     }
     ~ops() {
         CHECK(others_untouched());
         CHECK(pcpu::free_percpu(s.alloc, h) == pcpu::errc::ok);
-        CHECK_VERIFIED(s.alloc);
+        REQUIRE_VERIFIED(s.alloc);
         CHECK(cpus().bugs == 0);
         CHECK(cpus().guards_entered == cpus().guards_left);
     }
@@ -408,7 +408,7 @@ TEST_CASE_TEMPLATE("concurrent try_cmpxchg and xchg on shared copies lose nothin
         ops<F::kind, std::uint64_t> f(0);
         auto& a = f.s.alloc;
         auto tokens = pcpu::alloc_percpu<std::uint32_t>(a, pcpu::ctx::full);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         REQUIRE(tokens.ok());
         for (unsigned c = 0; c < nr; ++c) pcpu::per_cpu(f.h, c) = 0;
         cpus().migrate = migrate;
@@ -447,7 +447,7 @@ TEST_CASE_TEMPLATE("concurrent try_cmpxchg and xchg on shared copies lose nothin
         for (auto k : kept) total += k;
         CHECK(total == std::uint64_t{nr_threads} * per_thread * (per_thread + 1) / 2);
         CHECK(pcpu::free_percpu(a, tokens.value()) == pcpu::errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         for (unsigned c = 0; c < nr; ++c) pcpu::per_cpu(f.h, c) = 0;
     }
 }

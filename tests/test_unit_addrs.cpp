@@ -105,7 +105,7 @@ TEST_CASE("static_only over random unit layouts: ptr() of every CPU lands in tha
         cfg.meta = pcpu_test::static_setup<static_alloc>::align_up(meta.data(), static_alloc::meta_align);
         cfg.meta_size = meta.size() - static_alloc::meta_align;
         REQUIRE(a.init(cfg) == errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         for (unsigned c = 0; c < nr_cpus; ++c) {
             CHECK(a.ptr(a.static_handle(0), c) == lay.addrs[c]);
             CHECK(std::memcmp(lay.addrs[c], image, sizeof image) == 0);
@@ -117,7 +117,7 @@ TEST_CASE("static_only over random unit layouts: ptr() of every CPU lands in tha
                 const std::size_t size = 4 + rng() % 900;
                 const std::size_t align = std::size_t{4} << (rng() % 5);
                 auto r = a.alloc(size, align, ctx::full);
-                CHECK_VERIFIED(a);
+                REQUIRE_VERIFIED(a);
                 if (!r) {
                     CHECK(r.error() == errc::no_space);
                     continue;
@@ -136,7 +136,7 @@ TEST_CASE("static_only over random unit layouts: ptr() of every CPU lands in tha
                 const std::size_t k = rng() % live.size();
                 REQUIRE(intact(a, live[k].h, live[k].size, live[k].tag));
                 REQUIRE(a.free(live[k].h) == errc::ok);
-                CHECK_VERIFIED(a);
+                REQUIRE_VERIFIED(a);
                 live[k] = live.back();
                 live.pop_back();
             }
@@ -144,7 +144,7 @@ TEST_CASE("static_only over random unit layouts: ptr() of every CPU lands in tha
         for (const auto& l : live) {
             REQUIRE(intact(a, l.h, l.size, l.tag));
             REQUIRE(a.free(l.h) == errc::ok);
-            CHECK_VERIFIED(a);
+            REQUIRE_VERIFIED(a);
         }
         // The static image survived all of it, and the gaps were never written.
         for (unsigned c = 0; c < nr_cpus; ++c) CHECK(std::memcmp(lay.addrs[c], image, sizeof image) == 0);
@@ -169,15 +169,15 @@ TEST_CASE("a unit below CPU 0's: the offset wraps and ptr() still reaches it") {
     cfg.meta = pcpu_test::static_setup<static_alloc>::align_up(meta.data(), static_alloc::meta_align);
     cfg.meta_size = meta.size() - static_alloc::meta_align;
     REQUIRE(a.init(cfg) == errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     CHECK(a.cpu_offsets()[1] == static_cast<std::uintptr_t>(0) - (unit_size + page));
     auto r = a.alloc(unit_size, 4, ctx::full); // the whole unit
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     REQUIRE(r.ok());
     CHECK(a.ptr(r.value(), 0) == lay.addrs[0]);
     CHECK(a.ptr(r.value(), 1) == lay.addrs[1]);
     REQUIRE(a.free(r.value()) == errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
 }
 
 TEST_CASE("init refuses a bad unit layout with bad_config and stays usable") {
@@ -212,9 +212,9 @@ TEST_CASE("init refuses a bad unit layout with bad_config and stays usable") {
     CHECK(a.init(cfg) == errc::bad_config);
     cfg.units = nullptr;
     REQUIRE(a.init(cfg) == errc::ok);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     auto r = a.alloc(unit_size, 4, ctx::full);
-    CHECK_VERIFIED(a);
+    REQUIRE_VERIFIED(a);
     REQUIRE(r.ok());
     for (unsigned c = 0; c < 3; ++c) CHECK(a.ptr(r.value(), c) == good[c]);
 }
@@ -247,12 +247,12 @@ TEST_CASE("contiguous with a sparse layout: dynamic chunks get the same offsets 
         cfg.unit_addrs = lay.addrs.data();
         cfg.unit_size = unit_size;
         REQUIRE(a.init(cfg) == errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
 
         std::vector<live_alloc> live;
         for (unsigned tag = 0; tag < 12; ++tag) {
             auto r = a.alloc(unit_size / 2, 8, ctx::full);
-            CHECK_VERIFIED(a);
+            REQUIRE_VERIFIED(a);
             if (!r) {
                 CHECK(r.error() == errc::out_of_memory);
                 break;
@@ -283,10 +283,10 @@ TEST_CASE("contiguous with a sparse layout: dynamic chunks get the same offsets 
         for (const auto& l : live) {
             REQUIRE(intact(a, l.h, l.size, l.tag));
             REQUIRE(a.free(l.h) == errc::ok);
-            CHECK_VERIFIED(a);
+            REQUIRE_VERIFIED(a);
         }
         REQUIRE(a.balance() == errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         a.shutdown();
         CHECK(ar.nr_live() == 0);
         CHECK(ar.nr_bad_free() == 0); // every span went back exactly as it was handed out
@@ -312,11 +312,11 @@ TEST_CASE("lazy_mapped with a sparse layout: each CPU's pages mapped at its offs
         cfg.unit_addrs = addrs.data();
         cfg.unit_size = unit;
         REQUIRE(a.init(cfg) == errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         std::vector<live_alloc> live;
         for (unsigned tag = 0; tag < 9; ++tag) {
             auto r = a.alloc(unit / 2 + 4 * tag, 8, ctx::full);
-            CHECK_VERIFIED(a);
+            REQUIRE_VERIFIED(a);
             REQUIRE(r.ok());
             fill(a, r.value(), unit / 2 + 4 * tag, tag);
             live.push_back({r.value(), unit / 2 + 4 * tag, tag});
@@ -331,10 +331,10 @@ TEST_CASE("lazy_mapped with a sparse layout: each CPU's pages mapped at its offs
                 CHECK(reinterpret_cast<std::uintptr_t>(a.ptr(l.h, c)) - l.h.addr() ==
                       reinterpret_cast<std::uintptr_t>(addrs[c]) - reinterpret_cast<std::uintptr_t>(addrs[0]));
             REQUIRE(a.free(l.h) == errc::ok);
-            CHECK_VERIFIED(a);
+            REQUIRE_VERIFIED(a);
         }
         REQUIRE(a.balance() == errc::ok);
-        CHECK_VERIFIED(a);
+        REQUIRE_VERIFIED(a);
         a.shutdown();
         SIM_CHECK_CLEAN(a.platform());
     }

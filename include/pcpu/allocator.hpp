@@ -14,21 +14,8 @@
 //
 // resolves any allocation from any chunk for any CPU.
 //
-// The first chunk lives in storage the caller declares (no heap):
-//
-//     unit:  < static | reserved | dynamic .................... | tail >
-//              copied    served only to   served to alloc(); the   unused
-//              image     alloc_reserved() first chunk on the       (dyn_size)
-//                                         slot lists
-//
-// The static and reserved parts (and the tail past dyn_size) are hidden from the
-// dynamic chunk's bitmap (and the static and dynamic parts from the reserved chunk's),
-// as the kernel's pcpu_alloc_first_chunk() does, so the same bitmap allocator serves
-// both.
-//
-// Chunks sit on slot lists indexed by their largest free region (contig hint), so the
-// search visits the fullest chunks that can still fit first: that keeps fragmentation
-// low and empty chunks empty.
+// The first chunk lives in storage the caller declares (first_chunk.hpp); the chunks
+// sit on the slot index (internal/slot_index.hpp), fullest first.
 //
 // Locking. Every piece of index state is protected by the platform's index lock
 // (pcpu_lock); allocation holds it only across find-fit and claim, and free only
@@ -36,9 +23,6 @@
 // other platform callback.
 #pragma once
 
-#include "bitmap.hpp"
-#include "chunk.hpp"
-#include "chunk_index.hpp"
 #include "config.hpp"
 #include "context.hpp"
 #include "ctx_type.hpp"
@@ -46,138 +30,22 @@
 #include "detail/list.hpp"
 #include "detail/poison.hpp"
 #include "error.hpp"
+#include "first_chunk.hpp"
+#include "handle.hpp"
+#include "internal/bitmap.hpp"
+#include "internal/chunk.hpp"
+#include "internal/chunk_index.hpp"
+#include "internal/slot_index.hpp"
 #include "platform.hpp"
 #include "populate.hpp"
 #include "scope.hpp"
+#include "stats.hpp"
 
 #include <cstring>
 #include <new>
 #include <utility>
 
 namespace pcpu {
-
-/// handle - a per-CPU pointer: the address of CPU 0's copy. Never dereference it
-/// directly on another CPU; resolve it with allocator::ptr(h, cpu). A default
-/// constructed handle is null.
-class handle {
-public:
-    constexpr handle() noexcept = default;
-    constexpr explicit handle(std::uintptr_t cpu0_addr) noexcept : addr_(cpu0_addr) {}
-    constexpr std::uintptr_t addr() const noexcept { return addr_; }
-    constexpr explicit operator bool() const noexcept { return addr_ != 0; }
-    friend constexpr bool operator==(handle a, handle b) noexcept { return a.addr_ == b.addr_; }
-    friend constexpr bool operator!=(handle a, handle b) noexcept { return a.addr_ != b.addr_; }
-
-private:
-    std::uintptr_t addr_ = 0;
-};
-
-/// first_chunk_config - the layout handed to allocator::init().
-struct first_chunk_config {
-    unsigned nr_cpus = 1;
-    /// nr_cpus * unit_size bytes, aligned to the page size; CPU c's unit is at
-    /// units + c * unit_size.
-    void* units = nullptr;
-    /// bytes per CPU: a multiple of the page size. Also the largest allocation.
-    std::size_t unit_size = 0;
-    /// bytes of static per-CPU variables at the start of each unit (rounded up to 4).
-    std::size_t static_size = 0;
-    /// copied into every unit's static area; nullptr zero-fills it.
-    const void* static_image = nullptr;
-    /// bytes after the static area served only by alloc_reserved() (rounded up to 4).
-    std::size_t reserved_size = 0;
-    /// bytes after the reserved area served by alloc() from the first chunk (rounded up
-    /// to 4); 0: to the end of the unit. The unit's tail past static + reserved +
-    /// dynamic stays hidden, as in Linux's boot layout (s185560 r0 d31528 u1048576,
-    /// whose 2 MiB boot atoms leave most of each unit unused). Dynamic chunks always
-    /// span whole units.
-    std::size_t dyn_size = 0;
-    /// metadata storage for the first (and reserved) chunk:
-    /// allocator::first_chunk_meta_bytes(unit_size, static_size, reserved_size, dyn_size) bytes
-    /// aligned to allocator::meta_align. Never freed by pcpu. With a policy that creates
-    /// chunks it may be null: init() then takes it from the platform's alloc_meta().
-    void* meta = nullptr;
-    std::size_t meta_size = 0;
-    /// where each CPU's unit is, when the platform picks (core-local SRAM banks, TCM):
-    /// nr_cpus addresses, CPU c's unit at unit_addrs[c], instead of `units`, which must
-    /// then be null. Any order, gaps allowed, units below CPU 0's too; each page
-    /// aligned, none wrapping the address space, no two overlapping. Dynamic chunks
-    /// repeat the same layout: see unit_layout (populate.hpp) for what that asks of
-    /// alloc_units() and reserve().
-    const void* const* unit_addrs = nullptr;
-};
-
-enum class chunk_kind : std::uint8_t { first, reserved, dynamic };
-
-/// chunk_stats - one chunk, as the kernel's percpu_stats debugfs file shows it.
-/// Sizes are bytes per unit.
-struct chunk_stats {
-    chunk_kind kind = chunk_kind::first;
-    int slot = -1;                  ///< slot list it is on; -1 for the reserved chunk
-    std::uintptr_t base = 0;        ///< CPU 0 address of the chunk's first page
-    std::uint32_t nr_pages = 0;
-    std::uint32_t nr_populated = 0;
-    std::uint32_t nr_empty_pop_pages = 0;
-    std::uint32_t nr_alloc = 0;     ///< live allocations
-    std::size_t max_alloc_size = 0; ///< largest allocation ever served (bytes)
-    std::size_t free_bytes = 0;
-    std::size_t contig_bytes = 0;   ///< largest free region
-    std::size_t first_free = 0;     ///< byte offset of the first free byte
-    std::size_t sum_frag = 0;       ///< free bytes in holes followed by an allocation
-    std::size_t max_frag = 0;       ///< largest such hole
-};
-
-/// alloc_stats - the kernel's percpu_stats. "monotone" fields never decrease.
-struct alloc_stats {
-    std::uint64_t nr_alloc = 0;      ///< successful allocations (monotone)
-    std::uint64_t nr_dealloc = 0;    ///< successful frees (monotone)
-    std::uint64_t nr_failed = 0;     ///< failed alloc calls, bad input included (monotone)
-    std::uint64_t nr_bad_free = 0;   ///< rejected frees (monotone)
-    std::uint32_t nr_cur_alloc = 0;  ///< live allocations = nr_alloc - nr_dealloc
-    std::uint32_t nr_max_alloc = 0;  ///< high-water mark of nr_cur_alloc (monotone)
-    std::uint32_t nr_chunks = 0;     ///< chunks on the slot lists (the reserved chunk is not)
-    std::uint32_t nr_max_chunks = 0; ///< (monotone)
-    std::size_t min_alloc_size = 0;  ///< smallest allocation served (bytes, rounded to 4)
-    std::size_t max_alloc_size = 0;  ///< largest allocation served (monotone)
-    std::size_t live_bytes = 0;      ///< bytes allocated per unit; times nr_cpus in memory
-    std::size_t nr_empty_pop_pages = 0; ///< populated, entirely free pages (atomic reserve)
-    std::size_t nr_populated_pages = 0; ///< populated pages per unit, first chunk included
-    unsigned nr_cpus = 0;
-    std::size_t unit_size = 0;
-    std::size_t static_size = 0;
-    std::size_t reserved_size = 0;
-    std::size_t dynamic_size = 0;
-};
-
-/// verify_report - the first broken invariant found by allocator::verify().
-struct verify_report {
-    bool ok = true;
-    const char* what = nullptr;       ///< the invariant, as a static string
-    std::uintptr_t chunk = 0;         ///< base of the chunk concerned (0: global)
-    chunk_verify_report detail;       ///< for "chunk": the chunk's own report
-    std::size_t expected = 0;
-    std::size_t actual = 0;
-
-    /// describe(buf, n) - one line for a test failure or a firmware log.
-    const char* describe(char* buf, std::size_t n) const noexcept {
-        detail::message<160> m;
-        if (ok) {
-            m << "ok";
-        } else {
-            m << what << " (chunk ";
-            m.hex(chunk) << ")";
-            if (detail.what != nullptr)
-                m << ": " << detail.what << " at " << detail.index << ": expected " << detail.expected
-                  << ", got " << detail.actual;
-            else
-                m << ": expected " << expected << ", got " << actual;
-        }
-        std::size_t i = 0;
-        for (const char* s = m.c_str(); n != 0 && i + 1 < n && s[i] != '\0'; ++i) buf[i] = s[i];
-        if (n != 0) buf[i] = '\0';
-        return buf;
-    }
-};
 
 /// allocator<Platform, Populate> - see the file comment.
 template <class Platform, class Populate = static_only>
@@ -191,13 +59,12 @@ public:
     static constexpr std::size_t page_size = page_geometry<traits::page_shift>::page_size;
     static constexpr std::size_t max_cpus = traits::max_cpus;
     static constexpr std::size_t meta_align = chunk_type::meta_align;
+    using rules = first_chunk_rules<chunk_type>;
+    using index_type = slot_index<chunk_type>;
     /// Units above 1 GiB would overflow the 32-bit bit offsets of the chunk.
-    static constexpr std::size_t max_unit_size = std::size_t{1} << 30;
-
-    /// Slots: 1..base by contig size, then sidelined, free and to_depopulate
-    /// (kernel §3). PCPU_SLOT_FAIL_THRESHOLD: chunks in a slot below it that fail a fit
-    /// are demoted to slot 0, where only a change of their contig hint finds them again.
-    static constexpr int slot_fail_threshold = 3;
+    static constexpr std::size_t max_unit_size = rules::max_unit_size;
+    /// See slot_index::fail_threshold.
+    static constexpr int slot_fail_threshold = index_type::fail_threshold;
     /// empty_pop_pages_low/high - the atomic reserve (PCPU_EMPTY_POP_PAGES_LOW/HIGH):
     /// an allocation that leaves fewer than low populated empty pages asks for balance,
     /// which refills to high; reclaim never takes the reserve below high. After
@@ -227,13 +94,7 @@ public:
     static constexpr std::size_t first_chunk_meta_bytes(std::size_t unit_size, std::size_t static_size,
                                                         std::size_t reserved_size,
                                                         std::size_t dyn_size = 0) noexcept {
-        if (unit_size > max_unit_size || static_size >= unit_size || reserved_size >= unit_size) return 0;
-        const std::size_t s = round_up(static_size, min_alloc_size);
-        const std::size_t r = round_up(reserved_size, min_alloc_size);
-        const std::size_t end = first_chunk_end(unit_size, s + r, dyn_size);
-        std::size_t bytes = round_up(chunk_type::meta_bytes(region_pages(s + r, end)), meta_align);
-        if (r != 0) bytes += round_up(chunk_type::meta_bytes(region_pages(s, s + r)), meta_align);
-        return bytes;
+        return rules::meta_bytes(unit_size, static_size, reserved_size, dyn_size);
     }
 
     /// init(cfg) - set the geometry and build the first chunk (and the reserved chunk if
@@ -255,7 +116,8 @@ public:
             warn("pcpu: init: already initialised");
             return errc::bad_config;
         }
-        if (const char* bad = check_config(cfg)) {
+        if (const char* bad = rules::template check<traits::template has<detail::has_warn>, !Populate::creates_chunks,
+                                                    max_cpus>(cfg)) {
             if constexpr (traits::template has<detail::has_warn>) {
                 detail::message<128> m;
                 m << "pcpu: init: bad first_chunk_config." << bad;
@@ -263,10 +125,10 @@ public:
             }
             return errc::bad_config;
         }
-        const std::size_t s = round_up(cfg.static_size, min_alloc_size);
-        const std::size_t r = round_up(cfg.reserved_size, min_alloc_size);
-        const std::uintptr_t units = unit0_of(cfg);
-        const std::size_t end = first_chunk_end(cfg.unit_size, s + r, cfg.dyn_size);
+        const std::size_t s = detail::round_up(cfg.static_size, min_alloc_size);
+        const std::size_t r = detail::round_up(cfg.reserved_size, min_alloc_size);
+        const std::uintptr_t units = rules::unit0_of(cfg);
+        const std::size_t end = rules::chunk_end(cfg.unit_size, s + r, cfg.dyn_size);
 
         void* meta_storage = cfg.meta;
         if (meta_storage == nullptr) {
@@ -306,13 +168,7 @@ public:
         }
         detail::born_free(units + s, cpu_offsets_, nr_cpus_, end - s); // the tail past dyn_size is not pcpu's
 
-        [[maybe_unused]] const std::size_t nr_slots_used = static_cast<std::size_t>(size_to_slot_raw(unit_size_)) + 4;
-        PCPU_ASSERT(nr_slots_used <= max_slots);
-        base_slot_ = size_to_slot_raw(unit_size_);
-        sidelined_slot_ = base_slot_ + 1;
-        free_slot_ = base_slot_ + 2;
-        to_depopulate_slot_ = base_slot_ + 3;
-        nr_slots_ = base_slot_ + 4;
+        index_.init(unit_size_);
 
         layout_.nr_cpus = nr_cpus_;
         layout_.unit_size = unit_size_;
@@ -324,14 +180,14 @@ public:
 
         auto* meta = static_cast<unsigned char*>(meta_storage);
         build_first_chunk(first_, chunk_kind::first, units, s + r, end, meta);
-        meta += round_up(chunk_type::meta_bytes(first_.map.nr_pages()), meta_align);
+        meta += detail::round_up(chunk_type::meta_bytes(first_.chunk.nr_pages()), meta_align);
         if (r != 0) build_first_chunk(reserved_, chunk_kind::reserved, units, s, s + r, meta);
 
         // The first chunk's pages are all populated and stay so (it is immutable); count
         // them once, as the kernel's pcpu_nr_populated does, over the unit prefix it
         // uses (the hidden tail past dyn_size is not pcpu's).
-        nr_populated_ = region_pages(0, first_end_);
-        nr_empty_pop_pages_ = first_.map.nr_empty_pop_pages();
+        nr_populated_ = rules::region_pages(0, first_end_);
+        nr_empty_pop_pages_ = first_.chunk.nr_empty_pop_pages();
         insert_chunk(first_);
         stats_.min_alloc_size = unit_size_;
         ++generation_;
@@ -342,18 +198,7 @@ public:
     /// valid_unit_addrs(cfg) - cfg.unit_addrs names nr_cpus page-aligned units, none
     /// wrapping the address space, no two overlapping (the span of all of them then
     /// fits in a size_t, which dynamic chunks need).
-    static bool valid_unit_addrs(const first_chunk_config& cfg) noexcept {
-        const std::uintptr_t last = ~std::uintptr_t{0} - cfg.unit_size; // highest start that does not wrap
-        for (unsigned i = 0; i < cfg.nr_cpus; ++i) {
-            const auto a = reinterpret_cast<std::uintptr_t>(cfg.unit_addrs[i]);
-            if (a == 0 || a % page_size != 0 || a > last) return false;
-            for (unsigned j = 0; j < i; ++j) {
-                const auto b = reinterpret_cast<std::uintptr_t>(cfg.unit_addrs[j]);
-                if (a < b + cfg.unit_size && b < a + cfg.unit_size) return false;
-            }
-        }
-        return true;
-    }
+    static bool valid_unit_addrs(const first_chunk_config& cfg) noexcept { return rules::valid_unit_addrs(cfg); }
 
     /// alloc(size, align, ctx) - allocate `size` bytes aligned to `align` on every CPU,
     /// zeroed on every CPU.
@@ -418,9 +263,9 @@ public:
         const std::uintptr_t off_bytes = c != nullptr ? h.addr() - c->base : 0;
         if (c == nullptr || off_bytes % min_alloc_size != 0) return errc::invalid_pointer;
         const auto off = static_cast<std::uint32_t>(off_bytes >> min_alloc_shift);
-        const std::uint32_t size_bits = c->map.area_size(off);
+        const std::uint32_t size_bits = c->chunk.area_size(off);
         if (size_bits != 0) return std::size_t{size_bits} << min_alloc_shift;
-        return bitmap::test(c->map.alloc_map(), off) ? errc::invalid_pointer : errc::double_free;
+        return bitmap::test(c->chunk.alloc_map(), off) ? errc::invalid_pointer : errc::double_free;
     }
 
 private:
@@ -439,21 +284,21 @@ private:
                 err = errc::invalid_pointer;
             } else {
                 const auto off = static_cast<std::uint32_t>(off_bytes >> min_alloc_shift);
-                const std::uint32_t size_bits = c->map.area_size(off);
+                const std::uint32_t size_bits = c->chunk.area_size(off);
                 if (size_bits == 0) {
                     // An allocated bit without a boundary bit is the inside of an
                     // allocation or a hidden region; a clear bit was never allocated
                     // or was freed already.
-                    err = bitmap::test(c->map.alloc_map(), off) ? errc::invalid_pointer : errc::double_free;
-                } else if (sized && std::size_t{size_bits} << min_alloc_shift != round_up(size, min_alloc_size)) {
+                    err = bitmap::test(c->chunk.alloc_map(), off) ? errc::invalid_pointer : errc::double_free;
+                } else if (sized && std::size_t{size_bits} << min_alloc_shift != detail::round_up(size, min_alloc_size)) {
                     err = errc::invalid_pointer;
                 } else {
-                    const std::uint32_t contig_before = c->map.contig_bits();
-                    const std::uint32_t empty_before = c->map.nr_empty_pop_pages();
+                    const std::uint32_t contig_before = c->chunk.contig_bits();
+                    const std::uint32_t empty_before = c->chunk.nr_empty_pop_pages();
                     detail::freed_area(h.addr(), cpu_offsets_, nr_cpus_, std::size_t{size_bits} << min_alloc_shift);
-                    const std::uint32_t bits = c->map.free_area(off, size_bits);
+                    const std::uint32_t bits = c->chunk.free_area(off, size_bits);
                     account_empty_pages(*c, empty_before);
-                    relocate_if_changed(*c, contig_before);
+                    index_.relocate_if_changed(*c, contig_before);
                     ++stats_.nr_dealloc;
                     --stats_.nr_cur_alloc;
                     live_bytes_ -= std::size_t{bits} << min_alloc_shift;
@@ -498,23 +343,25 @@ public:
             // The whole body runs under the context's scope, so even an allocation the
             // platform makes without a context argument sees it.
             optional_scope scope(platform_, eff);
-            slow_guard slow(platform_, true);
+            // Everything under the sleeping lock, freeing included, is told this context.
+            const context locked = ctx_traits::for_backing(eff);
+            slow_guard slow(platform_, true, locked);
             std::uint64_t ops_before;
             {
                 index_guard<Platform> guard(platform_);
                 ops_before = ops_seen();
             }
-            balance_free(false);
+            balance_free(false, locked);
             if constexpr (Populate::on_demand) {
                 isolate_surplus();
-                reclaim_populated();
+                reclaim_populated(locked);
                 // Reclaim puts the chunks it emptied on the free list: the spare rule
                 // again before the reserve is refilled, so that the refill goes to the
                 // spare rather than into a chunk that is then kept beside it.
-                balance_free(false);
+                balance_free(false, locked);
             }
-            const errc err = balance_populated(ctx_traits::for_backing(eff));
-            balance_free(true);
+            const errc err = balance_populated(locked);
+            balance_free(true, locked);
             index_guard<Platform> guard(platform_);
             // A balance that completed with no operation in between leaves the lists
             // settled; verify() checks what that promises.
@@ -558,16 +405,7 @@ public:
     /// stats() - a consistent snapshot, taken under the index lock.
     alloc_stats stats() const noexcept {
         index_guard<Platform> guard(platform_);
-        alloc_stats s = stats_;
-        s.live_bytes = live_bytes_;
-        s.nr_empty_pop_pages = nr_empty_pop_pages_;
-        s.nr_populated_pages = nr_populated_;
-        s.nr_cpus = nr_cpus_;
-        s.unit_size = unit_size_;
-        s.static_size = static_size_;
-        s.reserved_size = reserved_size_;
-        s.dynamic_size = first_end_ - static_size_ - reserved_size_;
-        return s;
+        return detail::allocator_inspector::stats(*this);
     }
 
     /// for_each_chunk(f) - call f(const chunk_stats&) for every chunk: the reserved
@@ -578,9 +416,7 @@ public:
         if (!initialized_) return;
         index_guard<Platform> guard(platform_);
         if (reserved_size_ != 0) f(chunk_info(reserved_));
-        for (int slot = 0; slot < nr_slots_; ++slot)
-            for (const detail::list_link* l = slots_[slot].next; l != &slots_[slot]; l = l->next)
-                f(chunk_info(*static_cast<const chunk_node*>(l)));
+        index_.for_each([&f](const chunk_node& c) { f(chunk_info(c)); });
     }
 
     /// for_each_chunk_map(f) - as for_each_chunk(), but f(const chunk_stats&, const
@@ -591,12 +427,8 @@ public:
     void for_each_chunk_map(F&& f) const noexcept {
         if (!initialized_) return;
         index_guard<Platform> guard(platform_);
-        if (reserved_size_ != 0) f(chunk_info(reserved_), reserved_.map);
-        for (int slot = 0; slot < nr_slots_; ++slot)
-            for (const detail::list_link* l = slots_[slot].next; l != &slots_[slot]; l = l->next) {
-                const auto& c = *static_cast<const chunk_node*>(l);
-                f(chunk_info(c), c.map);
-            }
+        if (reserved_size_ != 0) f(chunk_info(reserved_), reserved_.chunk);
+        index_.for_each([&f](const chunk_node& c) { f(chunk_info(c), c.chunk); });
     }
 
     /// verify() - check every invariant the allocator maintains: each chunk's own
@@ -606,222 +438,27 @@ public:
     /// sees an allocation between its claim and its population (the only moment the
     /// counters legitimately disagree), then the index lock.
     verify_report verify() const noexcept {
-        verify_report rep;
-        if (!initialized_) return rep;
+        if (!initialized_) return verify_report{};
         // Taking the sleeping lock is a blocking operation of its own; it allocates
         // nothing, so the background context bounds it.
-        op_bracket op(platform_, traits::background_context(platform_));
-        slow_guard slow(platform_, Populate::creates_chunks);
+        const context bg = traits::background_context(platform_);
+        op_bracket op(platform_, bg);
+        slow_guard slow(platform_, Populate::creates_chunks, bg);
         index_guard<Platform> guard(platform_);
-        auto fail = [&rep](const char* what, const chunk_node* c, std::size_t expected,
-                           std::size_t actual) -> verify_report {
-            rep.ok = false;
-            rep.what = what;
-            rep.chunk = c != nullptr ? c->base : 0;
-            rep.expected = expected;
-            rep.actual = actual;
-            return rep;
-        };
-        auto check_chunk = [&](const chunk_node& c) {
-            const chunk_verify_report r = c.map.verify();
-            if (!r.ok) {
-                fail("chunk", &c, 0, 0);
-                rep.detail = r;
-                return false;
-            }
-            return true;
-        };
-
-        std::size_t live_bits = 0, empty_pages = 0, populated = region_pages(0, first_end_);
-        std::uint32_t nr_alloc = 0, nr_chunks = 0, nr_free_chunks = 0;
-        if (reserved_size_ != 0) {
-            if (!check_chunk(reserved_)) return rep;
-            if (reserved_.linked()) return fail("reserved chunk on a slot list", &reserved_, 0, 1);
-            live_bits += live_bits_of(reserved_);
-            nr_alloc += reserved_.map.nr_alloc();
-        }
-        bool first_seen = false;
-        for (int slot = 0; slot < nr_slots_; ++slot) {
-            const detail::list_link* head = &slots_[slot];
-            if (((slot_mask_ & slot_bit(slot)) != 0) != !head->empty())
-                return fail("slot mask bit disagrees with its list", nullptr, !head->empty(),
-                            (slot_mask_ & slot_bit(slot)) != 0);
-            for (const detail::list_link* l = head->next; l != head; l = l->next) {
-                const auto& c = *static_cast<const chunk_node*>(l);
-                if (l->next->prev != l || l->prev->next != l) return fail("slot list links", &c, 0, 0);
-                if (!check_chunk(c)) return rep;
-                if (c.slot != slot) return fail("chunk slot field", &c, unsigned(slot), unsigned(c.slot));
-                const bool isolated_slot = slot == sidelined_slot_ || slot == to_depopulate_slot_;
-                if (c.isolated != isolated_slot)
-                    return fail("isolated chunk off the isolation lists (or the reverse)", &c, c.isolated,
-                                isolated_slot);
-                const int want = chunk_slot(c);
-                // A demoted chunk stays in slot 0 until its contig hint changes slot.
-                if (!c.isolated && slot != want && !(slot == 0 && want < slot_fail_threshold))
-                    return fail("chunk on the wrong slot list", &c, unsigned(want), unsigned(slot));
-                if (c.kind == chunk_kind::dynamic) {
-                    if (c.immutable) return fail("dynamic chunk marked immutable", &c, 0, 1);
-                    populated += c.map.nr_populated();
-                    // The reclaim rule (after_free()): empty populated pages are counted
-                    // (chunk in use or free) or queued (to_depopulate), never sidelined.
-                    if (slot == sidelined_slot_ && c.map.nr_empty_pop_pages() != 0)
-                        return fail("sidelined chunk with empty populated pages (neither counted nor queued)", &c,
-                                    0, c.map.nr_empty_pop_pages());
-                    if (slot == sidelined_slot_ && c.map.free_bits() == c.map.map_bits())
-                        return fail("fully free chunk left sidelined", &c, 0, 1);
-                    if (c.map.free_bits() == c.map.map_bits()) ++nr_free_chunks;
-                } else if (c.map.nr_populated() != c.map.nr_pages()) {
-                    return fail("first chunk not fully populated", &c, c.map.nr_pages(), c.map.nr_populated());
-                }
-                first_seen |= &c == &first_;
-                live_bits += live_bits_of(c);
-                nr_alloc += c.map.nr_alloc();
-                if (!c.isolated) empty_pages += c.map.nr_empty_pop_pages();
-                ++nr_chunks;
-            }
-        }
-        if (!first_seen) return fail("first chunk missing from the slot lists", &first_, 1, 0);
-        if (settled_ops_ == ops_seen()) {
-            // Balance ran to the end and nothing happened since: it reclaimed every
-            // queued chunk and destroyed every fully free chunk beyond the spare, but
-            // one the reserve needed to reach its high mark.
-            if (!slots_[to_depopulate_slot_].empty())
-                return fail("chunk still queued for depopulation after balance", nullptr, 0, 1);
-            if (nr_free_chunks > 1 && nr_empty_pop_pages_ > empty_pop_pages_high)
-                return fail("fully free chunks beyond the spare after balance", nullptr, 1, nr_free_chunks);
-        }
-        if (populated != nr_populated_) return fail("global populated pages", nullptr, populated, nr_populated_);
-        if (empty_pages != nr_empty_pop_pages_)
-            return fail("global empty populated pages", nullptr, empty_pages, nr_empty_pop_pages_);
-        if (nr_alloc != stats_.nr_cur_alloc)
-            return fail("stats: live allocations", nullptr, nr_alloc, stats_.nr_cur_alloc);
-        if (stats_.nr_alloc - stats_.nr_dealloc != stats_.nr_cur_alloc)
-            return fail("stats: nr_alloc - nr_dealloc", nullptr,
-                        static_cast<std::size_t>(stats_.nr_alloc - stats_.nr_dealloc), stats_.nr_cur_alloc);
-        if ((live_bits << min_alloc_shift) != live_bytes_)
-            return fail("stats: live bytes", nullptr, live_bits << min_alloc_shift, live_bytes_);
-        if (nr_chunks != stats_.nr_chunks) return fail("stats: chunk count", nullptr, nr_chunks, stats_.nr_chunks);
-        // chunk index hook: ordered, balanced, and holding every dynamic chunk.
-        if (!index_.verify() || index_.size() != nr_chunks - 1)
-            return fail("chunk index: unbalanced, unordered or missing a chunk", nullptr, nr_chunks - 1, index_.size());
-        return rep;
+        return detail::allocator_inspector::verify(*this);
     }
 
 private:
-    static constexpr std::size_t max_slots = 32;
-
-    /// chunk_node - a chunk as the allocator sees it: the bitmap allocator plus where it
-    /// lives and which list it is on.
-    struct chunk_node : detail::list_link, chunk_index_link {
-        chunk_type map;
-        std::uintptr_t base = 0;       ///< CPU 0 address of bit 0 of map
-        std::uintptr_t usable_begin = 0; ///< [usable_begin, usable_end): what free() may name
-        std::uintptr_t usable_end = 0;
-        int slot = -1;                 ///< the slot list it is on, -1 if none
-        chunk_kind kind = chunk_kind::first;
-        bool immutable = false;        ///< never populated, depopulated or destroyed
-        bool isolated = false;         ///< on to_depopulate/sidelined, out of the counts
-    };
-
-    /// check_config(cfg) - nullptr if init() may use cfg, else the name of the first bad
-    /// field (with a word of why where the platform has warn() to show it; init()'s
-    /// comment has the rules in full). Every comparison
-    /// is made so that it cannot wrap: each size is bounded by the unit size (at most
-    /// max_unit_size) before it is rounded or added.
-    /// unit0_of(cfg) - CPU 0's unit: cfg.unit_addrs[0] when the platform places each
-    /// unit, else cfg.units.
-    static std::uintptr_t unit0_of(const first_chunk_config& cfg) noexcept {
-        return reinterpret_cast<std::uintptr_t>(cfg.unit_addrs != nullptr ? cfg.unit_addrs[0] : cfg.units);
-    }
-
-    const char* check_config(const first_chunk_config& cfg) const noexcept {
-        const auto why = [](const char* field, const char* reason) {
-            if constexpr (traits::template has<detail::has_warn>) return reason;
-            else return field; // the reasons' bytes stay out of firmware with no console
-        };
-        const auto meta = reinterpret_cast<std::uintptr_t>(cfg.meta);
-        if (cfg.nr_cpus == 0 || cfg.nr_cpus > max_cpus) return why("nr_cpus", "nr_cpus");
-        if (cfg.unit_size == 0 || cfg.unit_size % page_size != 0 || cfg.unit_size > max_unit_size)
-            return why("unit_size", "unit_size");
-        const auto units = reinterpret_cast<std::uintptr_t>(cfg.units);
-        const std::uintptr_t span = cfg.unit_size * std::uintptr_t{cfg.nr_cpus};
-        if (cfg.unit_addrs != nullptr) {
-            if (units != 0) return why("units", "units (given with unit_addrs)");
-            if (!valid_unit_addrs(cfg)) return why("unit_addrs", "unit_addrs");
-        } else {
-            if (units == 0 || units % page_size != 0) return why("units", "units");
-            if (span / cfg.nr_cpus != cfg.unit_size || UINTPTR_MAX - units < span)
-                return why("units", "units (wraps)");
-        }
-        // [p, p + n) meets some CPU's unit.
-        const auto overlaps_units = [&](std::uintptr_t p, std::size_t n) {
-            if (cfg.unit_addrs == nullptr) return p < units + span && units < p + n;
-            for (unsigned cpu = 0; cpu < cfg.nr_cpus; ++cpu) {
-                const auto u = reinterpret_cast<std::uintptr_t>(cfg.unit_addrs[cpu]);
-                if (p < u + cfg.unit_size && u < p + n) return true;
-            }
-            return false;
-        };
-        if (cfg.static_size >= cfg.unit_size) return why("static_size", "static_size");
-        if (cfg.reserved_size >= cfg.unit_size) return why("reserved_size", "reserved_size");
-        const std::size_t head = round_up(cfg.static_size, min_alloc_size) + round_up(cfg.reserved_size, min_alloc_size);
-        if (head >= cfg.unit_size) return why("reserved_size", "reserved_size (no dynamic space)");
-        if (cfg.dyn_size > cfg.unit_size - head) return why("dyn_size", "dyn_size (past the unit's end)");
-        const auto image = reinterpret_cast<std::uintptr_t>(cfg.static_image);
-        if (image != 0 && UINTPTR_MAX - image < cfg.static_size)
-            return why("static_image", "static_image (wraps)");
-        if (image != 0 && cfg.static_size != 0 && overlaps_units(image, cfg.static_size))
-            return why("static_image", "static_image (overlaps units)");
-        if (meta == 0 && !Populate::creates_chunks) return why("meta", "meta (null)");
-        if (meta % meta_align != 0) return why("meta", "meta (alignment)");
-        const std::size_t need = first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size);
-        if (meta != 0 && cfg.meta_size < need) return why("meta_size", "meta_size");
-        if (meta != 0 && (UINTPTR_MAX - meta < need || overlaps_units(meta, need)))
-            return why("meta", "meta (overlaps units)");
-        return nullptr;
-    }
-
-    static constexpr std::size_t round_up(std::size_t v, std::size_t a) noexcept { return (v + a - 1) / a * a; }
-    /// first_chunk_end(unit, head, dyn) - end of the first chunk's dynamic area: head
-    /// (static + reserved, rounded) plus dyn rounded up to 4, or the unit's end for 0.
-    /// init() has checked dyn <= unit - head, so nothing overflows.
-    static constexpr std::size_t first_chunk_end(std::size_t unit, std::size_t head, std::size_t dyn) noexcept {
-        return dyn == 0 || dyn > unit - head ? unit : head + round_up(dyn, min_alloc_size);
-    }
-    /// region_pages(begin, end) - pages a chunk needs to cover unit bytes [begin, end).
-    static constexpr std::uint32_t region_pages(std::size_t begin, std::size_t end) noexcept {
-        return static_cast<std::uint32_t>(round_up(end, page_size) / page_size - begin / page_size);
-    }
-    /// fls(v) - 1-based index of the highest set bit, 0 for 0. One count-leading-zeros
-    /// instruction: it runs several times per alloc and free (slot of a chunk), where a
-    /// bit-by-bit loop cost a tenth of all instructions of a trace replay.
-    static int fls(std::size_t v) noexcept {
-        return v == 0 ? 0 : static_cast<int>(sizeof(unsigned long long) * 8) - __builtin_clzll(v);
-    }
-    /// size_to_slot_raw(bytes) - PCPU_SLOT_BASE_SHIFT 5: max(fls(bytes) - 3, 1), so 4-15
-    /// bytes share slot 1 and every doubling after that gets its own slot.
-    static int size_to_slot_raw(std::size_t bytes) noexcept {
-        const int s = fls(bytes) - 3;
-        return s < 1 ? 1 : s;
-    }
-    int size_to_slot(std::size_t bytes) const noexcept {
-        return bytes == unit_size_ ? free_slot_ : size_to_slot_raw(bytes);
-    }
-    /// chunk_slot(c) - where c belongs: by its largest free region, not its free bytes,
-    /// so the list tells whether a request can fit (kernel since 2019).
-    int chunk_slot(const chunk_node& c) const noexcept {
-        const std::size_t contig = std::size_t{c.map.contig_bits()} << min_alloc_shift;
-        if (c.map.free_bits() == 0 || contig == 0) return 0;
-        return size_to_slot(contig);
-    }
+    friend struct detail::allocator_inspector;
+    using chunk_node = pcpu::chunk_node<chunk_type>;
 
     void build_first_chunk(chunk_node& c, chunk_kind kind, std::uintptr_t units, std::size_t begin,
                            std::size_t end, unsigned char* meta) noexcept {
         const std::size_t page_begin = begin / page_size * page_size;
-        const std::uint32_t pages = region_pages(begin, end);
-        c.map.init(meta, pages);
-        c.map.set_populated(0, pages);
-        c.map.hide(static_cast<std::uint32_t>((begin - page_begin) >> min_alloc_shift),
+        const std::uint32_t pages = rules::region_pages(begin, end);
+        c.chunk.init(meta, pages);
+        c.chunk.set_populated(0, pages);
+        c.chunk.hide(static_cast<std::uint32_t>((begin - page_begin) >> min_alloc_shift),
                    static_cast<std::uint32_t>((end - page_begin) >> min_alloc_shift));
         c.base = units + page_begin;
         c.usable_begin = units + begin;
@@ -831,32 +468,8 @@ private:
         unit0_ = units;
     }
 
-    /// slot_of_contig(contig_bits) - chunk_slot() from the contig hint alone. The two
-    /// agree because contig hints are exact: contig is 0 exactly when no bit is free.
-    int slot_of_contig(std::uint32_t contig_bits) const noexcept {
-        return contig_bits == 0 ? 0 : size_to_slot(std::size_t{contig_bits} << min_alloc_shift);
-    }
-
-    /// slot_link(c, slot, front) / slot_unlink(c) - the only ways onto and off a slot
-    /// list, so that bit s of slot_mask_ is set exactly while slots_[s] is non-empty
-    /// (verify() checks it). search() then finds the next non-empty slot with one
-    /// find-first-set instead of walking every empty list head in between: most
-    /// of the ~17 slots are empty, and the walk was a tenth of an allocation.
-    void slot_link(chunk_node& c, int slot, bool front) noexcept {
-        if (front) slots_[slot].push_front(c);
-        else slots_[slot].push_back(c);
-        c.slot = slot;
-        slot_mask_ |= slot_bit(slot);
-    }
-    void slot_unlink(chunk_node& c) noexcept {
-        c.unlink();
-        if (c.slot >= 0 && slots_[c.slot].empty()) slot_mask_ &= ~slot_bit(c.slot);
-        c.slot = -1;
-    }
-    static constexpr std::uint32_t slot_bit(int slot) noexcept { return std::uint32_t{1} << slot; }
-
     void insert_chunk(chunk_node& c) noexcept {
-        slot_link(c, chunk_slot(c), true);
+        index_.link(c, index_.chunk_slot(c), true);
         if (++stats_.nr_chunks > stats_.nr_max_chunks) stats_.nr_max_chunks = stats_.nr_chunks;
     }
 
@@ -865,28 +478,8 @@ private:
     /// recorded here, under the lock, together with the global counts.
     void adopt_chunk(chunk_node& c) noexcept {
         insert_chunk(c);
-        index_.insert(c); // chunk index hook: every dynamic chunk, adoption to removal
+        addr_index_.insert(c); // chunk index hook: every dynamic chunk, adoption to removal
         if constexpr (!Populate::on_demand) record_population(c, 0, layout_.unit_pages, true);
-    }
-
-    /// relocate(c, old_slot) - pcpu_chunk_relocate: move c if its computed slot changed;
-    /// to the front when it went up (more room: try it soon), to the tail when it went
-    /// down. Compares computed slots, so a demoted chunk stays in slot 0 until its
-    /// contig hint moves it. The reserved and isolated chunks are on no slot by size.
-    void relocate(chunk_node& c, int old_slot) noexcept {
-        if (c.kind == chunk_kind::reserved || c.isolated) return;
-        const int new_slot = chunk_slot(c);
-        if (new_slot == old_slot) return;
-        slot_unlink(c);
-        slot_link(c, new_slot, old_slot < new_slot);
-    }
-    /// relocate_if_changed(c, contig_before) - relocate() after an operation that may
-    /// have changed c's contig hint from contig_before. A chunk's slot is a function of
-    /// its contig hint (slot_of_contig), so when the hint did not change, neither did
-    /// the slot, and the two slot computations are skipped: most allocations and frees
-    /// leave the largest run alone.
-    void relocate_if_changed(chunk_node& c, std::uint32_t contig_before) noexcept {
-        if (c.map.contig_bits() != contig_before) relocate(c, slot_of_contig(contig_before));
     }
 
     /// account_empty_pages(c, before) - mirror a change of c's empty populated pages in
@@ -894,23 +487,23 @@ private:
     /// atomic reserve, and neither of those serves normal atomic allocations.
     void account_empty_pages(const chunk_node& c, std::uint32_t before) noexcept {
         if (c.kind == chunk_kind::reserved || c.isolated) return;
-        nr_empty_pop_pages_ = nr_empty_pop_pages_ + c.map.nr_empty_pop_pages() - before;
+        nr_empty_pop_pages_ = nr_empty_pop_pages_ + c.chunk.nr_empty_pop_pages() - before;
     }
 
     /// claim(c, bits, align, pop_only) - find-fit and claim in one chunk; -1 if it fails.
     std::int32_t claim(chunk_node& c, std::uint32_t bits, std::uint32_t align, bool pop_only) noexcept {
-        const std::int32_t start = c.map.find_fit(bits, align, pop_only);
+        const std::int32_t start = c.chunk.find_fit(bits, align, pop_only);
         if (start < 0) return -1;
         return claim_from(c, bits, align, start);
     }
     /// claim_from(c, bits, align, start) - claim at find_fit()'s result `start` (>= 0).
     std::int32_t claim_from(chunk_node& c, std::uint32_t bits, std::uint32_t align, std::int32_t start) noexcept {
-        const std::uint32_t contig_before = c.map.contig_bits();
-        const std::uint32_t empty_before = c.map.nr_empty_pop_pages();
-        const std::int32_t off = c.map.alloc_area(bits, align, static_cast<std::uint32_t>(start));
+        const std::uint32_t contig_before = c.chunk.contig_bits();
+        const std::uint32_t empty_before = c.chunk.nr_empty_pop_pages();
+        const std::int32_t off = c.chunk.alloc_area(bits, align, static_cast<std::uint32_t>(start));
         if (off < 0) return -1;
         account_empty_pages(c, empty_before);
-        relocate_if_changed(c, contig_before);
+        index_.relocate_if_changed(c, contig_before);
         return off;
     }
 
@@ -926,9 +519,9 @@ private:
     /// slow_guard - the sleeping lock, taken only when `take` (policies that never
     /// create chunks have none, and atomic allocations never take it).
     struct slow_guard {
-        slow_guard(Platform& p, bool take) noexcept : p_(p), held_(take) {
+        slow_guard(Platform& p, bool take, context ctx) noexcept : p_(p), held_(take) {
             if constexpr (Populate::creates_chunks)
-                if (held_) p_.slow_lock();
+                if (held_) traits::slow_lock(p_, ctx);
         }
         ~slow_guard() {
             if constexpr (Populate::creates_chunks)
@@ -941,7 +534,7 @@ private:
     };
     /// no_slow_guard - slow_guard for an allocation that can never block.
     struct no_slow_guard {
-        no_slow_guard(Platform&, bool) noexcept {}
+        no_slow_guard(Platform&, bool, context) noexcept {}
     };
     /// optional_scope - the context's implicit scope, where the platform has scopes.
     struct optional_scope {
@@ -982,7 +575,8 @@ private:
         handle h;
         if (err == errc::ok) {
             op_bracket op(platform_, eff);
-            err = alloc_area<MayBlock>(round_up(size, min_alloc_size), align < min_alloc_size ? min_alloc_size : align,
+            err = alloc_area<MayBlock>(detail::round_up(size, min_alloc_size),
+                                       align < min_alloc_size ? min_alloc_size : align,
                              reserved, is_atomic, eff, h);
         } else {
             index_guard<Platform> guard(platform_);
@@ -992,9 +586,9 @@ private:
             // Outside every lock: the area is ours, and zeroing a large area on many
             // CPUs must not hold off interrupts.
             unsigned bad_cpu = 0;
-            if (!detail::reused_area(h.addr(), cpu_offsets_, nr_cpus_, round_up(size, min_alloc_size), bad_cpu))
+            if (!detail::reused_area(h.addr(), cpu_offsets_, nr_cpus_, detail::round_up(size, min_alloc_size), bad_cpu))
                 freed_area_written(h, bad_cpu);
-            for (unsigned cpu = 0; cpu < nr_cpus_; ++cpu) std::memset(ptr(h, cpu), 0, round_up(size, min_alloc_size));
+            for (unsigned cpu = 0; cpu < nr_cpus_; ++cpu) std::memset(ptr(h, cpu), 0, detail::round_up(size, min_alloc_size));
             return h;
         }
         if constexpr (MayWarn)
@@ -1036,8 +630,8 @@ private:
             }
             platform_.index_unlock();
         }
-        std::conditional_t<MayBlock, slow_guard, no_slow_guard> slow(platform_, sleeping);
         const context locked = MayBlock ? locked_context(eff) : eff;
+        std::conditional_t<MayBlock, slow_guard, no_slow_guard> slow(platform_, sleeping, locked);
 
         chunk_node* c = nullptr;
         std::int32_t off = -1;
@@ -1056,7 +650,7 @@ private:
             if (off >= 0 || !sleeping) break;
             // Nothing fits. A fully free chunk fits any legal request, so one is created
             // only while none exists; the sleeping lock makes this task the only creator.
-            if (!slots_[free_slot_].empty()) break;
+            if (!index_.list(index_.free_slot()).empty()) break;
             if constexpr (Populate::creates_chunks && MayBlock) {
                 platform_.index_unlock();
                 chunk_node* fresh = create_chunk(locked);
@@ -1084,7 +678,7 @@ private:
         const std::uint32_t page_end = (static_cast<std::uint32_t>(off) + bits - 1) / chunk_type::block_bits + 1;
         bool populated = true;
         if constexpr (Populate::on_demand && MayBlock)
-            populated = bitmap::all_set(c->map.populated_map(), page_begin, page_end);
+            populated = bitmap::all_set(c->chunk.populated_map(), page_begin, page_end);
         if (!populated) {
             // Only a sleeping allocation gets here: an atomic fit is populated already.
             platform_.index_unlock();
@@ -1116,11 +710,11 @@ private:
     /// release_area(c, off) - give back an area claimed by an allocation that then
     /// failed (population), leaving the chunk as if it had never been claimed.
     void release_area(chunk_node& c, std::uint32_t off) noexcept {
-        const int old_slot = chunk_slot(c);
-        const std::uint32_t empty_before = c.map.nr_empty_pop_pages();
-        c.map.free_area(off);
+        const int old_slot = index_.chunk_slot(c);
+        const std::uint32_t empty_before = c.chunk.nr_empty_pop_pages();
+        c.chunk.free_area(off);
         account_empty_pages(c, empty_before);
-        relocate(c, old_slot);
+        index_.relocate(c, old_slot);
     }
 
     /// search(bytes, bits, align, pop_only, out, fast) - the normal allocation search:
@@ -1139,23 +733,22 @@ private:
         // Non-empty slots from the request's size class up to the free slot, in order.
         // The mask is re-read after each slot: demotion may have emptied one (it only
         // ever moves chunks to slot 0, below any slot still to visit).
-        const std::uint32_t upto =
-            (slot_bit(free_slot_) | (slot_bit(free_slot_) - 1)) & ~(fast ? slot_bit(sidelined_slot_) : 0u);
-        for (int slot = size_to_slot(bytes);; ++slot) {
-            const std::uint32_t pending = slot_mask_ & upto & ~(slot_bit(slot) - 1);
+        const std::uint32_t free_bit = index_type::bit(index_.free_slot());
+        const std::uint32_t upto = (free_bit | (free_bit - 1)) & ~(fast ? index_type::bit(index_.sidelined_slot()) : 0u);
+        for (int slot = index_.size_to_slot(bytes);; ++slot) {
+            const std::uint32_t pending = index_.mask() & upto & ~(index_type::bit(slot) - 1);
             if (pending == 0) break;
             slot = __builtin_ctz(pending);
-            detail::list_link* head = &slots_[slot];
+            detail::list_link* head = &index_.list(slot);
             for (detail::list_link* l = head->next; l != head;) {
                 auto& c = *static_cast<chunk_node*>(l);
                 l = l->next; // c may move lists below
-                const std::int32_t start = c.map.find_fit(bits, align, pop_only);
+                const std::int32_t start = c.chunk.find_fit(bits, align, pop_only);
                 if (start < 0) {
                     // Usually an alignment failure in a nearly full chunk: park it in
                     // slot 0, which is searched last, until its contig hint changes.
                     if (demote && slot < slot_fail_threshold) {
-                        slot_unlink(c);
-                        slot_link(c, 0, true);
+                        index_.move(c, 0, true);
                     }
                     continue;
                 }
@@ -1173,7 +766,7 @@ private:
         // create a chunk: a static-only allocator cannot create one, and a request that
         // fits an existing chunk must not fail. Slot 0 holds only nearly full and
         // demoted chunks, each rejected in O(1) by its contig hint when it cannot fit.
-        detail::list_link* head = &slots_[0];
+        detail::list_link* head = &index_.list(0);
         for (detail::list_link* l = head->next; l != head; l = l->next) {
             auto& c = *static_cast<chunk_node*>(l);
             const std::int32_t off = claim(c, bits, align, pop_only);
@@ -1187,7 +780,7 @@ private:
 
     // ---- dynamic chunks -------------------------------------------------------------
 
-    static constexpr std::size_t node_bytes() noexcept { return round_up(sizeof(chunk_node), meta_align); }
+    static constexpr std::size_t node_bytes() noexcept { return detail::round_up(sizeof(chunk_node), meta_align); }
 
     /// create_chunk(ctx) - a new, empty dynamic chunk, not yet on any list; nullptr if
     /// the metadata or the memory could not be had (and then nothing is left behind).
@@ -1200,11 +793,11 @@ private:
         void* mem = platform_.alloc_meta(bytes, max_meta_align(), ctx);
         if (mem == nullptr) return nullptr;
         auto* c = new (mem) chunk_node;
-        c->map.init(static_cast<unsigned char*>(mem) + node_bytes(), layout_.unit_pages);
+        c->chunk.init(static_cast<unsigned char*>(mem) + node_bytes(), layout_.unit_pages);
         const std::uintptr_t base = Populate::create(platform_, layout_, ctx);
         if (base == 0) {
             c->~chunk_node();
-            platform_.free_meta(mem, bytes);
+            traits::free_meta(platform_, mem, bytes, ctx);
             return nullptr;
         }
         c->base = c->usable_begin = base;
@@ -1218,22 +811,22 @@ private:
     /// Context: sleeping lock held, index lock not held. Allocates nothing.
     // Templates only so that policies without chunk creation never instantiate them.
     template <class Pol = Populate>
-    void destroy_chunk(chunk_node& c) noexcept {
+    void destroy_chunk(chunk_node& c, context ctx) noexcept {
         detail::released(c.base, cpu_offsets_, nr_cpus_, unit_size_);
         if constexpr (Populate::on_demand) {
             std::size_t rs = 0, re = 0;
-            for (std::size_t from = 0; bitmap::next_set_region(c.map.populated_map(), layout_.unit_pages, from, rs, re);
+            for (std::size_t from = 0; bitmap::next_set_region(c.chunk.populated_map(), layout_.unit_pages, from, rs, re);
                  from = re) {
                 PCPU_ASSERT(page_array_ != nullptr); // populated once, so it exists
                 Populate::depopulate(platform_, layout_, c.base, static_cast<std::uint32_t>(rs),
-                                     static_cast<std::uint32_t>(re), page_array_);
-                c.map.set_depopulated(static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re));
+                                     static_cast<std::uint32_t>(re), page_array_, ctx);
+                c.chunk.set_depopulated(static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re));
             }
             // No TLB flush: release() retires the whole range next and must flush it.
         }
-        Populate::destroy(platform_, layout_, c.base);
+        Populate::destroy(platform_, layout_, c.base, ctx);
         c.~chunk_node();
-        platform_.free_meta(&c, node_bytes() + chunk_type::meta_bytes(layout_.unit_pages));
+        traits::free_meta(platform_, &c, node_bytes() + chunk_type::meta_bytes(layout_.unit_pages), ctx);
     }
 
     /// ensure_page_array(ctx) - the temporary page array: allocated by the first
@@ -1256,7 +849,7 @@ private:
     errc populate_range(chunk_node& c, std::uint32_t b, std::uint32_t e, context ctx) noexcept {
         if constexpr (Populate::on_demand) {
             std::size_t rs = 0, re = 0;
-            for (std::size_t from = b; bitmap::next_clear_region(c.map.populated_map(), e, from, rs, re); from = re) {
+            for (std::size_t from = b; bitmap::next_clear_region(c.chunk.populated_map(), e, from, rs, re); from = re) {
                 PCPU_ASSERT(!c.immutable);
                 if (!ensure_page_array(ctx) ||
                     !Populate::populate(platform_, layout_, c.base, static_cast<std::uint32_t>(rs),
@@ -1274,14 +867,14 @@ private:
     /// record_population(c, b, e, populated) - pcpu_chunk_(de)populated: the chunk's
     /// bitmap and counts, and the global ones. Index lock held.
     void record_population(chunk_node& c, std::uint32_t b, std::uint32_t e, bool populated) noexcept {
-        const std::uint32_t empty_before = c.map.nr_empty_pop_pages();
+        const std::uint32_t empty_before = c.chunk.nr_empty_pop_pages();
         if (populated) {
             detail::born_free(c.base + std::uintptr_t{b} * page_size, cpu_offsets_, nr_cpus_,
                               std::size_t{e - b} * page_size);
-            c.map.set_populated(b, e);
+            c.chunk.set_populated(b, e);
             nr_populated_ += e - b;
         } else {
-            c.map.set_depopulated(b, e);
+            c.chunk.set_depopulated(b, e);
             nr_populated_ -= e - b;
         }
         account_empty_pages(c, empty_before);
@@ -1308,18 +901,17 @@ private:
             return false;
         } else {
             if (c.kind != chunk_kind::dynamic) return false;
-            const bool fully_free = c.map.free_bits() == c.map.map_bits();
+            const bool fully_free = c.chunk.free_bits() == c.chunk.map_bits();
             if (c.isolated) {
-                if (c.map.nr_empty_pop_pages() == 0 && !fully_free) return false;
-                if (c.slot != to_depopulate_slot_) {
-                    slot_unlink(c);
-                    slot_link(c, to_depopulate_slot_, true);
+                if (c.chunk.nr_empty_pop_pages() == 0 && !fully_free) return false;
+                if (c.slot != index_.to_depopulate_slot()) {
+                    index_.move(c, index_.to_depopulate_slot(), true);
                 }
                 return true;
             }
             if (fully_free) {
                 // One fully free chunk is kept as a spare; a second one is surplus.
-                const detail::list_link& head = slots_[free_slot_];
+                const detail::list_link& head = index_.list(index_.free_slot());
                 return head.next != &c || c.next != &head;
             }
             if (!should_reclaim(c)) return false;
@@ -1335,23 +927,21 @@ private:
     /// chunks follow the reclaim rule in after_free().
     bool should_reclaim(const chunk_node& c) const noexcept {
         if (!Populate::on_demand || c.immutable) return false;
-        const std::size_t empty = c.map.nr_empty_pop_pages();
-        return nr_empty_pop_pages_ > empty_pop_pages_high + empty && empty >= c.map.nr_pages() / 4 && empty != 0;
+        const std::size_t empty = c.chunk.nr_empty_pop_pages();
+        return nr_empty_pop_pages_ > empty_pop_pages_high + empty && empty >= c.chunk.nr_pages() / 4 && empty != 0;
     }
 
     /// isolate(c) / reintegrate(c) - take c out of service for reclaim (to_depopulate,
     /// its empty pages out of the global count) and put it back.
     void isolate(chunk_node& c) noexcept {
-        nr_empty_pop_pages_ -= c.map.nr_empty_pop_pages();
+        nr_empty_pop_pages_ -= c.chunk.nr_empty_pop_pages();
         c.isolated = true;
-        slot_unlink(c);
-        slot_link(c, to_depopulate_slot_, true);
+        index_.move(c, index_.to_depopulate_slot(), true);
     }
     void reintegrate(chunk_node& c) noexcept {
         c.isolated = false;
-        nr_empty_pop_pages_ += c.map.nr_empty_pop_pages();
-        slot_unlink(c);
-        slot_link(c, chunk_slot(c), true);
+        nr_empty_pop_pages_ += c.chunk.nr_empty_pop_pages();
+        index_.move(c, index_.chunk_slot(c), true);
     }
 
     /// balance_free(empty_only) - destroy every fully free chunk but one spare (with
@@ -1361,14 +951,14 @@ private:
     /// unpopulated spare beside a populated free chunk: two spares.
     // Templates only so that policies without chunk creation never instantiate them.
     template <class Pol = Populate>
-    void balance_free(bool empty_only) noexcept {
+    void balance_free(bool empty_only, context ctx) noexcept {
         detail::list_link doomed;
         {
             index_guard<Platform> guard(platform_);
-            detail::list_link* head = &slots_[free_slot_];
+            detail::list_link* head = &index_.list(index_.free_slot());
             const detail::list_link* spare = head->next;
             for (const detail::list_link* l = head->next; l != head; l = l->next) {
-                if (static_cast<const chunk_node*>(l)->map.nr_populated() != 0) {
+                if (static_cast<const chunk_node*>(l)->chunk.nr_populated() != 0) {
                     spare = l;
                     break;
                 }
@@ -1376,7 +966,7 @@ private:
             for (detail::list_link* l = head->next; l != head;) {
                 auto& c = *static_cast<chunk_node*>(l);
                 l = l->next;
-                if (&c == spare || c.immutable || (empty_only && c.map.nr_populated() != 0)) continue;
+                if (&c == spare || c.immutable || (empty_only && c.chunk.nr_populated() != 0)) continue;
                 remove_chunk(c);
                 doomed.push_back(c);
             }
@@ -1384,17 +974,17 @@ private:
         while (!doomed.empty()) {
             auto& c = *static_cast<chunk_node*>(doomed.next);
             c.unlink();
-            destroy_chunk(c);
+            destroy_chunk(c, ctx);
         }
     }
 
     /// remove_chunk(c) - off its list and out of every global count. Index lock held.
     void remove_chunk(chunk_node& c) noexcept {
         if (last_found_ == &c) last_found_ = nullptr;
-        if (c.kind == chunk_kind::dynamic) index_.remove(c); // chunk index hook
-        if (!c.isolated) nr_empty_pop_pages_ -= c.map.nr_empty_pop_pages();
-        nr_populated_ -= c.map.nr_populated();
-        slot_unlink(c);
+        if (c.kind == chunk_kind::dynamic) addr_index_.remove(c); // chunk index hook
+        if (!c.isolated) nr_empty_pop_pages_ -= c.chunk.nr_empty_pop_pages();
+        nr_populated_ -= c.chunk.nr_populated();
+        index_.unlink(c);
         --stats_.nr_chunks;
     }
 
@@ -1405,17 +995,17 @@ private:
     /// the reserve down to the high mark. The first chunk is never touched.
     void isolate_surplus() noexcept {
         index_guard<Platform> guard(platform_);
-        for (int slot = 0; slot < nr_slots_ && nr_empty_pop_pages_ > empty_pop_pages_high; ++slot) {
-            if (slot == sidelined_slot_ || slot == to_depopulate_slot_) continue;
-            detail::list_link* head = &slots_[slot];
+        for (int slot = 0; slot < index_.nr_slots() && nr_empty_pop_pages_ > empty_pop_pages_high; ++slot) {
+            if (slot == index_.sidelined_slot() || slot == index_.to_depopulate_slot()) continue;
+            detail::list_link* head = &index_.list(slot);
             for (detail::list_link* l = head->next; l != head;) {
                 auto& c = *static_cast<chunk_node*>(l);
                 l = l->next;
-                const std::uint32_t empty = c.map.nr_empty_pop_pages();
+                const std::uint32_t empty = c.chunk.nr_empty_pop_pages();
                 // A fully free chunk (the spare) gives back every page the reserve
                 // does not need, however few: nothing else will.
                 if (!c.immutable && empty != 0 &&
-                    (empty >= c.map.nr_pages() / 4 || c.map.free_bits() == c.map.map_bits()))
+                    (empty >= c.chunk.nr_pages() / 4 || c.chunk.free_bits() == c.chunk.map_bits()))
                     isolate(c);
             }
         }
@@ -1431,10 +1021,10 @@ private:
     /// searched only after every chunk in use.
     // Templates only so that policies without chunk creation never instantiate them.
     template <class Pol = Populate>
-    void reclaim_populated() noexcept {
+    void reclaim_populated(context ctx) noexcept {
         platform_.index_lock();
-        while (!slots_[to_depopulate_slot_].empty()) {
-            auto& c = *static_cast<chunk_node*>(slots_[to_depopulate_slot_].next);
+        while (!index_.list(index_.to_depopulate_slot()).empty()) {
+            auto& c = *static_cast<chunk_node*>(index_.list(index_.to_depopulate_slot()).next);
             bool keep = false;
             std::uint32_t lo = layout_.unit_pages, hi = 0; // pages unmapped, for the flush
             std::uint32_t run_end = 0, run_begin = 0;        // pending run [run_begin, run_end)
@@ -1442,7 +1032,7 @@ private:
                 platform_.index_unlock();
                 detail::released(c.base + std::uintptr_t{run_begin} * page_size, cpu_offsets_, nr_cpus_,
                                  std::size_t{run_end - run_begin} * page_size);
-                Populate::depopulate(platform_, layout_, c.base, run_begin, run_end, page_array_);
+                Populate::depopulate(platform_, layout_, c.base, run_begin, run_end, page_array_, ctx);
                 platform_.index_lock();
                 record_population(c, run_begin, run_end, false);
                 lo = run_begin < lo ? run_begin : lo;
@@ -1451,9 +1041,9 @@ private:
             };
             for (std::uint32_t i = layout_.unit_pages; i-- > 0;) {
                 const std::uint32_t pending = run_end != 0 ? run_end - run_begin : 0;
-                const std::uint32_t empty = c.map.nr_empty_pop_pages();
+                const std::uint32_t empty = c.chunk.nr_empty_pop_pages();
                 if (empty == pending) break; // nothing else here to reclaim
-                if (c.map.is_populated(i) && c.map.block(i).contig_hint == chunk_type::block_bits) {
+                if (c.chunk.is_populated(i) && c.chunk.block(i).contig_hint == chunk_type::block_bits) {
                     // The reserve counts this chunk's remaining empty pages too: stop
                     // where unmapping one more would leave fewer than the high mark.
                     if (nr_empty_pop_pages_ + empty - pending - 1 < empty_pop_pages_high) {
@@ -1472,15 +1062,14 @@ private:
                 traits::flush_tlb(platform_, layout_.span_begin(c.base, lo), layout_.span_end(c.base, hi));
                 platform_.index_lock();
             }
-            if (keep || c.map.free_bits() == c.map.map_bits()) {
+            if (keep || c.chunk.free_bits() == c.chunk.map_bits()) {
                 reintegrate(c);
-            } else if (c.map.nr_empty_pop_pages() != 0) {
+            } else if (c.chunk.nr_empty_pop_pages() != 0) {
                 // A free emptied a page behind the walk while the lock was dropped:
                 // once more, so that no sidelined chunk holds an empty page.
                 continue;
             } else {
-                slot_unlink(c);
-                slot_link(c, sidelined_slot_, false);
+                index_.move(c, index_.sidelined_slot(), false);
             }
         }
         platform_.index_unlock();
@@ -1500,17 +1089,17 @@ private:
         atomic_alloc_failed_ = false;
         while (target != 0) {
             chunk_node* c = nullptr;
-            for (int slot = size_to_slot(page_size); slot <= free_slot_ && c == nullptr; ++slot)
-                for (detail::list_link* l = slots_[slot].next; l != &slots_[slot]; l = l->next) {
+            for (int slot = index_.size_to_slot(page_size); slot <= index_.free_slot() && c == nullptr; ++slot)
+                for (detail::list_link* l = index_.list(slot).next; l != &index_.list(slot); l = l->next) {
                     auto& cand = *static_cast<chunk_node*>(l);
-                    if (!cand.isolated && cand.map.nr_populated() < cand.map.nr_pages()) {
+                    if (!cand.isolated && cand.chunk.nr_populated() < cand.chunk.nr_pages()) {
                         c = &cand;
                         break;
                     }
                 }
             // A fully free chunk with every page populated serves any atomic request:
             // a second spare would be surplus the next balance destroys.
-            if (c == nullptr && !slots_[free_slot_].empty()) break;
+            if (c == nullptr && !index_.list(index_.free_slot()).empty()) break;
             if (c == nullptr) {
                 platform_.index_unlock();
                 chunk_node* fresh = create_chunk(ctx);
@@ -1522,8 +1111,8 @@ private:
             }
             if constexpr (Populate::on_demand) {
                 std::size_t rs = 0, re = 0;
-                for (std::size_t from = 0; target != 0 && bitmap::next_clear_region(c->map.populated_map(),
-                                                                                     c->map.nr_pages(), from, rs, re);
+                for (std::size_t from = 0; target != 0 && bitmap::next_clear_region(c->chunk.populated_map(),
+                                                                                     c->chunk.nr_pages(), from, rs, re);
                      from = re) {
                     if (re - rs > target) re = rs + target;
                     platform_.index_unlock();
@@ -1546,27 +1135,28 @@ private:
         if constexpr (Populate::creates_chunks) {
             // Depopulation and destruction allocate nothing; the bracket only tells a
             // checker that these callbacks belong to an operation.
-            op_bracket op(platform_, traits::background_context(platform_));
-            for (int slot = 0; slot < nr_slots_; ++slot) {
-                detail::list_link* head = &slots_[slot];
+            const context bg = traits::background_context(platform_);
+            op_bracket op(platform_, bg);
+            for (int slot = 0; slot < index_.nr_slots(); ++slot) {
+                detail::list_link* head = &index_.list(slot);
                 for (detail::list_link* l = head->next; l != head;) {
                     auto& c = *static_cast<chunk_node*>(l);
                     l = l->next;
                     if (c.kind != chunk_kind::dynamic) continue;
                     remove_chunk(c);
-                    destroy_chunk(c);
+                    destroy_chunk(c, bg);
                 }
             }
-            if (page_array_ != nullptr) platform_.free_meta(page_array_, page_array_bytes());
+            if (page_array_ != nullptr) traits::free_meta(platform_, page_array_, page_array_bytes(), bg);
             page_array_ = nullptr;
-            if (own_meta_ != nullptr) platform_.free_meta(own_meta_, own_meta_bytes_);
+            if (own_meta_ != nullptr) traits::free_meta(platform_, own_meta_, own_meta_bytes_, bg);
             own_meta_ = nullptr;
         }
         // Back to the state of a fresh object, so init() can start a new life: the
         // first chunk is still on a slot list (init() would link it twice and corrupt
         // the list), and the counters describe allocations that died with it.
         detail::released(unit0_, cpu_offsets_, nr_cpus_, unit_size_); // the caller's storage again
-        first_.unlink();
+        index_.unlink(first_);
         reserved_.unlink();
         stats_ = alloc_stats{};
         settled_ops_ = no_ops;
@@ -1585,57 +1175,13 @@ private:
         // Frees come in runs from the same chunk: try the last one found before walking
         // every slot list (remove_chunk() forgets it, so it never dangles).
         if (last_found_ != nullptr && holds(*last_found_)) return last_found_;
-        // chunk index hook: O(log chunks) (pcpu/chunk_index.hpp states the bound).
-        chunk_node* c = index_.find(addr);
+        // chunk index hook: O(log chunks) (pcpu/internal/chunk_index.hpp states the bound).
+        chunk_node* c = addr_index_.find(addr);
         if (c != nullptr) last_found_ = c;
         return c;
     }
 
-    std::size_t live_bits_of(const chunk_node& c) const noexcept {
-        const std::size_t usable_bits = (c.usable_end - c.usable_begin) >> min_alloc_shift;
-        return usable_bits - c.map.free_bits();
-    }
-
-    chunk_stats chunk_info(const chunk_node& c) const noexcept {
-        chunk_stats s;
-        s.kind = c.kind;
-        s.slot = c.slot;
-        s.base = c.base;
-        s.nr_pages = c.map.nr_pages();
-        s.nr_populated = c.map.nr_populated();
-        s.nr_empty_pop_pages = c.map.nr_empty_pop_pages();
-        s.nr_alloc = c.map.nr_alloc();
-        s.max_alloc_size = std::size_t{c.map.max_alloc_bits()} << min_alloc_shift;
-        s.free_bytes = std::size_t{c.map.free_bits()} << min_alloc_shift;
-        s.contig_bytes = std::size_t{c.map.contig_bits()} << min_alloc_shift;
-        s.first_free = std::size_t{c.map.first_free()} << min_alloc_shift;
-        // Holes: free runs followed by an allocated bit inside the usable range.
-        const auto begin = static_cast<std::size_t>((c.usable_begin - c.base) >> min_alloc_shift);
-        const auto end = static_cast<std::size_t>((c.usable_end - c.base) >> min_alloc_shift);
-        std::size_t rs = 0, re = 0;
-        for (std::size_t from = begin; bitmap::next_clear_region(c.map.alloc_map(), end, from, rs, re); from = re) {
-            if (re == end) break; // the free tail is not a hole
-            const std::size_t hole = (re - rs) << min_alloc_shift;
-            s.sum_frag += hole;
-            if (hole > s.max_frag) s.max_frag = hole;
-        }
-        return s;
-    }
-
-    void warn(const char* msg) noexcept {
-        // The kernel's budget: ten reports, then one last word, then silence, so a
-        // failing loop cannot flood a console (or a firmware UART). Failures on several
-        // CPUs warn at once: the budget is taken under the index lock (never held here),
-        // else two could both see 1 left, and the budget, gone negative, never ends.
-        bool last;
-        {
-            index_guard<Platform> guard(platform_);
-            if (warn_budget_ == 0) return;
-            last = --warn_budget_ == 0;
-        }
-        traits::warn(platform_, msg);
-        if (last) traits::warn(platform_, "pcpu: limit reached, disable warning");
-    }
+    void warn(const char* msg) noexcept { warnings_.warn(platform_, msg); }
 
     /// freed_area_written(h, cpu) - PCPU_FREE_PATTERN found a write after free in the
     /// area alloc() just took: whoever wrote holds a stale handle, and its next write
@@ -1675,12 +1221,10 @@ private:
     std::uintptr_t cpu_offsets_[max_cpus] = {};
 
     chunk_node* last_found_ = nullptr; // find_chunk()'s last dynamic chunk (index lock)
-    chunk_index<chunk_node> index_;    // every dynamic chunk by address (index lock)
+    chunk_index<chunk_node> addr_index_; // every dynamic chunk by address (index lock)
     chunk_node first_;    // the first chunk's dynamic area
     chunk_node reserved_; // the first chunk's reserved area (if reserved_size_ != 0)
-    detail::list_link slots_[max_slots];
-    std::uint32_t slot_mask_ = 0; // bit s set <=> slots_[s] non-empty (slot_link/slot_unlink)
-    int base_slot_ = 0, sidelined_slot_ = 0, free_slot_ = 0, to_depopulate_slot_ = 0, nr_slots_ = 0;
+    index_type index_;
 
     unit_layout layout_;
     page_ref* page_array_ = nullptr;  // the temporary page array, see ensure_page_array()
@@ -1692,7 +1236,7 @@ private:
     std::size_t nr_populated_ = 0;
     std::size_t live_bytes_ = 0;
     alloc_stats stats_;
-    int warn_budget_ = 10;
+    warn_limit warnings_;
 };
 
 } // namespace pcpu

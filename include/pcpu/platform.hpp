@@ -6,10 +6,14 @@
 // defaults for the optional ones, and each populate policy static_asserts, with a
 // sentence naming the member, that the platform has what that policy needs.
 //
-// Every member that can allocate or block takes the allocation context. pcpu passes
-// the caller's effective context (the caller's, narrowed by the task's scope), never
-// a wider one; nofail is never passed on. All members are noexcept; failure is a
-// return value, and a member that fails part-way undoes its own partial work.
+// Every member that can allocate or block receives the allocation context, as its
+// last parameter. pcpu passes the caller's effective context (the caller's, narrowed
+// by the task's scope), never a wider one; nofail is never passed on. The members that
+// block without allocating (the sleeping lock, the freeing and unmapping ones) may
+// also be declared without it, as before they took it: pcpu then calls that form.
+// All members are noexcept; failure is a return value, and a member that fails
+// part-way undoes its own partial work. PCPU_PLATFORM_CONTRACT below is the same
+// contract as a table, the one the code is generated from.
 //
 // ---- Required of every platform ---------------------------------------------------
 //   void index_lock() noexcept;      IRQ-safe lock over all index state (bitmaps, hints,
@@ -59,13 +63,13 @@
 //                                           cannot (percpu.hpp then uses atomics) [none]
 //
 // ---- Required by policies that create chunks (contiguous, lazy_mapped) ------------
-//   void slow_lock() noexcept;       the sleeping lock (pcpu_alloc_mutex): serialises
-//   void slow_unlock() noexcept;     chunk creation, destruction, population and
-//                                    balance. Never taken by an atomic allocation.
+//   void slow_lock(context ctx) noexcept;  the sleeping lock (pcpu_alloc_mutex):
+//   void slow_unlock() noexcept;     serialises chunk creation, destruction, population
+//                                    and balance. Never taken by an atomic allocation.
 //   void* alloc_meta(std::size_t bytes, std::size_t align, context ctx) noexcept;
 //                                    chunk structs, bitmaps and the temporary page array;
 //                                    nullptr on failure; contents unspecified
-//   void free_meta(void* p, std::size_t bytes) noexcept;
+//   void free_meta(void* p, std::size_t bytes, context ctx) noexcept;
 //
 // ---- Required by contiguous (no MMU: every page exists from chunk creation) -------
 //   void* alloc_units(std::size_t bytes, context ctx) noexcept;
@@ -74,23 +78,24 @@
 //                                    first_chunk_config::unit_addrs, bytes is the span
 //                                    of that layout (lowest unit to end of highest,
 //                                    gaps included: unit_layout in populate.hpp)
-//   void free_units(void* p, std::size_t bytes) noexcept;
+//   void free_units(void* p, std::size_t bytes, context ctx) noexcept;
 //
 // ---- Required by lazy_mapped (MMU: address space first, pages on demand) ----------
 //   std::uintptr_t reserve(std::size_t bytes, context ctx) noexcept;
 //                                    page-aligned address space for nr_cpus * unit_size
 //                                    bytes (or the unit_addrs layout's span, as for
 //                                    alloc_units), nothing mapped; 0 on failure
-//   void release(std::uintptr_t addr, std::size_t bytes) noexcept;   (all unmapped)
+//   void release(std::uintptr_t addr, std::size_t bytes, context ctx) noexcept;
+//                                    (all unmapped)
 //   bool alloc_pages(unsigned cpu, page_ref* out, std::size_t nr, context ctx) noexcept;
 //                                    nr pages for `cpu` (NUMA hint), all or nothing
-//   void free_pages(unsigned cpu, const page_ref* pages, std::size_t nr) noexcept;
+//   void free_pages(unsigned cpu, const page_ref* pages, std::size_t nr, context ctx) noexcept;
 //   bool map(std::uintptr_t addr, const page_ref* pages, std::size_t nr, context ctx) noexcept;
 //                                    map nr pages at addr, all or nothing. pcpu calls it
 //                                    under scope_apply(ctx): a real MMU's page-table
 //                                    allocations do not take the context, the scope
 //                                    reaches them.
-//   void unmap(std::uintptr_t addr, page_ref* out, std::size_t nr) noexcept;
+//   void unmap(std::uintptr_t addr, page_ref* out, std::size_t nr, context ctx) noexcept;
 //                                    unmap nr pages at addr, writing the pages that were
 //                                    mapped there to out (pcpu frees them after)
 //   scope_token scope_apply(context ctx) noexcept;   narrow the task's implicit scope by
@@ -104,6 +109,8 @@
 #include "config.hpp"
 #include "context.hpp"
 
+#include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 namespace pcpu {
@@ -136,44 +143,136 @@ struct platform_max_cpus : std::integral_constant<std::size_t, 64> {};
 template <class P>
 struct platform_max_cpus<P, void_t<decltype(P::max_cpus)>> : std::integral_constant<std::size_t, P::max_cpus> {};
 
-// One detector per member: true if `p.member(args...)` is well formed.
-#define PCPU_DETAIL_HAS_MEMBER(name, args)                                                          \
-    template <class P, class Ctx, class = void>                                                    \
-    struct has_##name : std::false_type {};                                                        \
-    template <class P, class Ctx>                                                                  \
-    struct has_##name<P, Ctx, void_t<decltype(std::declval<P&>().name args)>> : std::true_type {};
+template <class...>
+struct type_list {};
+/// args_of<void(A...)> - a signature's parameter types as a type_list.
+template <class Sig>
+struct args_of;
+template <class... A>
+struct args_of<void(A...)> { using type = type_list<A...>; };
+template <class L, class T>
+struct append;
+template <class... A, class T>
+struct append<type_list<A...>, T> { using type = type_list<A..., T>; };
 
-PCPU_DETAIL_HAS_MEMBER(index_lock, ())
-PCPU_DETAIL_HAS_MEMBER(index_unlock, ())
-PCPU_DETAIL_HAS_MEMBER(slow_lock, ())
-PCPU_DETAIL_HAS_MEMBER(slow_unlock, ())
-PCPU_DETAIL_HAS_MEMBER(this_cpu, ())
-PCPU_DETAIL_HAS_MEMBER(warn, (static_cast<const char*>(nullptr)))
-PCPU_DETAIL_HAS_MEMBER(current_scope, ())
-PCPU_DETAIL_HAS_MEMBER(request_balance, ())
-PCPU_DETAIL_HAS_MEMBER(background_context, ())
-PCPU_DETAIL_HAS_MEMBER(op_begin, (std::declval<Ctx>()))
-PCPU_DETAIL_HAS_MEMBER(op_end, ())
-PCPU_DETAIL_HAS_MEMBER(irq_save, ())
-PCPU_DETAIL_HAS_MEMBER(irq_restore, (std::declval<P&>().irq_save()))
-PCPU_DETAIL_HAS_MEMBER(preempt_disable, ())
-PCPU_DETAIL_HAS_MEMBER(preempt_enable, ())
-PCPU_DETAIL_HAS_MEMBER(alloc_meta, (std::size_t{}, std::size_t{}, std::declval<Ctx>()))
-PCPU_DETAIL_HAS_MEMBER(free_meta, (static_cast<void*>(nullptr), std::size_t{}))
-PCPU_DETAIL_HAS_MEMBER(alloc_units, (std::size_t{}, std::declval<Ctx>()))
-PCPU_DETAIL_HAS_MEMBER(free_units, (static_cast<void*>(nullptr), std::size_t{}))
-PCPU_DETAIL_HAS_MEMBER(reserve, (std::size_t{}, std::declval<Ctx>()))
-PCPU_DETAIL_HAS_MEMBER(release, (std::uintptr_t{}, std::size_t{}))
-PCPU_DETAIL_HAS_MEMBER(alloc_pages, (0u, static_cast<page_ref*>(nullptr), std::size_t{}, std::declval<Ctx>()))
-PCPU_DETAIL_HAS_MEMBER(free_pages, (0u, static_cast<const page_ref*>(nullptr), std::size_t{}))
-PCPU_DETAIL_HAS_MEMBER(map, (std::uintptr_t{}, static_cast<const page_ref*>(nullptr), std::size_t{},
-                       std::declval<Ctx>()))
-PCPU_DETAIL_HAS_MEMBER(unmap, (std::uintptr_t{}, static_cast<page_ref*>(nullptr), std::size_t{}))
-PCPU_DETAIL_HAS_MEMBER(scope_apply, (std::declval<Ctx>()))
-PCPU_DETAIL_HAS_MEMBER(flush_after_map, (std::uintptr_t{}, std::uintptr_t{}))
-PCPU_DETAIL_HAS_MEMBER(flush_before_unmap, (std::uintptr_t{}, std::uintptr_t{}))
-PCPU_DETAIL_HAS_MEMBER(flush_tlb, (std::uintptr_t{}, std::uintptr_t{}))
-#undef PCPU_DETAIL_HAS_MEMBER
+/// callable<Call, P, type_list<A...>> - Call::call(p, a...) is well formed.
+template <class Call, class P, class L, class = void>
+struct callable : std::false_type {};
+template <class Call, class P, class... A>
+struct callable<Call, P, type_list<A...>, void_t<decltype(Call::call(std::declval<P&>(), std::declval<A>()...))>>
+    : std::true_type {};
+
+template <class P, class Ctx>
+using scope_token_of = decltype(std::declval<P&>().scope_apply(std::declval<Ctx>()));
+template <class P>
+using irq_token_of = decltype(std::declval<P&>().irq_save());
+
+/// ctx_arg - how a member receives the allocation context: not at all; always, as its
+/// last parameter; or as its last parameter if the platform declares it so (pcpu then
+/// passes it; a platform written before the member took it keeps compiling).
+enum class ctx_arg : std::uint8_t { none, last, optional };
+/// need - which platforms must have a member.
+enum class need : std::uint8_t { every, optional, chunks, contiguous, lazy_mapped, guard };
+} // namespace detail
+
+/// PCPU_PLATFORM_CONTRACT(X) - the platform contract, one row per member pcpu calls:
+///
+///     X(name, (parameters but the context), ctx_arg, blocks, backing, in_op, need)
+///
+/// blocks: may sleep, so never called under an atomic context or the index lock.
+/// backing: a backing allocation (never receives nofail). in_op: called only inside
+/// an operation bracket (op_begin/op_end). need: see detail::need. Every member that
+/// blocks receives the context (ctx_arg last or optional). The file comment above
+/// says the same in prose; the detectors below, the callback names and tables of
+/// debug/platform_wrapper.hpp and the forwarders of the debugging platforms are all
+/// generated from this table.
+// clang-format off
+#define PCPU_PLATFORM_CONTRACT(X)                                                                               \
+    X(index_lock,         (),                                                         none,     0, 0, 0, every)   \
+    X(index_unlock,       (),                                                         none,     0, 0, 0, every)   \
+    X(slow_lock,          (),                                                         optional, 1, 0, 1, chunks)  \
+    X(slow_unlock,        (),                                                         none,     0, 0, 1, chunks)  \
+    X(this_cpu,           (),                                                         none,     0, 0, 0, optional) \
+    X(warn,               (const char*),                                              none,     0, 0, 0, optional) \
+    X(current_scope,      (),                                                         none,     0, 0, 0, optional) \
+    X(request_balance,    (),                                                         none,     0, 0, 0, optional) \
+    X(background_context, (),                                                         none,     0, 0, 0, optional) \
+    X(alloc_meta,         (std::size_t, std::size_t),                                 last,     1, 1, 1, chunks)  \
+    X(free_meta,          (void*, std::size_t),                                       optional, 1, 0, 1, chunks)  \
+    X(alloc_units,        (std::size_t),                                              last,     1, 1, 1, contiguous) \
+    X(free_units,         (void*, std::size_t),                                       optional, 1, 0, 1, contiguous) \
+    X(reserve,            (std::size_t),                                              last,     1, 1, 1, lazy_mapped) \
+    X(release,            (std::uintptr_t, std::size_t),                              optional, 1, 0, 1, lazy_mapped) \
+    X(alloc_pages,        (unsigned, page_ref*, std::size_t),                         last,     1, 1, 1, lazy_mapped) \
+    X(free_pages,         (unsigned, const page_ref*, std::size_t),                   optional, 1, 0, 1, lazy_mapped) \
+    X(map,                (std::uintptr_t, const page_ref*, std::size_t),             last,     1, 1, 1, lazy_mapped) \
+    X(unmap,              (std::uintptr_t, page_ref*, std::size_t),                   optional, 1, 0, 1, lazy_mapped) \
+    X(scope_apply,        (),                                                         last,     0, 0, 1, lazy_mapped) \
+    X(scope_restore,      (::pcpu::detail::scope_token_of<P, Ctx>),                           none,     0, 0, 1, lazy_mapped) \
+    X(flush_after_map,    (std::uintptr_t, std::uintptr_t),                           none,     0, 0, 1, optional) \
+    X(flush_before_unmap, (std::uintptr_t, std::uintptr_t),                           none,     0, 0, 1, optional) \
+    X(flush_tlb,          (std::uintptr_t, std::uintptr_t),                           none,     0, 0, 1, optional)
+/// PCPU_PLATFORM_BRACKETS(X) - the operation brackets, same columns: pcpu calls them
+/// around every public operation that may call back into the platform.
+#define PCPU_PLATFORM_BRACKETS(X)                                                                               \
+    X(op_begin,           (),                                                         last,     0, 0, 0, optional) \
+    X(op_end,             (),                                                         none,     0, 0, 0, optional)
+/// PCPU_PLATFORM_GUARDS(X) - the this-CPU guard members (percpu.hpp), same columns:
+/// read by the typed layer, never called by the allocator, so not callbacks.
+#define PCPU_PLATFORM_GUARDS(X)                                                                                 \
+    X(irq_save,           (),                                                         none,     0, 0, 0, guard)   \
+    X(irq_restore,        (::pcpu::detail::irq_token_of<P>),                          none,     0, 0, 0, guard)   \
+    X(preempt_disable,    (),                                                         none,     0, 0, 0, guard)   \
+    X(preempt_enable,     (),                                                         none,     0, 0, 0, guard)
+// clang-format on
+
+namespace detail {
+// For each member: call_<name>::call(p, args...) calls it; params_<name><P, Ctx> are
+// its parameter types but the context; has_<name><P, Ctx> is true if the platform has
+// it in a form the table allows (with or without the context where that is optional).
+#define PCPU_DETAIL_CONTRACT_MEMBER(name, sig, ctx, blocks, backing, in_op, need_)                        \
+    struct call_##name {                                                                                \
+        template <class P, class... A>                                                                  \
+        static auto call(P& p, A&&... a) noexcept -> decltype(p.name(static_cast<A&&>(a)...)) {         \
+            return p.name(static_cast<A&&>(a)...);                                                      \
+        }                                                                                               \
+    };                                                                                                  \
+    template <class P, class Ctx>                                                                       \
+    struct params_##name {                                                                              \
+        using type = typename args_of<void sig>::type;                                                  \
+    };                                                                                                  \
+    template <class P, class Ctx, class = void>                                                         \
+    struct has_##name##_plain : std::false_type {};                                                     \
+    template <class P, class Ctx>                                                                       \
+    struct has_##name##_plain<P, Ctx,                                                                   \
+                              std::enable_if_t<callable<call_##name, P, typename args_of<void sig>::type>::value>> \
+        : std::true_type {};                                                                            \
+    template <class P, class Ctx, class = void>                                                         \
+    struct has_##name##_ctx : std::false_type {};                                                       \
+    template <class P, class Ctx>                                                                       \
+    struct has_##name##_ctx<                                                                            \
+        P, Ctx,                                                                                         \
+        std::enable_if_t<callable<call_##name, P, typename append<typename args_of<void sig>::type, Ctx>::type>::value>> \
+        : std::true_type {};                                                                            \
+    template <class P, class Ctx, class = void>                                                          \
+    struct has_##name                                                                                   \
+        : std::integral_constant<bool, ctx_arg::ctx == ctx_arg::none   ? has_##name##_plain<P, Ctx>::value \
+                                       : ctx_arg::ctx == ctx_arg::last ? has_##name##_ctx<P, Ctx>::value   \
+                                                                       : has_##name##_plain<P, Ctx>::value || \
+                                                                             has_##name##_ctx<P, Ctx>::value> {};
+PCPU_PLATFORM_CONTRACT(PCPU_DETAIL_CONTRACT_MEMBER)
+PCPU_PLATFORM_BRACKETS(PCPU_DETAIL_CONTRACT_MEMBER)
+PCPU_PLATFORM_GUARDS(PCPU_DETAIL_CONTRACT_MEMBER)
+#undef PCPU_DETAIL_CONTRACT_MEMBER
+
+/// call_with_context<Call>(p, c, a...) - Call with a... and the context c last when
+/// the platform takes it there, else with a... alone (a member whose context is
+/// optional, on a platform written before it took one).
+template <class Call, class P, class Ctx, class... A>
+decltype(auto) call_with_context(P& p, Ctx c, A... a) noexcept {
+    if constexpr (callable<Call, P, type_list<A..., Ctx>>::value) return Call::call(p, a..., c);
+    else return (void)c, Call::call(p, a...);
+}
 } // namespace detail
 
 /// platform_traits<P> - the one place pcpu reads a platform.
@@ -230,6 +329,25 @@ struct platform_traits {
     static void flush_tlb(P& p, std::uintptr_t b, std::uintptr_t e) noexcept {
         if constexpr (has<detail::has_flush_tlb>) p.flush_tlb(b, e);
         else (void)p, (void)b, (void)e;
+    }
+
+    // The blocking members whose context is optional (detail::ctx_arg::optional):
+    // called with it where the platform takes it.
+    static void slow_lock(P& p, context c) noexcept { detail::call_with_context<detail::call_slow_lock>(p, c); }
+    static void free_meta(P& p, void* m, std::size_t bytes, context c) noexcept {
+        detail::call_with_context<detail::call_free_meta>(p, c, m, bytes);
+    }
+    static void free_units(P& p, void* u, std::size_t bytes, context c) noexcept {
+        detail::call_with_context<detail::call_free_units>(p, c, u, bytes);
+    }
+    static void release(P& p, std::uintptr_t addr, std::size_t bytes, context c) noexcept {
+        detail::call_with_context<detail::call_release>(p, c, addr, bytes);
+    }
+    static void free_pages(P& p, unsigned cpu, const page_ref* pages, std::size_t nr, context c) noexcept {
+        detail::call_with_context<detail::call_free_pages>(p, c, cpu, pages, nr);
+    }
+    static void unmap(P& p, std::uintptr_t addr, page_ref* out, std::size_t nr, context c) noexcept {
+        detail::call_with_context<detail::call_unmap>(p, c, addr, out, nr);
     }
 };
 

@@ -10,8 +10,8 @@
 //                  unmapped and freed again by balance when they fall empty.
 //
 // Each policy only moves memory; the allocator decides when, under which lock and with
-// which context. Every function here that can allocate takes that context and passes
-// it on unchanged.
+// which context. Every function here that can allocate or block takes that context
+// and passes it on unchanged.
 #pragma once
 
 #include "config.hpp"
@@ -74,11 +74,12 @@ template <class P>
 constexpr bool check_creating_platform() noexcept {
     using t = platform_traits<P>;
     static_assert(t::template has<has_slow_lock> && t::template has<has_slow_unlock>,
-                  "pcpu: a policy that creates chunks needs `void slow_lock() noexcept` and "
+                  "pcpu: a policy that creates chunks needs `void slow_lock(context) noexcept` and "
                   "`void slow_unlock() noexcept` (the sleeping lock, pcpu_alloc_mutex)");
     static_assert(t::template has<has_alloc_meta> && t::template has<has_free_meta>,
                   "pcpu: a policy that creates chunks needs `void* alloc_meta(std::size_t bytes, "
-                  "std::size_t align, context ctx) noexcept` and `void free_meta(void*, std::size_t) noexcept`");
+                  "std::size_t align, context ctx) noexcept` and `void free_meta(void*, std::size_t, "
+                  "context) noexcept`");
     return true;
 }
 } // namespace detail
@@ -92,7 +93,7 @@ struct contiguous {
         using t = platform_traits<P>;
         static_assert(t::template has<detail::has_alloc_units> && t::template has<detail::has_free_units>,
                       "pcpu: the contiguous policy needs `void* alloc_units(std::size_t bytes, context "
-                      "ctx) noexcept` and `void free_units(void*, std::size_t) noexcept`");
+                      "ctx) noexcept` and `void free_units(void*, std::size_t, context) noexcept`");
         return detail::check_creating_platform<P>();
     }
 
@@ -102,9 +103,9 @@ struct contiguous {
         const auto start = reinterpret_cast<std::uintptr_t>(p.alloc_units(u.chunk_bytes(), ctx));
         return start == 0 ? 0 : u.chunk_base(start);
     }
-    template <class P>
-    static void destroy(P& p, const unit_layout& u, std::uintptr_t base) noexcept {
-        p.free_units(reinterpret_cast<void*>(u.span_start(base)), u.chunk_bytes());
+    template <class P, class Ctx>
+    static void destroy(P& p, const unit_layout& u, std::uintptr_t base, Ctx ctx) noexcept {
+        platform_traits<P>::free_units(p, reinterpret_cast<void*>(u.span_start(base)), u.chunk_bytes(), ctx);
     }
 };
 
@@ -117,15 +118,15 @@ struct lazy_mapped {
         using t = platform_traits<P>;
         static_assert(t::template has<detail::has_reserve> && t::template has<detail::has_release>,
                       "pcpu: the lazy_mapped policy needs `std::uintptr_t reserve(std::size_t, context) "
-                      "noexcept` and `void release(std::uintptr_t, std::size_t) noexcept`");
+                      "noexcept` and `void release(std::uintptr_t, std::size_t, context) noexcept`");
         static_assert(t::template has<detail::has_alloc_pages> && t::template has<detail::has_free_pages>,
                       "pcpu: the lazy_mapped policy needs `bool alloc_pages(unsigned cpu, page_ref*, "
                       "std::size_t, context) noexcept` and `void free_pages(unsigned, const page_ref*, "
-                      "std::size_t) noexcept`");
+                      "std::size_t, context) noexcept`");
         static_assert(t::template has<detail::has_map> && t::template has<detail::has_unmap>,
                       "pcpu: the lazy_mapped policy needs `bool map(std::uintptr_t, const page_ref*, "
                       "std::size_t, context) noexcept` and `void unmap(std::uintptr_t, page_ref*, "
-                      "std::size_t) noexcept`");
+                      "std::size_t, context) noexcept`");
         static_assert(t::template has<detail::has_scope_apply> && t::template has<detail::has_current_scope>,
                       "pcpu: the lazy_mapped policy needs `scope_token scope_apply(context) noexcept`, "
                       "`void scope_restore(scope_token) noexcept` and `context current_scope() noexcept`: "
@@ -141,10 +142,10 @@ struct lazy_mapped {
         const std::uintptr_t start = p.reserve(u.chunk_bytes(), ctx);
         return start == 0 ? 0 : u.chunk_base(start);
     }
-    /// destroy(p, u, base) - precondition: every page already depopulated.
-    template <class P>
-    static void destroy(P& p, const unit_layout& u, std::uintptr_t base) noexcept {
-        p.release(u.span_start(base), u.chunk_bytes());
+    /// destroy(p, u, base, ctx) - precondition: every page already depopulated.
+    template <class P, class Ctx>
+    static void destroy(P& p, const unit_layout& u, std::uintptr_t base, Ctx ctx) noexcept {
+        platform_traits<P>::release(p, u.span_start(base), u.chunk_bytes(), ctx);
     }
 
     /// populate(p, u, base, b, e, pages, ctx) - back pages [b, e) of every CPU's unit
@@ -163,7 +164,7 @@ struct lazy_mapped {
         for (unsigned cpu = 0; cpu < u.nr_cpus; ++cpu) {
             if (!p.alloc_pages(cpu, slot(cpu), n, ctx)) {
                 // alloc_pages is all or nothing: free the CPUs before this one.
-                while (cpu-- != 0) p.free_pages(cpu, slot(cpu), n);
+                while (cpu-- != 0) platform_traits<P>::free_pages(p, cpu, slot(cpu), n, ctx);
                 return false;
             }
         }
@@ -176,9 +177,10 @@ struct lazy_mapped {
             if (!mapped) {
                 // map is all or nothing: unmap the CPUs before this one, flush their
                 // stale translations, then free every CPU's pages.
-                for (unsigned c = 0; c < cpu; ++c) p.unmap(u.page_addr(base, c, b), slot(c), n);
+                for (unsigned c = 0; c < cpu; ++c)
+                    platform_traits<P>::unmap(p, u.page_addr(base, c, b), slot(c), n, ctx);
                 if (cpu != 0) platform_traits<P>::flush_tlb(p, u.span_begin(base, b), u.span_end(base, e));
-                for (unsigned c = 0; c < u.nr_cpus; ++c) p.free_pages(c, slot(c), n);
+                for (unsigned c = 0; c < u.nr_cpus; ++c) platform_traits<P>::free_pages(p, c, slot(c), n, ctx);
                 return false;
             }
         }
@@ -186,19 +188,21 @@ struct lazy_mapped {
         return true;
     }
 
-    /// depopulate(p, u, base, b, e, pages) - unmap and free pages [b, e) of every CPU
-    /// (pcpu_depopulate_chunk). Allocates nothing: the page array already exists, it
-    /// only receives the pages unmap() reports. No TLB flush here: the caller issues
-    /// one per chunk per pass (or none when the address space is released next).
-    template <class P>
+    /// depopulate(p, u, base, b, e, pages, ctx) - unmap and free pages [b, e) of every
+    /// CPU (pcpu_depopulate_chunk). Allocates nothing: the page array already exists,
+    /// it only receives the pages unmap() reports; ctx reaches unmap and free_pages,
+    /// which may sleep. No TLB flush here: the caller issues one per chunk per pass
+    /// (or none when the address space is released next).
+    template <class P, class Ctx>
     static void depopulate(P& p, const unit_layout& u, std::uintptr_t base, std::uint32_t b, std::uint32_t e,
-                           page_ref* pages) noexcept {
+                           page_ref* pages, Ctx ctx) noexcept {
         const std::size_t n = e - b;
         platform_traits<P>::flush_before_unmap(p, u.span_begin(base, b), u.span_end(base, e));
         for (unsigned cpu = 0; cpu < u.nr_cpus; ++cpu)
-            p.unmap(u.page_addr(base, cpu, b), pages + std::size_t{cpu} * u.unit_pages + b, n);
+            platform_traits<P>::unmap(p, u.page_addr(base, cpu, b), pages + std::size_t{cpu} * u.unit_pages + b, n,
+                                      ctx);
         for (unsigned cpu = 0; cpu < u.nr_cpus; ++cpu)
-            p.free_pages(cpu, pages + std::size_t{cpu} * u.unit_pages + b, n);
+            platform_traits<P>::free_pages(p, cpu, pages + std::size_t{cpu} * u.unit_pages + b, n, ctx);
     }
 };
 

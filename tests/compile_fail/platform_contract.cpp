@@ -3,7 +3,7 @@
 // a platform that lacks a member the policy needs is rejected at compile time with a
 // message naming the member and its signature, not with an error deep inside the
 // allocator. The platform below has every member; case N leaves one out.
-// expect 1: a policy that creates chunks needs `void slow_lock() noexcept`
+// expect 1: a policy that creates chunks needs `void slow_lock(
 // expect 2: a policy that creates chunks needs `void* alloc_meta(
 // expect 3: the contiguous policy needs `void* alloc_units(
 // expect 4: the lazy_mapped policy needs `std::uintptr_t reserve(

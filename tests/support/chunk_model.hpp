@@ -13,7 +13,7 @@
 // bool and the caller asserts.
 #pragma once
 
-#include <pcpu/chunk.hpp>
+#include <pcpu/internal/chunk.hpp>
 
 #include <cstdint>
 #include <map>

@@ -588,7 +588,26 @@ public:
         recording_ = on;
     }
 
+    // ---- The context-taking forms of the blocking members ----------------------------
+    // pcpu calls these where a platform has them (platform.hpp: a blocking member may
+    // be declared with or without the context); the forms above stay for tests that
+    // call the members by hand. Each records the context it was given.
+    void slow_lock(context c) noexcept { got_context(c), slow_lock(); }
+    void free_meta(void* p, std::size_t bytes, context c) noexcept { got_context(c), free_meta(p, bytes); }
+    void free_units(void* p, std::size_t bytes, context c) noexcept { got_context(c), free_units(p, bytes); }
+    void release(std::uintptr_t addr, std::size_t bytes, context c) noexcept { got_context(c), release(addr, bytes); }
+    void free_pages(unsigned cpu, const pcpu::page_ref* pages, std::size_t nr, context c) noexcept {
+        got_context(c), free_pages(cpu, pages, nr);
+    }
+    void unmap(std::uintptr_t addr, pcpu::page_ref* out, std::size_t nr, context c) noexcept {
+        got_context(c), unmap(addr, out, nr);
+    }
+    /// freeing_calls_with_context() - calls of those forms since construction.
+    std::size_t freeing_calls_with_context() const noexcept { return with_context_.load(); }
+
 private:
+    void got_context(context) noexcept { ++with_context_; }
+    std::atomic<std::size_t> with_context_{0};
     using tr = pcpu::context_traits<context>;
     struct meta_block {
         std::size_t bytes;

@@ -71,8 +71,10 @@ struct static_setup {
 
 } // namespace pcpu_test
 
-/// CHECK_VERIFIED(a) - the allocator's own invariant check, reported readably.
-#define CHECK_VERIFIED(a)                                                                          \
+/// REQUIRE_VERIFIED(a) - the allocator's own invariant check, a.verify(), reported
+/// readably; a mismatch ends the test case (a REQUIRE). A chunk's check alone is
+/// CHECK_CHUNK_VERIFIED (test_chunk.cpp).
+#define REQUIRE_VERIFIED(a)                                                                        \
     do {                                                                                           \
         const pcpu::verify_report rep_ = (a).verify();                                             \
         char buf_[200];                                                                            \

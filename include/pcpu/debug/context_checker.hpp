@@ -9,9 +9,11 @@
 //
 //   - the allocator brackets each public operation with op_begin(effective) and
 //     op_end(); the checker keeps those on a small per-thread stack;
-//   - every callback that receives a context (alloc_meta, alloc_units, reserve,
-//     alloc_pages, map, scope_apply) must receive one within the operation's, and
-//     the backing allocators must never see nofail;
+//   - every callback that receives a context (each one that can allocate or block,
+//     and scope_apply: callback_takes_context(), from PCPU_PLATFORM_CONTRACT) must
+//     receive one within the operation's, and the backing allocators must never see
+//     nofail. The checker takes the context even where the inner platform declares a
+//     blocking member without it, so it sees every one;
 //   - map() must run under the operation's implicit scope, because a real MMU
 //     allocates page tables inside it with a mask no argument reaches: the checker
 //     reads the platform's current_scope() inside the call;
@@ -21,8 +23,8 @@
 //     in the kernel) held, and neither lock may be taken twice by one thread;
 //   - every callback except the ones free() and the lock paths use (index_lock,
 //     index_unlock, warn, this_cpu, current_scope, request_balance,
-//     background_context) belongs to an operation, and an operation leaves the locks
-//     and the scope as it found them.
+//     background_context: callback_in_op() is false) belongs to an operation, and an
+//     operation leaves the locks and the scope as it found them.
 // It is the lockdep fs_reclaim annotation of this allocator, made exact because the
 // context is an argument here rather than a task flag.
 //
@@ -126,6 +128,15 @@ public:
 private:
     std::atomic_flag flag_ = ATOMIC_FLAG_INIT;
 };
+
+/// context_table_of(k) - k's table of received contexts: the number of callbacks
+/// before k that receive one; -1 if k receives none.
+constexpr int context_table_of(callback k) noexcept {
+    if (!callback_takes_context(k)) return -1;
+    int t = 0;
+    for (std::size_t i = 0; i < callback_index(k); ++i) t += callback_takes_context(static_cast<callback>(i)) ? 1 : 0;
+    return t;
+}
 
 } // namespace detail
 
@@ -320,163 +331,14 @@ public:
     }
 
     // ---- Checked callbacks ---------------------------------------------------------
-    // Each exists exactly when Inner's does (see platform_wrapper).
-
-    template <class I = Inner>
-    auto index_lock() noexcept -> decltype(std::declval<I&>().index_lock()) {
-        thread_state& s = enter(callback::index_lock, nullptr);
-        if (s.index_depth != 0) report_plain(callback::index_lock, " taken again by the thread that holds it");
-        ++s.index_depth;
-        return this->inner().index_lock();
-    }
-    template <class I = Inner>
-    auto index_unlock() noexcept -> decltype(std::declval<I&>().index_unlock()) {
-        thread_state& s = enter(callback::index_unlock, nullptr);
-        if (s.index_depth == 0) report_plain(callback::index_unlock, " by a thread that does not hold the index lock");
-        else --s.index_depth;
-        return this->inner().index_unlock();
-    }
-    template <class I = Inner>
-    auto this_cpu() noexcept -> decltype(std::declval<I&>().this_cpu()) {
-        enter(callback::this_cpu, nullptr);
-        return this->inner().this_cpu();
-    }
-    template <class I = Inner>
-    auto warn(const char* msg) noexcept -> decltype(std::declval<I&>().warn(msg)) {
-        enter(callback::warn, nullptr);
-        return this->inner().warn(msg);
-    }
-    template <class I = Inner>
-    auto current_scope() noexcept -> decltype(std::declval<I&>().current_scope()) {
-        enter(callback::current_scope, nullptr);
-        return this->inner().current_scope();
-    }
-    template <class I = Inner>
-    auto request_balance() noexcept -> decltype(std::declval<I&>().request_balance()) {
-        enter(callback::request_balance, nullptr);
-        return this->inner().request_balance();
-    }
-    template <class I = Inner>
-    auto background_context() noexcept -> decltype(std::declval<I&>().background_context()) {
-        enter(callback::background_context, nullptr);
-        return this->inner().background_context();
-    }
-    template <class I = Inner>
-    auto slow_lock() noexcept -> decltype(std::declval<I&>().slow_lock()) {
-        thread_state& s = enter(callback::slow_lock, nullptr);
-        if (s.slow_depth != 0) report_plain(callback::slow_lock, " taken again by the thread that holds it");
-        ++s.slow_depth;
-        return this->inner().slow_lock();
-    }
-    template <class I = Inner>
-    auto slow_unlock() noexcept -> decltype(std::declval<I&>().slow_unlock()) {
-        thread_state& s = enter(callback::slow_unlock, nullptr);
-        if (s.slow_depth == 0) report_plain(callback::slow_unlock, " by a thread that does not hold the sleeping lock");
-        else --s.slow_depth;
-        return this->inner().slow_unlock();
-    }
-    template <class I = Inner>
-    auto alloc_meta(std::size_t bytes, std::size_t align, context c) noexcept
-        -> decltype(std::declval<I&>().alloc_meta(bytes, align, c)) {
-        enter(callback::alloc_meta, &c);
-        return this->inner().alloc_meta(bytes, align, c);
-    }
-    template <class I = Inner>
-    auto free_meta(void* p, std::size_t bytes) noexcept -> decltype(std::declval<I&>().free_meta(p, bytes)) {
-        enter(callback::free_meta, nullptr);
-        return this->inner().free_meta(p, bytes);
-    }
-    template <class I = Inner>
-    auto alloc_units(std::size_t bytes, context c) noexcept
-        -> decltype(std::declval<I&>().alloc_units(bytes, c)) {
-        enter(callback::alloc_units, &c);
-        return this->inner().alloc_units(bytes, c);
-    }
-    template <class I = Inner>
-    auto free_units(void* p, std::size_t bytes) noexcept -> decltype(std::declval<I&>().free_units(p, bytes)) {
-        enter(callback::free_units, nullptr);
-        return this->inner().free_units(p, bytes);
-    }
-    template <class I = Inner>
-    auto reserve(std::size_t bytes, context c) noexcept -> decltype(std::declval<I&>().reserve(bytes, c)) {
-        enter(callback::reserve, &c);
-        return this->inner().reserve(bytes, c);
-    }
-    template <class I = Inner>
-    auto release(std::uintptr_t addr, std::size_t bytes) noexcept
-        -> decltype(std::declval<I&>().release(addr, bytes)) {
-        enter(callback::release, nullptr);
-        return this->inner().release(addr, bytes);
-    }
-    template <class I = Inner>
-    auto alloc_pages(unsigned cpu, page_ref* out, std::size_t nr, context c) noexcept
-        -> decltype(std::declval<I&>().alloc_pages(cpu, out, nr, c)) {
-        enter(callback::alloc_pages, &c);
-        return this->inner().alloc_pages(cpu, out, nr, c);
-    }
-    template <class I = Inner>
-    auto free_pages(unsigned cpu, const page_ref* pages, std::size_t nr) noexcept
-        -> decltype(std::declval<I&>().free_pages(cpu, pages, nr)) {
-        enter(callback::free_pages, nullptr);
-        return this->inner().free_pages(cpu, pages, nr);
-    }
-    /// map() - also checks the implicit scope in force during the call: a real MMU
-    /// allocates page tables in here without looking at c, so only the scope that pcpu
-    /// opened around the call keeps them within the caller's context.
-    template <class I = Inner>
-    auto map(std::uintptr_t addr, const page_ref* pages, std::size_t nr, context c) noexcept
-        -> decltype(std::declval<I&>().map(addr, pages, nr, c)) {
-        thread_state& s = enter(callback::map, &c);
-        if constexpr (ptraits::template has<pcpu::detail::has_current_scope>) {
-            const context scope = scope_now();
-            record(map_scope_table, scope);
-            const op_frame* f = top(s);
-            if (f != nullptr && !pcpu::within(scope, ctx_traits::scope_of(f->ctx))) {
-                pcpu::detail::message<message_size> m;
-                m << prefix << "map ran under the implicit scope ";
-                put_context(m, scope, false);
-                m << ", wider than the caller's ";
-                put_context(m, f->ctx, true);
-                m << ": the scope was not opened";
-                report(m.c_str());
-            }
-        }
-        return this->inner().map(addr, pages, nr, c);
-    }
-    template <class I = Inner>
-    auto unmap(std::uintptr_t addr, page_ref* out, std::size_t nr) noexcept
-        -> decltype(std::declval<I&>().unmap(addr, out, nr)) {
-        enter(callback::unmap, nullptr);
-        return this->inner().unmap(addr, out, nr);
-    }
-    template <class I = Inner>
-    auto scope_apply(context c) noexcept -> decltype(std::declval<I&>().scope_apply(c)) {
-        enter(callback::scope_apply, &c);
-        return this->inner().scope_apply(c);
-    }
-    template <class Token, class I = Inner>
-    auto scope_restore(Token t) noexcept -> decltype(std::declval<I&>().scope_restore(t)) {
-        enter(callback::scope_restore, nullptr);
-        return this->inner().scope_restore(t);
-    }
-    template <class I = Inner>
-    auto flush_after_map(std::uintptr_t begin, std::uintptr_t end) noexcept
-        -> decltype(std::declval<I&>().flush_after_map(begin, end)) {
-        enter(callback::flush_after_map, nullptr);
-        return this->inner().flush_after_map(begin, end);
-    }
-    template <class I = Inner>
-    auto flush_before_unmap(std::uintptr_t begin, std::uintptr_t end) noexcept
-        -> decltype(std::declval<I&>().flush_before_unmap(begin, end)) {
-        enter(callback::flush_before_unmap, nullptr);
-        return this->inner().flush_before_unmap(begin, end);
-    }
-    template <class I = Inner>
-    auto flush_tlb(std::uintptr_t begin, std::uintptr_t end) noexcept
-        -> decltype(std::declval<I&>().flush_tlb(begin, end)) {
-        enter(callback::flush_tlb, nullptr);
-        return this->inner().flush_tlb(begin, end);
-    }
+    // One per row of PCPU_PLATFORM_CONTRACT; each exists exactly when Inner's does
+    // (see platform_wrapper), and runs checked() before forwarding.
+#define PCPU_DETAIL_CHECKED_HOOK(name, received) this->checked(callback::name, received);
+#define PCPU_DETAIL_CHECKED(name, sig, ctx, blocks, backing, in_op, need) \
+    PCPU_DEBUG_FORWARDER(name, sig, ctx, PCPU_DETAIL_CHECKED_HOOK)
+    PCPU_PLATFORM_CONTRACT(PCPU_DETAIL_CHECKED)
+#undef PCPU_DETAIL_CHECKED
+#undef PCPU_DETAIL_CHECKED_HOOK
 
 private:
     static constexpr const char* prefix = "pcpu context checker: ";
@@ -511,45 +373,12 @@ private:
         context widest{};
         bool any = false;
     };
-    // Tables: the six members that receive a context, the effective context of each
-    // operation (op_begin), then the scope seen by map().
-    static constexpr int map_scope_table = 7;
-    static constexpr int nr_tables = 8;
-    static constexpr int table_of(callback k) noexcept {
-        switch (k) {
-        case callback::alloc_meta: return 0;
-        case callback::alloc_units: return 1;
-        case callback::reserve: return 2;
-        case callback::alloc_pages: return 3;
-        case callback::map: return 4;
-        case callback::scope_apply: return 5;
-        case callback::op_begin: return 6;
-        default: return -1;
-        }
-    }
-    /// needs_operation(k) - false for the members pcpu may call outside any bracket:
-    /// the index lock and the diagnostics (free() runs from interrupts and takes only
-    /// those, plus request_balance), current_scope (read to compute the effective
-    /// context before an operation can begin) and background_context (read to compute
-    /// balance's context before its operation begins).
-    static constexpr bool needs_operation(callback k) noexcept {
-        switch (k) {
-        case callback::index_lock:
-        case callback::index_unlock:
-        case callback::warn:
-        case callback::this_cpu:
-        case callback::current_scope:
-        case callback::request_balance:
-        case callback::background_context: return false;
-        default: return true;
-        }
-    }
-    /// backing(k) - k is a backing allocation: it must never see nofail.
-    static constexpr bool backing(callback k) noexcept {
-        return k == callback::alloc_meta || k == callback::alloc_units || k == callback::reserve ||
-               k == callback::alloc_pages || k == callback::map;
-    }
-
+    // Tables: one per callback that receives a context (callback_takes_context: the
+    // members that allocate or block, scope_apply and op_begin, whose context is each
+    // operation's effective one), in callback order, then the scope seen by map().
+    static constexpr int table_of(callback k) noexcept { return detail::context_table_of(k); }
+    static constexpr int map_scope_table = detail::context_table_of(callback::op_begin) + 1;
+    static constexpr int nr_tables = map_scope_table + 1;
     // ---- Per-thread state ----
 
 #if !defined(PCPU_NO_THREAD_LOCAL)
@@ -612,7 +441,7 @@ private:
         count(k);
         thread_state& s = state();
         const op_frame* f = top(s);
-        if (f == nullptr && needs_operation(k)) {
+        if (f == nullptr && callback_in_op(k)) {
             pcpu::detail::message<message_size> m;
             m << prefix << callback_name(k) << " called outside an operation";
             if (received != nullptr) {
@@ -643,7 +472,7 @@ private:
                 put_context(m, f->ctx, true);
                 report(m.c_str());
             }
-            if (backing(k) && !detail::same_context(ctx_traits::for_backing(*received), *received)) {
+            if (callback_backing(k) && !detail::same_context(ctx_traits::for_backing(*received), *received)) {
                 pcpu::detail::message<message_size> m;
                 m << prefix << callback_name(k) << " received ";
                 put_context(m, *received, false);
@@ -653,6 +482,51 @@ private:
             record(table_of(k), *received);
         }
         return s;
+    }
+
+    /// checked(k, received) - enter(), then what k itself must respect: neither lock is
+    /// taken twice or released unheld by one thread, and map() runs under the
+    /// operation's implicit scope, because a real MMU allocates page tables in there
+    /// without looking at the context, so only the scope that pcpu opened around the
+    /// call keeps them within the caller's context.
+    void checked(callback k, const context* received) noexcept {
+        thread_state& s = enter(k, received);
+        switch (k) {
+        case callback::index_lock:
+            if (s.index_depth != 0) report_plain(k, " taken again by the thread that holds it");
+            ++s.index_depth;
+            break;
+        case callback::index_unlock:
+            if (s.index_depth == 0) report_plain(k, " by a thread that does not hold the index lock");
+            else --s.index_depth;
+            break;
+        case callback::slow_lock:
+            if (s.slow_depth != 0) report_plain(k, " taken again by the thread that holds it");
+            ++s.slow_depth;
+            break;
+        case callback::slow_unlock:
+            if (s.slow_depth == 0) report_plain(k, " by a thread that does not hold the sleeping lock");
+            else --s.slow_depth;
+            break;
+        case callback::map:
+            if constexpr (ptraits::template has<pcpu::detail::has_current_scope>) {
+                const context scope = scope_now();
+                record(map_scope_table, scope);
+                const op_frame* f = top(s);
+                if (f != nullptr && !pcpu::within(scope, ctx_traits::scope_of(f->ctx))) {
+                    pcpu::detail::message<message_size> m;
+                    m << prefix << "map ran under the implicit scope ";
+                    put_context(m, scope, false);
+                    m << ", wider than the caller's ";
+                    put_context(m, f->ctx, true);
+                    m << ": the scope was not opened";
+                    report(m.c_str());
+                }
+            }
+            break;
+        default:
+            break;
+        }
     }
 
     void count(callback k) noexcept { calls_[callback_index(k)].fetch_add(1, std::memory_order_relaxed); }

@@ -2,55 +2,23 @@
 // pcpu/debug/find_fit_stats.hpp - optional counters of the work find-fit does, to show
 // that the block hints keep the bitmap scan where a fit can be.
 //
-// Off by default: unless PCPU_FIND_FIT_STATS is defined to 1 before any pcpu header,
-// PCPU_FIND_FIT_COUNT(...) expands to nothing, so the default build carries no counter,
-// no branch and no global. With it on, one global find_fit_stats is updated by the
-// chunk code; every update happens under the index lock (find-fit and claim run there),
-// so plain integers suffice. It is a measuring aid for benchmarks and tests, not an API
-// to ship enabled.
+// A measuring aid for benchmarks and tests, not an API to ship enabled: define
+// PCPU_FIND_FIT_STATS to 1 before any pcpu header, then read or reset
+// debug::find_fit_counters. The counting itself is the chunk layer's hook
+// (pcpu/internal/fit_counters.hpp, where the fields are explained); this header only
+// names it for readers, so nothing below debug/ depends on debug/.
 #pragma once
 
-#include <cstdint>
-
-#ifndef PCPU_FIND_FIT_STATS
-#define PCPU_FIND_FIT_STATS 0
-#endif
+#include "../internal/fit_counters.hpp"
 
 namespace pcpu::debug {
 
 /// find_fit_stats - what find-fit (metadata walk) and alloc-area (bitmap scan) did.
-struct find_fit_stats {
-    std::uint64_t find_fit_calls = 0;   ///< basic_chunk::find_fit() calls
-    std::uint64_t chunk_rejects = 0;    ///< rejected in O(1) by the chunk's contig hint
-    std::uint64_t blocks_visited = 0;   ///< block metadata entries read by the fit walk
-    std::uint64_t scans = 0;            ///< alloc_area() bitmap scans
-    std::uint64_t failed_scans = 0;     ///< scans that found nothing although find_fit promised a fit
-    std::uint64_t runs_examined = 0;    ///< free runs the scans looked at
-    std::uint64_t words_scanned = 0;    ///< bitmap words the scans read
-    /// Blocks in which a scan examined a free run that lies wholly inside the block
-    /// although the block's hints (contig hint, checked with the request's size and
-    /// alignment) said no fit is there: wasted work the hints exist to prevent. The
-    /// claim is that this stays 0.
-    std::uint64_t hopeless_blocks_scanned = 0;
-    std::uint64_t refresh_runs = 0;        ///< free runs block hint refreshes walked (bitmap)
-    std::uint64_t refresh_blocks = 0;      ///< block metadata entries chunk hint refreshes walked
-    std::uint64_t chunk_lookup_probes = 0; ///< chunks the address-to-chunk index visited (free)
-};
+using find_fit_stats = pcpu::detail::fit_counters;
 
 #if PCPU_FIND_FIT_STATS
-/// find_fit_counters - the one set of counters (C++17 inline variable).
-inline find_fit_stats find_fit_counters{};
+/// find_fit_counters - the one set of counters the chunk code updates.
+inline find_fit_stats& find_fit_counters = pcpu::detail::fit_counts;
 #endif
 
 } // namespace pcpu::debug
-
-#if PCPU_FIND_FIT_STATS
-#define PCPU_FIND_FIT_COUNT(...) \
-    do {                         \
-        __VA_ARGS__;             \
-    } while (0)
-#else
-#define PCPU_FIND_FIT_COUNT(...) \
-    do {                         \
-    } while (0)
-#endif

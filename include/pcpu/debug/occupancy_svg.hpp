@@ -17,7 +17,7 @@
 #pragma once
 
 #include "../allocator.hpp"
-#include "../bitmap.hpp"
+#include "../internal/bitmap.hpp"
 
 #include <cstdarg>
 #include <cstddef>
@@ -102,7 +102,7 @@ void write_occupancy_svg(const Alloc& a, Sink&& sink, const occupancy_svg_option
                               y + 11, index++, detail_svg::kind_name(st.kind), st.slot, st.nr_populated,
                               st.nr_pages, st.nr_empty_pop_pages, st.free_bytes, st.nr_alloc);
         y += label_h;
-        const std::uint32_t hb = map.hidden_begin(), he = map.hidden_end();
+        const std::uint32_t hb = map.usable_begin(), he = map.usable_end();
         for (std::uint32_t p = 0; p < map.nr_pages(); ++p) {
             const unsigned x0 = 2 + (p % ppr) * (cols * s + gap);
             const unsigned y0 = y + (p / ppr) * (rows * s + gap);

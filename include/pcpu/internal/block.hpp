@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// pcpu/block.hpp - bitmap block metadata and its update rules (struct pcpu_block_md,
+// pcpu/internal/block.hpp - bitmap block metadata and its update rules (struct pcpu_block_md,
 // pcpu_block_update, pcpu_check_block_hint, pcpu_next_hint).
 //
 // Each bitmap block (one page) carries a small summary of its free space so that the
@@ -11,7 +11,7 @@
 // run of free bits, clipped to the block.
 #pragma once
 
-#include "config.hpp"
+#include "../config.hpp"
 
 #include <cstdint>
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// pcpu/chunk.hpp - one chunk's bitmap allocator (struct pcpu_chunk, pcpu_find_block_fit,
+// pcpu/internal/chunk.hpp - one chunk's bitmap allocator (struct pcpu_chunk, pcpu_find_block_fit,
 // pcpu_alloc_area, pcpu_free_area).
 //
 // The chunk knows nothing about CPUs, addresses, locks or contexts: it manages
@@ -53,8 +53,8 @@
 
 #include "bitmap.hpp"
 #include "block.hpp"
-#include "config.hpp"
-#include "debug/find_fit_stats.hpp"
+#include "../config.hpp"
+#include "fit_counters.hpp"
 
 #include <new>
 
@@ -117,8 +117,8 @@ public:
         nr_empty_pop_pages_ = 0;
         nr_alloc_ = 0;
         max_alloc_bits_ = 0;
-        hide_begin_ = 0;
-        hide_end_ = map_bits_;
+        usable_begin_ = 0;
+        usable_end_ = map_bits_;
     }
 
     /// hide(begin, end) - mark [0, begin) and [end, map_bits()) permanently allocated:
@@ -127,13 +127,13 @@ public:
     /// These bits are never freeable: area_size() reports 0 for them.
     void hide(std::uint32_t begin, std::uint32_t end) noexcept {
         PCPU_ASSERT(begin <= end && end <= map_bits_);
-        PCPU_ASSERT(is_empty() && hide_begin_ == 0 && hide_end_ == map_bits_);
+        PCPU_ASSERT(is_empty() && usable_begin_ == 0 && usable_end_ == map_bits_);
         // Hidden areas are claimed like allocations (bound bits included) so every
         // hint sees them; they are simply not counted and not freeable.
         if (begin > 0) claim(0, begin);
         if (end < map_bits_) claim(end, map_bits_);
-        hide_begin_ = begin;
-        hide_end_ = end;
+        usable_begin_ = begin;
+        usable_end_ = end;
     }
 
     /// set_populated/set_depopulated(page_begin, page_end) - population bookkeeping for
@@ -181,9 +181,9 @@ public:
     /// O(blocks); reads no bitmap but the populated one.
     std::int32_t find_fit(std::uint32_t bits, std::uint32_t align, bool pop_only) const noexcept {
         PCPU_ASSERT(bits > 0 && align > 0 && (align & (align - 1)) == 0 && align <= block_bits);
-        PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.find_fit_calls);
+        PCPU_FIND_FIT_COUNT(++detail::fit_counts.find_fit_calls);
         if (!block_check_hint(chunk_md_, bits, align)) {
-            PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.chunk_rejects);
+            PCPU_FIND_FIT_COUNT(++detail::fit_counts.chunk_rejects);
             return -1;
         }
         std::uint32_t pos = block_next_hint(chunk_md_, bits);
@@ -218,7 +218,7 @@ public:
         std::uint32_t at = 0, skip_s = 0, skip_e = 0;
         bool found = false;
         std::size_t rs = 0, re = 0;
-        PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.scans);
+        PCPU_FIND_FIT_COUNT(++detail::fit_counts.scans);
 #if PCPU_FIND_FIT_STATS
         std::uint32_t last_hopeless = ~0u;
         std::size_t scan_end = end;
@@ -256,9 +256,10 @@ public:
         }
 #if PCPU_FIND_FIT_STATS
         // Words read: from start's word up to the word holding the last bit looked at.
-        debug::find_fit_counters.words_scanned += (scan_end > start ? (scan_end - 1) / bitmap::word_bits : start / bitmap::word_bits) -
-                                                  start / bitmap::word_bits + 1;
-        if (!found) ++debug::find_fit_counters.failed_scans;
+        detail::fit_counts.words_scanned +=
+            (scan_end > start ? (scan_end - 1) / bitmap::word_bits : start / bitmap::word_bits) -
+            start / bitmap::word_bits + 1;
+        if (!found) ++detail::fit_counts.failed_scans;
 #endif
         if (!found) return -1;
         if (skip_e != 0) block_update_scan_area(start, skip_s, skip_e);
@@ -273,7 +274,7 @@ public:
     /// 0 if `off` is not the start of a live allocation (free bit, interior bit, hidden
     /// region, out of range). Used to reject bad frees before touching anything.
     std::uint32_t area_size(std::uint32_t off) const noexcept {
-        if (off >= map_bits_ || off < hide_begin_ || off >= hide_end_) return 0;
+        if (off >= map_bits_ || off < usable_begin_ || off >= usable_end_) return 0;
         // Interiors of live allocations have clear bound bits, so a set bound bit on
         // an allocated bit is always a live allocation's start.
         if (!bitmap::test(alloc_map_, off) || !bitmap::test(bound_map_, off)) return 0;
@@ -314,11 +315,11 @@ public:
     }
     const bitmap::word* alloc_map() const noexcept { return alloc_map_; }
     const bitmap::word* bound_map() const noexcept { return bound_map_; }
-    /// hidden_begin/hidden_end - the bounds given to hide(): [hidden_begin,
-    /// hidden_end) is the part of the map that allocations can use (0 and
-    /// map_bits() when nothing is hidden).
-    std::uint32_t hidden_begin() const noexcept { return hide_begin_; }
-    std::uint32_t hidden_end() const noexcept { return hide_end_; }
+    /// usable_begin/usable_end - the bounds given to hide(), in bits: [usable_begin,
+    /// usable_end) is the part of the map that allocations can use (0 and map_bits()
+    /// when nothing is hidden).
+    std::uint32_t usable_begin() const noexcept { return usable_begin_; }
+    std::uint32_t usable_end() const noexcept { return usable_end_; }
 
     /// verify() - recompute every block hint, the chunk hints, the free and empty-page
     /// counts from the bitmaps and report the first mismatch (see the invariants listed
@@ -371,7 +372,7 @@ private:
         bool carrying = pos % block_bits == 0;
         std::uint32_t carry_start = pos; // aligned start of the carried candidate
         for (; b < nr_pages_; ++b) {
-            PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.blocks_visited);
+            PCPU_FIND_FIT_COUNT(++detail::fit_counts.blocks_visited);
             const block_md& md = md_blocks_[b];
             const std::uint32_t base = b * block_bits;
             if (carrying) {
@@ -417,10 +418,10 @@ private:
     /// should have prevented (counted once per block per scan).
     void count_scanned_run(std::uint32_t rs, std::uint32_t re, std::uint32_t bits, std::uint32_t align,
                            std::uint32_t& last) const noexcept {
-        ++debug::find_fit_counters.runs_examined;
+        ++detail::fit_counts.runs_examined;
         const std::uint32_t b = rs / block_bits;
         if (re < (b + 1) * block_bits && b != last && !block_check_hint(md_blocks_[b], bits, align)) {
-            ++debug::find_fit_counters.hopeless_blocks_scanned;
+            ++detail::fit_counts.hopeless_blocks_scanned;
             last = b;
         }
     }
@@ -611,7 +612,7 @@ private:
         const std::uint32_t from = block_refresh_begin(md, true);
         std::size_t rs = 0, re = 0;
         for (std::size_t f = base + from; bitmap::next_clear_region(alloc_map_, base + block_bits, f, rs, re); f = re) {
-            PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.refresh_runs);
+            PCPU_FIND_FIT_COUNT(++detail::fit_counts.refresh_runs);
             const std::uint32_t s = u32(rs) - base, len = u32(re - rs);
             block_update(md, s, s + len);
             if (len == bound && naturally_aligned(s, len)) {
@@ -658,7 +659,7 @@ private:
         bool carrying = from % block_bits == 0;
         std::uint32_t run_start = from;
         for (std::uint32_t b = first_block; b < nr_pages_; ++b) {
-            PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.refresh_blocks);
+            PCPU_FIND_FIT_COUNT(++detail::fit_counts.refresh_blocks);
             const block_md& md = md_blocks_[b];
             const std::uint32_t base = b * block_bits;
             if (carrying) {
@@ -783,8 +784,8 @@ private:
     std::uint32_t nr_empty_pop_pages_ = 0;
     std::uint32_t nr_alloc_ = 0;
     std::uint32_t max_alloc_bits_ = 0;
-    std::uint32_t hide_begin_ = 0; ///< [hide_begin_, hide_end_) is usable; the rest is hidden
-    std::uint32_t hide_end_ = 0;
+    std::uint32_t usable_begin_ = 0; ///< [usable_begin_, usable_end_) is usable; the rest is hidden
+    std::uint32_t usable_end_ = 0;
 };
 
 template <unsigned PageShift>
@@ -883,14 +884,14 @@ chunk_verify_report basic_chunk<PageShift>::verify() const noexcept {
     if (nr_empty_pop_pages_ != empty_pages) return mismatch("nr_empty_pop_pages", 0, empty_pages, nr_empty_pop_pages_);
 
     // Hidden head and tail stay allocated.
-    if (hide_begin_ > hide_end_ || hide_end_ > map_bits_) return mismatch("hidden bounds", 0, hide_end_, hide_begin_);
-    if (!bitmap::all_set(alloc_map_, 0, hide_begin_) || !bitmap::all_set(alloc_map_, hide_end_, map_bits_))
-        return mismatch("hidden region not allocated", 0, hide_begin_, hide_end_);
+    if (usable_begin_ > usable_end_ || usable_end_ > map_bits_) return mismatch("hidden bounds", 0, usable_end_, usable_begin_);
+    if (!bitmap::all_set(alloc_map_, 0, usable_begin_) || !bitmap::all_set(alloc_map_, usable_end_, map_bits_))
+        return mismatch("hidden region not allocated", 0, usable_begin_, usable_end_);
 
     // Every allocated run of the usable part is a sequence of live allocations, each
     // with its start bound bit set, interior bound bits clear and end bound bit set.
     std::uint32_t nr_alloc = 0;
-    for (std::size_t f = hide_begin_; bitmap::next_set_region(alloc_map_, hide_end_, f, rs, re); f = re) {
+    for (std::size_t f = usable_begin_; bitmap::next_set_region(alloc_map_, usable_end_, f, rs, re); f = re) {
         for (std::size_t p = rs; p < re;) {
             if (!bitmap::test(bound_map_, p)) return mismatch("bound_map: allocated bit without an allocation start", u32(p), 1, 0);
             const std::size_t q = bitmap::find_next_set(bound_map_, std::size_t{map_bits_} + 1, p + 1);

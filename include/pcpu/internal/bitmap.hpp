@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// pcpu/bitmap.hpp - word-at-a-time bitmap operations (lib/bitmap.c, find_next_bit,
+// pcpu/internal/bitmap.hpp - word-at-a-time bitmap operations (lib/bitmap.c, find_next_bit,
 // for_each_clear_bitrange).
 //
 // A bitmap is an array of `word`; bit i lives in word i / word_bits at position
@@ -9,7 +9,7 @@
 // results (callers may leave them in any state).
 #pragma once
 
-#include "config.hpp"
+#include "../config.hpp"
 
 #include <climits>
 

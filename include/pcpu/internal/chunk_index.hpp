@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// pcpu/chunk_index.hpp - the address-ordered index of dynamic chunks: which chunk holds
+// pcpu/internal/chunk_index.hpp - the address-ordered index of dynamic chunks: which chunk holds
 // an address, for free(), in O(log chunks) whatever the number of chunks.
 //
 // The kernel finds a chunk from an address in O(1) through the page (the vmalloc area
@@ -17,8 +17,8 @@
 // (11 for 256 chunks, 15 for 2,048). Insert and remove are O(h(n)) too.
 #pragma once
 
-#include "config.hpp"
-#include "debug/find_fit_stats.hpp"
+#include "../config.hpp"
+#include "fit_counters.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -79,7 +79,7 @@ public:
         chunk_index_link* t = root_;
         chunk_index_link* best = nullptr; // the node with the greatest begin <= addr so far
         while (t != nullptr) {
-            PCPU_FIND_FIT_COUNT(++debug::find_fit_counters.chunk_lookup_probes);
+            PCPU_FIND_FIT_COUNT(++detail::fit_counts.chunk_lookup_probes);
             if (addr < t->idx_begin) {
                 t = t->idx_left;
             } else {
