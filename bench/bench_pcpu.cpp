@@ -270,7 +270,12 @@ geometry linux_geometry(std::size_t unit) {
 /// single samples, never all of them. Allocations that created a chunk are excluded
 /// from the headline figure; allocations that populated pages are reported apart (they
 /// call mprotect and fault pages in: microseconds, like Linux's vmalloc mapping).
-void BM_worst(benchmark::State& st, const trace* t, geometry g) {
+///
+/// warm: each fresh allocator is verify()-ed before its pass (untimed), which reads all
+/// its metadata: the host faults the metadata pages in and the cache holds them, as in an
+/// allocator that has been running. Without it the first operations of a pass pay for
+/// that (thousands of cycles with 1 MiB units, whose bitmaps span many pages).
+void BM_worst(benchmark::State& st, const trace* t, geometry g, bool warm) {
     const unsigned passes = opt.short_mode ? 2 : 15;
     std::vector<std::uint64_t> best(t->ops.size(), ~std::uint64_t{0});
     std::vector<unsigned char> kind(t->ops.size(), 0); // 1 chunk created, 2 populated
@@ -286,6 +291,7 @@ void BM_worst(benchmark::State& st, const trace* t, geometry g) {
             std::vector<pcpu::handle> slots(t->nr_slots);
             pcpu_impl impl(opt.cpus, g);
             if (!impl.ok()) return fail(st, "init failed");
+            if (warm && !impl.alloc().verify().ok) return fail(st, "verify failed");
             platform& p = impl.plat();
             for (std::size_t i = 0; i < t->ops.size(); ++i) {
                 const op& o = t->ops[i];
@@ -310,13 +316,8 @@ void BM_worst(benchmark::State& st, const trace* t, geometry g) {
             free_live(impl, *t, slots);
         }
     }
-    // The first allocation of a pass meets the fresh allocator's metadata cold (not in
-    // the cache, or host pages not yet faulted in; a verify() before the pass takes most
-    // of it away): it counts in worst_alloc_cycles; worst_warm_alloc_cycles is the worst
-    // of all the others.
-    std::uint64_t worst_alloc = 0, worst_warm = 0, worst_pop = 0, worst_free = 0, worst_chunk = 0;
-    std::size_t worst_i = 0, n_pop = 0, n_chunk = 0, first_alloc = 0;
-    while (first_alloc < t->ops.size() && !t->ops[first_alloc].alloc) ++first_alloc;
+    std::uint64_t worst_alloc = 0, worst_pop = 0, worst_free = 0, worst_chunk = 0;
+    std::size_t worst_i = 0, n_pop = 0, n_chunk = 0;
     std::vector<std::uint64_t> allocs;
     for (std::size_t i = 0; i < t->ops.size(); ++i) {
         const op& o = t->ops[i];
@@ -330,7 +331,6 @@ void BM_worst(benchmark::State& st, const trace* t, geometry g) {
             ++n_pop;
         } else {
             allocs.push_back(best[i]);
-            if (i != first_alloc) worst_warm = std::max(worst_warm, best[i]);
             if (best[i] > worst_alloc) {
                 worst_alloc = best[i];
                 worst_i = i;
@@ -339,7 +339,6 @@ void BM_worst(benchmark::State& st, const trace* t, geometry g) {
     }
     std::sort(allocs.begin(), allocs.end());
     st.counters["worst_alloc_cycles"] = static_cast<double>(worst_alloc);
-    st.counters["worst_warm_alloc_cycles"] = static_cast<double>(worst_warm);
     st.counters["worst_alloc_size"] = static_cast<double>(t->ops[worst_i].size);
     st.counters["worst_alloc_op_index"] = static_cast<double>(worst_i);
     st.counters["p50_alloc_cycles"] = allocs.empty() ? 0.0 : static_cast<double>(allocs[allocs.size() / 2]);
@@ -914,11 +913,12 @@ void register_all() {
     for (const std::uint32_t pages : {1u, 4u, 16u})
         reg("populate/pcpu/pages:" + std::to_string(pages),
             [=](benchmark::State& st) { BM_populate(st, pages); }, true);
-    reg("worst/trace/pcpu", [](benchmark::State& st) { BM_worst(st, &g_trace, geometry{}); }, false, true);
+    reg("worst/trace/pcpu", [](benchmark::State& st) { BM_worst(st, &g_trace, geometry{}, false); }, false, true);
     for (const std::size_t unit : {std::size_t{64} * 1024, std::size_t{1024} * 1024}) {
         const std::string u = "/unit:" + std::to_string(unit / 1024) + "k";
-        reg("worst/trace/pcpu" + u, [=](benchmark::State& st) { BM_worst(st, &g_trace, linux_geometry(unit)); }, false,
-            true);
+        for (const bool warm : {false, true})
+            reg("worst/trace/pcpu" + u + (warm ? "/warm" : ""),
+                [=](benchmark::State& st) { BM_worst(st, &g_trace, linux_geometry(unit), warm); }, false, true);
         for (const std::uint32_t size : {4u, 16u, 64u, 256u, 0u})
             reg("life/synthetic/pcpu/size:" + (size == 0 ? std::string("mixed") : std::to_string(size)) + u,
                 [=](benchmark::State& st) { BM_life_synthetic(st, size, unit); }, true);
