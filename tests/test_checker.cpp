@@ -159,7 +159,9 @@ TEST_SUITE("checker") {
 
 // ---- platform_wrapper ------------------------------------------------------------------
 
-TEST_CASE("platform_wrapper forwards exactly the members the inner platform has") {
+// platform_wrapper forwards exactly the members the inner platform has. Checked at
+// compile time: a failure is a build error, not a test case.
+namespace wrapper_members {
     using namespace pcpu::detail;
     using w_lock = platform_wrapper<lock_only>;
     static_assert(has<w_lock, has_index_lock> && has<w_lock, has_index_unlock>);
@@ -189,9 +191,11 @@ TEST_CASE("platform_wrapper forwards exactly the members the inner platform has"
     // The return types are the inner ones.
     static_assert(std::is_same<decltype(std::declval<w_sim&>().map(0, nullptr, 0, gfp{})), bool>::value);
     static_assert(std::is_same<decltype(std::declval<w_sim&>().scope_apply(gfp{})), sim::scope_token>::value);
-}
+} // namespace wrapper_members
 
-TEST_CASE("the checker keeps the inner platform's set of members") {
+// The checker keeps the inner platform's set of members. Checked at compile time, as
+// above.
+namespace checker_members {
     using namespace pcpu::detail;
     // A platform without alloc_units, checked, still has none: the contiguous policy's
     // static_assert would still name the missing member.
@@ -214,7 +218,7 @@ TEST_CASE("the checker keeps the inner platform's set of members") {
     using c_rtos = context_checker<rtos_platform>;
     static_assert(std::is_same<c_rtos::context, rtos_test::rtos_flags>::value);
     static_assert(has<c_rtos, has_alloc_meta> && !has<c_rtos, has_alloc_units>);
-}
+} // namespace checker_members
 
 TEST_CASE("platform_wrapper builds the inner platform from its arguments and forwards calls") {
     platform_wrapper<sim> w(3u);
