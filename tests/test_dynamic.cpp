@@ -600,6 +600,24 @@ TEST_CASE("first-chunk metadata from the platform uses the full context") {
     CHECK_FALSE(sim_of(f.alloc).leaks());
 }
 
+TEST_CASE("first-chunk metadata asked for inside a noio scope is asked for with noio") {
+    // init() narrows its full context by the task's scope: an allocator set up by code
+    // that runs under a noio scope (a driver's probe holding an IO lock) must not
+    // allocate with full.
+    using alloc_t = pcpu::allocator<checked, pcpu::lazy_mapped>;
+    fixture<alloc_t> f;
+    f.cfg.meta = nullptr;
+    f.cfg.meta_size = 0;
+    const auto token = sim_of(f.alloc).scope_apply(ctx::noio); // the task's own scope
+    REQUIRE(f.init() == pcpu::errc::ok);
+    sim_of(f.alloc).scope_restore(token);
+    CHECK(f.alloc.platform().calls(cb::alloc_meta, ctx::noio) == 1);
+    CHECK(f.alloc.platform().calls(cb::alloc_meta, ctx::full) == 0);
+    CHECK_CLEAN(f.alloc);
+    f.alloc.shutdown();
+    CHECK_FALSE(sim_of(f.alloc).leaks());
+}
+
 TEST_CASE("lock discipline: a second noio allocation waits for the sleeping lock held by a populating one") {
     // gate<Inner>: holds thread A inside map until thread B is waiting on slow_lock.
     struct shared_state {

@@ -132,13 +132,16 @@ public:
 
         void* meta_storage = cfg.meta;
         if (meta_storage == nullptr) {
-            // First-chunk setup asks with the full context on purpose: it runs once, at
-            // start-up, before any caller can hold a lock that reclaim might need.
+            // First-chunk setup asks with the full context: it runs once, at start-up,
+            // before any caller of this allocator can hold a lock that reclaim might
+            // need. Narrowed by the task's scope all the same: code that sets an
+            // allocator up under a noio scope holds such a lock itself.
             own_meta_bytes_ =
                 first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size);
-            op_bracket op(platform_, ctx_traits::full());
+            const context setup = ctx_traits::narrow(ctx_traits::full(), traits::current_scope(platform_));
+            op_bracket op(platform_, setup);
             if constexpr (Populate::creates_chunks)
-                meta_storage = own_meta_ = platform_.alloc_meta(own_meta_bytes_, meta_align, ctx_traits::full());
+                meta_storage = own_meta_ = platform_.alloc_meta(own_meta_bytes_, meta_align, setup);
             if (meta_storage == nullptr) return errc::out_of_memory;
         }
 
