@@ -111,6 +111,29 @@ struct page_table_map : pcpu::debug::platform_wrapper<Inner> {
     }
 };
 
+/// implicit_everywhere<Inner> - a platform whose chunk creation and page allocation
+/// also allocate on their own with a fixed full mask narrowed only by the task's scope
+/// (bookkeeping, a page-table level, a guard page), as map() does with page tables:
+/// records the context each of those implicit allocations gets.
+template <class Inner>
+struct implicit_everywhere : pcpu::debug::platform_wrapper<Inner> {
+    using pcpu::debug::platform_wrapper<Inner>::platform_wrapper;
+    std::vector<std::pair<const char*, pcpu::gfp>> implicit;
+    void note(const char* where) { implicit.emplace_back(where, pcpu::narrow(ctx::full, this->inner().current_scope())); }
+    void* alloc_meta(std::size_t bytes, std::size_t align, pcpu::gfp c) noexcept {
+        note("alloc_meta");
+        return this->inner().alloc_meta(bytes, align, c);
+    }
+    std::uintptr_t reserve(std::size_t bytes, pcpu::gfp c) noexcept {
+        note("reserve");
+        return this->inner().reserve(bytes, c);
+    }
+    bool alloc_pages(unsigned cpu, pcpu::page_ref* pages, std::size_t n, pcpu::gfp c) noexcept {
+        note("alloc_pages");
+        return this->inner().alloc_pages(cpu, pages, n, c);
+    }
+};
+
 } // namespace
 
 TEST_SUITE("dynamic") {
@@ -598,6 +621,45 @@ TEST_CASE("first-chunk metadata from the platform uses the full context") {
     CHECK_CLEAN(f.alloc);
     f.alloc.shutdown();
     CHECK_FALSE(sim_of(f.alloc).leaks());
+}
+
+TEST_CASE("scopes: the whole population step runs under the caller's scope, not only map") {
+    // The caller's context reaches every callback as an argument; the scope must cover
+    // what the platform allocates without one, in chunk creation and page allocation as
+    // in map (the metadata, the address space, the pages: all of pcpu_populate_chunk).
+    using plat = implicit_everywhere<sim>;
+    using alloc_t = pcpu::allocator<pcpu::debug::context_checker<plat>, pcpu::lazy_mapped>;
+    fixture<alloc_t> f;
+    auto& a = f.alloc;
+    plat& p = a.platform().inner();
+    p.inner().set_background_context(ctx::full); // no cap: the caller's context alone decides
+    REQUIRE(f.init() == pcpu::errc::ok);
+    REQUIRE_VERIFIED(a);
+    p.implicit.clear();
+    // Larger than the first chunk's free space: a chunk is created and populated.
+    std::vector<pcpu::handle> live;
+    while (a.stats().nr_chunks < 2) {
+        auto r = a.alloc(12 * 1024, 8, ctx::noio);
+        REQUIRE(r.ok());
+        live.push_back(r.value());
+        REQUIRE_VERIFIED(a);
+    }
+    bool reserve_seen = false, pages_seen = false, meta_seen = false;
+    for (const auto& [where, c] : p.implicit) {
+        INFO(std::string(where));
+        CHECK(pcpu::within(c, ctx::noio));
+        reserve_seen |= std::string(where) == "reserve";
+        pages_seen |= std::string(where) == "alloc_pages";
+        meta_seen |= std::string(where) == "alloc_meta";
+    }
+    CHECK(reserve_seen);
+    CHECK(pages_seen);
+    CHECK(meta_seen);
+    for (pcpu::handle h : live) {
+        CHECK(a.free(h) == pcpu::errc::ok);
+        REQUIRE_VERIFIED(a);
+    }
+    a.shutdown();
 }
 
 TEST_CASE("first-chunk metadata asked for inside a noio scope is asked for with noio") {

@@ -656,7 +656,14 @@ private:
             if (!index_.list(index_.free_slot()).empty()) break;
             if constexpr (Populate::creates_chunks && MayBlock) {
                 platform_.index_unlock();
-                chunk_node* fresh = create_chunk(locked);
+                chunk_node* fresh;
+                {
+                    // The whole population step runs under the caller's scope, not only
+                    // map(): whatever the platform allocates without a context argument
+                    // (bookkeeping, page tables) is narrowed as the callbacks are.
+                    optional_scope scope(platform_, locked);
+                    fresh = create_chunk(locked);
+                }
                 platform_.index_lock();
                 if (fresh == nullptr) {
                     err = errc::out_of_memory;
@@ -685,7 +692,10 @@ private:
         if (!populated) {
             // Only a sleeping allocation gets here: an atomic fit is populated already.
             platform_.index_unlock();
-            if constexpr (MayBlock) err = populate_range(*c, page_begin, page_end, locked);
+            if constexpr (MayBlock) {
+                optional_scope scope(platform_, locked); // as around create_chunk() above
+                err = populate_range(*c, page_begin, page_end, locked);
+            }
             platform_.index_lock();
             if (err != errc::ok) {
                 release_area(*c, static_cast<std::uint32_t>(off));
