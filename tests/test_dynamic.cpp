@@ -662,6 +662,41 @@ TEST_CASE("scopes: the whole population step runs under the caller's scope, not 
     a.shutdown();
 }
 
+TEST_CASE("contexts: the cap under the sleeping lock and balance's background context are separate settings") {
+    // A platform that passes callers' contexts through (cap full) keeps balance at its
+    // background context (noio): lifting one does not lift the other.
+    using alloc_t = pcpu::allocator<checked, pcpu::lazy_mapped>;
+    fixture<alloc_t> f;
+    auto& a = f.alloc;
+    sim_of(a).set_sleeping_lock_cap(ctx::full);
+    REQUIRE(f.init() == pcpu::errc::ok);
+    REQUIRE_VERIFIED(a);
+    std::vector<pcpu::handle> live;
+    while (a.stats().nr_chunks < 2) {
+        auto r = a.alloc(12 * 1024, 8, ctx::full);
+        REQUIRE(r.ok());
+        live.push_back(r.value());
+        REQUIRE_VERIFIED(a);
+    }
+    // The full caller's own context reached chunk creation and population.
+    CHECK(a.platform().calls(cb::reserve, ctx::full) >= 1);
+    CHECK(a.platform().calls(cb::map, ctx::full) >= 1);
+    for (pcpu::handle h : live) {
+        CHECK(a.free(h) == pcpu::errc::ok);
+        REQUIRE_VERIFIED(a);
+    }
+    a.platform().clear_calls();
+    // Balance, asked with full, runs with the background context: noio.
+    CHECK(a.balance(ctx::full) == pcpu::errc::ok);
+    REQUIRE_VERIFIED(a);
+    CHECK(a.platform().calls(cb::op_begin) >= 1);
+    for (cb k : {cb::alloc_meta, cb::reserve, cb::alloc_pages, cb::map, cb::unmap, cb::free_pages, cb::release})
+        CHECK(a.platform().all_within(k, ctx::noio));
+    CHECK(a.platform().calls(cb::unmap) + a.platform().calls(cb::alloc_pages) >= 1); // balance did work
+    CHECK_CLEAN(a);
+    a.shutdown();
+}
+
 TEST_CASE("first-chunk metadata asked for inside a noio scope is asked for with noio") {
     // init() narrows its full context by the task's scope: an allocator set up by code
     // that runs under a noio scope (a driver's probe holding an IO lock) must not

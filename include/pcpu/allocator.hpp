@@ -551,13 +551,14 @@ private:
 
     /// locked_context(eff) - the context of every callback made under the sleeping
     /// lock for a caller whose effective context is eff: eff without nofail (never
-    /// forwarded to backing allocators), capped by the background context. The cap is
-    /// the kernel's 2026 rule: whoever holds the sleeping lock can be waited on by the
-    /// narrowest caller (a noio one holding a lock IO reclaim needs), so nothing done
-    /// under it may enter IO or FS reclaim. A platform that wants the caller's own
-    /// context passed through unchanged returns full from background_context().
+    /// forwarded to backing allocators), capped by the platform's sleeping_lock_cap()
+    /// (default: its background context). The cap is the kernel's 2026 rule: whoever
+    /// holds the sleeping lock can be waited on by the narrowest caller (a noio one
+    /// holding a lock IO reclaim needs), so nothing done under it may enter IO or FS
+    /// reclaim. A platform that wants the caller's own context passed through unchanged
+    /// returns full from sleeping_lock_cap(); balance keeps background_context().
     context locked_context(context eff) noexcept {
-        return ctx_traits::narrow(ctx_traits::for_backing(eff), traits::background_context(platform_));
+        return ctx_traits::narrow(ctx_traits::for_backing(eff), traits::sleeping_lock_cap(platform_));
     }
 
     /// MayBlock false: the caller's context is known at compile time to forbid

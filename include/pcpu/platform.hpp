@@ -36,9 +36,12 @@
 //                                           later calls allocator::balance() from a work
 //                                           queue, idle hook or timer [nothing: the
 //                                           application calls balance() itself]
-//   context background_context() noexcept;  context of balance and depopulation, and the
-//                                           cap on everything done under the sleeping
-//                                           lock [noio: see allocator.hpp]
+//   context background_context() noexcept;  context of balance and depopulation
+//                                           [noio: see allocator.hpp]
+//   context sleeping_lock_cap() noexcept;   the cap on every callback made under the
+//                                           sleeping lock [background_context()]: full
+//                                           passes callers' contexts through unchanged
+//                                           while balance keeps its own
 //   void op_begin(context effective) noexcept;  bracket every public allocator
 //   void op_end() noexcept;                     operation that may call back into the
 //                                               platform (debug/context_checker.hpp)
@@ -197,6 +200,7 @@ enum class need : std::uint8_t { every, optional, chunks, contiguous, lazy_mappe
     X(current_scope,      (),                                                         none,     0, 0, 0, optional) \
     X(request_balance,    (),                                                         none,     0, 0, 0, optional) \
     X(background_context, (),                                                         none,     0, 0, 0, optional) \
+    X(sleeping_lock_cap,  (),                                                         none,     0, 0, 0, optional) \
     X(alloc_meta,         (std::size_t, std::size_t),                                 last,     1, 1, 1, chunks)  \
     X(free_meta,          (void*, std::size_t),                                       optional, 1, 0, 1, chunks)  \
     X(alloc_units,        (std::size_t),                                              last,     1, 1, 1, contiguous) \
@@ -304,11 +308,17 @@ struct platform_traits {
         if constexpr (has<detail::has_request_balance>) p.request_balance();
         else (void)p;
     }
-    /// background_context(p) - balance and depopulation run with it, and it caps every
-    /// callback made under the sleeping lock. Default noio: see allocator.hpp.
+    /// background_context(p) - balance and depopulation run with it. Default noio: see
+    /// allocator.hpp.
     static context background_context(P& p) noexcept {
         if constexpr (has<detail::has_background_context>) return context(p.background_context());
         else return (void)p, ctx_traits::noio();
+    }
+    /// sleeping_lock_cap(p) - caps every callback made under the sleeping lock. Default
+    /// the background context (one setting for both, as before the two were separate).
+    static context sleeping_lock_cap(P& p) noexcept {
+        if constexpr (has<detail::has_sleeping_lock_cap>) return context(p.sleeping_lock_cap());
+        else return background_context(p);
     }
     static void op_begin(P& p, context c) noexcept {
         if constexpr (has<detail::has_op_begin>) p.op_begin(c);

@@ -211,6 +211,18 @@ public:
         std::lock_guard<std::mutex> g(mu_);
         background_ = c;
     }
+    /// sleeping_lock_cap() - the cap set by set_sleeping_lock_cap(), else the background
+    /// context (the allocator's default when a platform has no such member).
+    context sleeping_lock_cap() noexcept {
+        std::lock_guard<std::mutex> g(mu_);
+        note(callback::sleeping_lock_cap, nullptr, 0, 0);
+        return cap_set_ ? cap_ : background_;
+    }
+    void set_sleeping_lock_cap(context c) noexcept {
+        std::lock_guard<std::mutex> g(mu_);
+        cap_ = c;
+        cap_set_ = true;
+    }
     void op_begin(context effective) noexcept {
         std::lock_guard<std::mutex> g(mu_);
         note(callback::op_begin, &effective, 0, 0);
@@ -771,6 +783,8 @@ private:
     std::size_t calls_[pcpu::debug::nr_callbacks] = {};
     std::size_t balance_requests_ = 0;
     context background_ = pcpu::ctx::noio;
+    context cap_ = pcpu::ctx::noio; // sleeping_lock_cap(), once set
+    bool cap_set_ = false;
     std::vector<std::string> warnings_;
     std::vector<std::string> bug_messages_;
     std::vector<call_record> log_;
