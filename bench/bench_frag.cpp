@@ -120,6 +120,29 @@ std::uint64_t worst_median(std::vector<std::vector<std::uint64_t>>& times) {
     return worst;
 }
 
+/// time_frees(p, objs, size, align, atomic, worst) - free each of objs (timed) and
+/// allocate it back (untimed), in a scattered order, reps() passes after one warm-up
+/// pass; worst = the worst object's median. Allocating back reorders the slot lists, so
+/// a layout cannot be restored exactly: each object's median is taken rather than its
+/// minimum (which would hide a list walk behind the pass that found the chunk first).
+/// False if an allocation back failed.
+bool time_frees(pcpu_bench::pcpu_impl& p, std::vector<pcpu::handle>& objs, std::size_t size, std::size_t align,
+                bool atomic, std::uint64_t& worst) {
+    std::vector<std::vector<std::uint64_t>> times(objs.size());
+    for (unsigned r = 0; r < reps() + 1; ++r) {
+        for (std::size_t i = 0; i < objs.size(); ++i) {
+            const std::size_t k = (i * 97) % objs.size();
+            const std::uint64_t t0 = tsc_begin();
+            p.free(objs[k]);
+            const std::uint64_t t1 = tsc_end();
+            if (r != 0) times[k].push_back(net(t1 - t0));
+            if (!p.alloc(size, align, atomic, objs[k])) return false;
+        }
+    }
+    worst = worst_median(times);
+    return true;
+}
+
 /// free_geometry() - small units (32 KiB), so 256 chunks stay cheap.
 pcpu_bench::geometry free_geometry() {
     pcpu_bench::geometry g;
@@ -153,21 +176,7 @@ void BM_frag_free_small(benchmark::State& st, std::size_t nr_chunks) {
         std::vector<pcpu::handle> objs;
         const std::size_t picks = std::min<std::size_t>(1024, all.size());
         for (std::size_t i = 0; i < picks; ++i) objs.push_back(all[i * all.size() / picks]);
-        std::vector<std::vector<std::uint64_t>> times(objs.size());
-        for (unsigned r = 0; r < reps() + 1; ++r) {
-            for (std::size_t i = 0; i < objs.size(); ++i) {
-                const std::size_t k = (i * 97) % objs.size();
-                const std::uint64_t t0 = tsc_begin();
-                p.free(objs[k]);
-                const std::uint64_t t1 = tsc_end();
-                if (r != 0) times[k].push_back(net(t1 - t0)); // pass 0 warms up
-                if (!p.alloc(obj, 4, true, objs[k])) {
-                    st.SkipWithError("alloc back failed");
-                    return;
-                }
-            }
-        }
-        worst = worst_median(times);
+        if (!time_frees(p, objs, obj, 4, true, worst)) return st.SkipWithError("alloc back failed");
     }
     st.counters["worst_cycles"] = static_cast<double>(worst);
 }
@@ -192,25 +201,7 @@ void BM_frag_free_chunk(benchmark::State& st, std::size_t nr_chunks) {
             }
             objs.push_back(h);
         }
-        // Allocating back reorders the slot lists, so a layout cannot be restored
-        // exactly here: each object's median over the passes is taken instead of its
-        // minimum (the minimum would hide a list walk behind the pass that happened to
-        // find the chunk first).
-        std::vector<std::vector<std::uint64_t>> times(objs.size());
-        for (unsigned r = 0; r < reps() + 1; ++r) {
-            for (std::size_t i = 0; i < objs.size(); ++i) {
-                const std::size_t k = (i * 97) % objs.size();
-                const std::uint64_t t0 = tsc_begin();
-                p.free(objs[k]);
-                const std::uint64_t t1 = tsc_end();
-                times[k].push_back(net(t1 - t0));
-                if (!p.alloc(obj, 8, false, objs[k])) {
-                    st.SkipWithError("alloc back failed");
-                    return;
-                }
-            }
-        }
-        worst = worst_median(times);
+        if (!time_frees(p, objs, obj, 8, false, worst)) return st.SkipWithError("alloc back failed");
     }
     st.counters["worst_cycles"] = static_cast<double>(worst);
 }
