@@ -4,6 +4,7 @@
 // exactly as one with the same run-time context, through the context checker. What
 // must not compile is in tests/compile_fail/ (widening conversions, and the proof that
 // a compile-time atomic allocation instantiates no sleeping path).
+#include "support/checked_fixture.hpp"
 #include "support/sim_platform.hpp"
 #include "support/static_platform.hpp"
 
@@ -25,7 +26,7 @@ using pcpu::ctx_t;
 using pcpu::gfp;
 namespace ctx = pcpu::ctx;
 using sim = pcpu_test::sim_platform<12, 8>;
-using checked = pcpu::debug::context_checker<sim>;
+using checked = pcpu_test::checked_sim;
 using cb = pcpu::debug::callback;
 
 // ---- The algebra, at compile time, against the run-time one --------------------------
@@ -76,27 +77,11 @@ static_assert(from_runtime(ctx::full).value.bits == static_cast<std::uint8_t>(na
 
 // ---- Allocations ------------------------------------------------------------------------
 
-constexpr std::size_t unit = 32 * 1024;
-constexpr unsigned cpus = 4;
-
+constexpr std::size_t unit = pcpu_test::checked_unit;
+constexpr unsigned cpus = pcpu_test::checked_cpus;
 template <class Alloc>
-struct fixture : pcpu_test::static_setup<Alloc> {
-    explicit fixture(std::size_t dyn = 8 * 1024) : pcpu_test::static_setup<Alloc>(cpus, unit, unit - dyn, 0) {
-        this->alloc.platform().set_violation_handler(&checked::record_only);
-    }
-};
-template <class A>
-auto& sim_of(A& a) {
-    return a.platform().inner();
-}
-#define CHECK_CLEAN(a)                                                                             \
-    do {                                                                                           \
-        REQUIRE_VERIFIED(a);                                                                         \
-        INFO("checker: " << std::string((a).platform().last_violation()));                         \
-        CHECK((a).platform().violations() == 0);                                                   \
-        INFO("sim bugs: " << std::string(sim_of(a).describe_bugs()));                              \
-        CHECK(sim_of(a).bugs() == 0);                                                              \
-    } while (0)
+using fixture = pcpu_test::checked_fixture<Alloc>;
+using pcpu_test::sim_of;
 
 using lazy = pcpu::allocator<checked, pcpu::lazy_mapped>;
 

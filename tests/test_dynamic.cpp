@@ -2,6 +2,7 @@
 // tests/test_dynamic.cpp - dynamic chunks, population, the atomic path, balance, and the
 // allocation context end to end, against the instrumented sim_platform under the
 // context checker. Every allocator operation is followed by verify().
+#include "support/checked_fixture.hpp"
 #include "support/sim_platform.hpp"
 #include "support/static_platform.hpp"
 
@@ -23,36 +24,17 @@
 namespace {
 
 using sim = pcpu_test::sim_platform<12, 8>;
-using checked = pcpu::debug::context_checker<sim>;
+using checked = pcpu_test::checked_sim;
 using cb = pcpu::debug::callback;
 namespace ctx = pcpu::ctx;
 
-constexpr std::size_t unit = 32 * 1024; // 8 pages
-constexpr unsigned cpus = 4;
-
-/// A first chunk with only `dyn` bytes of dynamic space, so allocations soon need
-/// dynamic chunks.
+constexpr std::size_t unit = pcpu_test::checked_unit;
+constexpr unsigned cpus = pcpu_test::checked_cpus;
 template <class Alloc>
-struct fixture : pcpu_test::static_setup<Alloc> {
-    explicit fixture(std::size_t dyn = 8 * 1024) : pcpu_test::static_setup<Alloc>(cpus, unit, unit - dyn, 0) {
-        this->alloc.platform().set_violation_handler(&checked::record_only);
-    }
-};
-
-template <class A>
-auto& sim_of(A& a) {
-    return a.platform().inner();
-}
-
-/// CHECK_CLEAN(a) - verify(), no violation seen by the checker, no misuse seen by the sim.
-#define CHECK_CLEAN(a)                                                                             \
-    do {                                                                                           \
-        REQUIRE_VERIFIED(a);                                                                         \
-        INFO("checker: " << std::string((a).platform().last_violation()));                                      \
-        CHECK((a).platform().violations() == 0);                                                   \
-        INFO("sim bugs: " << std::string(sim_of(a).describe_bugs()));                                           \
-        CHECK(sim_of(a).bugs() == 0);                                                              \
-    } while (0)
+using fixture = pcpu_test::checked_fixture<Alloc>;
+using pcpu_test::free_verified;
+using pcpu_test::grow_to_chunks;
+using pcpu_test::sim_of;
 
 template <class A>
 void write_all(A& a, pcpu::handle h, std::size_t size, unsigned char v) {
@@ -637,13 +619,7 @@ TEST_CASE("scopes: the whole population step runs under the caller's scope, not 
     REQUIRE_VERIFIED(a);
     p.implicit.clear();
     // Larger than the first chunk's free space: a chunk is created and populated.
-    std::vector<pcpu::handle> live;
-    while (a.stats().nr_chunks < 2) {
-        auto r = a.alloc(12 * 1024, 8, ctx::noio);
-        REQUIRE(r.ok());
-        live.push_back(r.value());
-        REQUIRE_VERIFIED(a);
-    }
+    const std::vector<pcpu::handle> live = grow_to_chunks(a, 2, 12 * 1024, ctx::noio);
     bool reserve_seen = false, pages_seen = false, meta_seen = false;
     for (const auto& [where, c] : p.implicit) {
         INFO(std::string(where));
@@ -655,10 +631,7 @@ TEST_CASE("scopes: the whole population step runs under the caller's scope, not 
     CHECK(reserve_seen);
     CHECK(pages_seen);
     CHECK(meta_seen);
-    for (pcpu::handle h : live) {
-        CHECK(a.free(h) == pcpu::errc::ok);
-        REQUIRE_VERIFIED(a);
-    }
+    free_verified(a, live);
     a.shutdown();
 }
 
@@ -671,20 +644,11 @@ TEST_CASE("contexts: the cap under the sleeping lock and balance's background co
     sim_of(a).set_sleeping_lock_cap(ctx::full);
     REQUIRE(f.init() == pcpu::errc::ok);
     REQUIRE_VERIFIED(a);
-    std::vector<pcpu::handle> live;
-    while (a.stats().nr_chunks < 2) {
-        auto r = a.alloc(12 * 1024, 8, ctx::full);
-        REQUIRE(r.ok());
-        live.push_back(r.value());
-        REQUIRE_VERIFIED(a);
-    }
+    const std::vector<pcpu::handle> live = grow_to_chunks(a, 2, 12 * 1024, ctx::full);
     // The full caller's own context reached chunk creation and population.
     CHECK(a.platform().calls(cb::reserve, ctx::full) >= 1);
     CHECK(a.platform().calls(cb::map, ctx::full) >= 1);
-    for (pcpu::handle h : live) {
-        CHECK(a.free(h) == pcpu::errc::ok);
-        REQUIRE_VERIFIED(a);
-    }
+    free_verified(a, live);
     a.platform().clear_calls();
     // Balance, asked with full, runs with the background context: noio.
     CHECK(a.balance(ctx::full) == pcpu::errc::ok);
