@@ -54,7 +54,7 @@ thread_local unsigned thread_cpu = 0;
 bool simulated = false;
 int os_to_logical[CPU_SETSIZE];
 
-struct demo_platform : pcpu::debug::platform_wrapper<pcpu::basic_host_platform<12, max_cpus>> {
+struct demo_platform : pcpu::debug::platform_wrapper<pcpu::basic_host_platform<max_cpus, 12>> {
     using platform_wrapper::platform_wrapper;
     /// this_cpu() - the running CPU's logical number. A pinned thread runs where it was
     /// pinned; should it ever be elsewhere, the atomic this-CPU operations stay exact.

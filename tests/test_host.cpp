@@ -281,7 +281,7 @@ TEST_CASE("host platform: reserve, map, unmap and release are real; a page below
     CHECK(p.counters().nothing_outstanding());
 
     if (pcpu::detail::host_page_size() > 1024) {
-        pcpu::basic_host_platform<10, 4> small(1); // 1 KiB pages cannot be protected one by one
+        pcpu::basic_host_platform<4, 10> small(1); // 1 KiB pages cannot be protected one by one
         std::vector<std::string> seen;
         small.set_warn_handler(&collect, &seen);
         CHECK(small.reserve(4 * 1024, ctx::full) == 0);

@@ -46,7 +46,7 @@ namespace {
 
 namespace ctx = pcpu::ctx;
 using sim = pcpu_test::sim_platform<12, 8>;
-using host = pcpu::basic_host_platform<12, 8>;
+using host = pcpu::basic_host_platform<8, 12>;
 constexpr unsigned cpus = 4;
 
 /// platform_hooks<P> - what differs between the two platforms.

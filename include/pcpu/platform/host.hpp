@@ -137,14 +137,22 @@ inline scope_state<gfp>& host_thread_scope() noexcept {
 }
 } // namespace detail
 
-/// basic_host_platform<PageShift, MaxCpus> - see the file comment.
+/// basic_host_platform<MaxCpus, PageShift> - see the file comment. The order is
+/// static_arena's: CPUs first, then the page shift.
 ///
 /// PageShift must be at least the host's page shift (12 on x86-64; arm64 kernels with
 /// 16 KiB or 64 KiB pages need 14 or 16): reserve() refuses, with a warning, to build
 /// chunks whose pages it cannot protect one by one. contiguous and static_only work
 /// with any page size.
-template <unsigned PageShift = PCPU_DEFAULT_PAGE_SHIFT, std::size_t MaxCpus = 64>
+template <std::size_t MaxCpus = 64, unsigned PageShift = PCPU_DEFAULT_PAGE_SHIFT>
 class basic_host_platform {
+    // Pages below 1 KiB buy nothing on a host; the bound also catches most code
+    // written for the old <PageShift, MaxCpus> order (basic_host_platform<12, 8>).
+    static_assert(PageShift >= 10 && PageShift <= 30,
+                  "pcpu: basic_host_platform<MaxCpus, PageShift>: PageShift must be in [10, 30] "
+                  "(CPUs come first, as in static_arena)");
+    static_assert(MaxCpus >= 1, "pcpu: basic_host_platform<MaxCpus, PageShift>: MaxCpus must be at least 1");
+
 public:
     using context = gfp;
     using scope_token = scope_state<gfp>::token;
