@@ -9,6 +9,7 @@
 #include "support/static_platform.hpp"
 
 #include <pcpu/allocator.hpp>
+#include <pcpu/counter.hpp>
 #include <pcpu/ctx_type.hpp>
 #include <pcpu/debug/context_checker.hpp>
 #include <pcpu/percpu.hpp>
@@ -187,6 +188,52 @@ TEST_CASE("compile-time noio: creates and populates like the run-time noio, ever
         REQUIRE(a.free(h) == pcpu::errc::ok);
         CHECK_CLEAN(a);
     }
+    a.shutdown();
+    CHECK_FALSE(sim_of(a).leaks());
+}
+
+TEST_CASE("counters initialised with a compile-time context allocate with it: atomic never blocks, noio within noio") {
+    fixture<lazy> f(4 * 1024);
+    auto& a = f.alloc;
+    REQUIRE(f.init() == pcpu::errc::ok);
+    // Fill the populated first chunk with atomic allocations: what remains needs a
+    // sleeping allocation (a new chunk or page).
+    std::vector<pcpu::handle> fill;
+    for (;;) {
+        auto r = a.alloc(64, 4, ctx::atomic_t{});
+        CHECK_CLEAN(a);
+        if (!r) break;
+        fill.push_back(r.value());
+    }
+    pcpu::counter<lazy> one, group[3];
+    // verify() takes the sleeping lock: count around each init only.
+    std::uint32_t before = blocking(a);
+    CHECK(one.init(a, 5, ctx::atomic_t{}) == pcpu::errc::would_block);
+    CHECK(blocking(a) == before); // no sleeping path taken
+    CHECK_CLEAN(a);
+    before = blocking(a);
+    CHECK(pcpu::counter<lazy>::init_many(group, 3, a, 5, ctx::nowait_t{}) == pcpu::errc::would_block);
+    CHECK(blocking(a) == before);
+    CHECK_CLEAN(a);
+    CHECK_FALSE(one.initialized());
+
+    before = blocking(a);
+    REQUIRE(one.init(a, 5, ctx::noio_t{}) == pcpu::errc::ok);
+    CHECK(blocking(a) > before); // it needed population or a chunk
+    CHECK_CLEAN(a);
+    REQUIRE(pcpu::counter<lazy>::init_many(group, 3, a, 5, ctx::noio_t{}) == pcpu::errc::ok);
+    CHECK_CLEAN(a);
+    for (cb k : {cb::alloc_meta, cb::reserve, cb::alloc_pages, cb::map})
+        CHECK(a.platform().all_within(k, ctx::noio));
+    one.add(3);
+    group[2].add(-7);
+    CHECK(one.sum() == 8);
+    CHECK(group[2].sum() == -2);
+    CHECK(one.destroy() == pcpu::errc::ok);
+    CHECK_CLEAN(a);
+    CHECK(pcpu::counter<lazy>::destroy_many(group, 3) == pcpu::errc::ok);
+    CHECK_CLEAN(a);
+    pcpu_test::free_verified(a, fill);
     a.shutdown();
     CHECK_FALSE(sim_of(a).leaks());
 }

@@ -98,15 +98,13 @@ public:
     /// Returns ok, or: bad_config (already initialised, batch negative); the error of
     /// the allocation.
     [[nodiscard]] errc init(Alloc& a, std::int64_t initial, context ctx, std::int32_t batch = 0) noexcept {
-        if (a_ != nullptr || batch < 0) return errc::bad_config;
-        result<percpu<std::int32_t>> d = alloc_percpu<std::int32_t>(a, ctx);
-        if (!d) return d.error();
-        a_ = &a;
-        generation_ = a.generation();
-        deltas_ = d.value();
-        batch_ = batch != 0 ? batch : default_batch(a.nr_cpus());
-        count_ = initial;
-        return errc::ok;
+        return init_with(a, initial, ctx, batch);
+    }
+    /// init(a, initial, ctx_t<Bits>, batch) - the same with a compile-time context
+    /// (ctx_type.hpp): an atomic one compiles no sleeping path.
+    template <ctx_bits Bits>
+    [[nodiscard]] errc init(Alloc& a, std::int64_t initial, ctx_t<Bits> ctx, std::int32_t batch = 0) noexcept {
+        return init_with(a, initial, ctx, batch);
     }
 
     /// destroy() - free the deltas; the counter can be init()ed again. Not concurrent
@@ -134,26 +132,14 @@ public:
     /// negative); the error of the allocation. On error no counter is initialised.
     static errc init_many(counter* cs, std::size_t n, Alloc& a, std::int64_t initial, context ctx,
                           std::int32_t batch = 0) noexcept {
-        if (cs == nullptr || n == 0 || n > UINT32_MAX || n > SIZE_MAX / sizeof(std::int32_t) || batch < 0)
-            return errc::bad_config;
-        for (std::size_t i = 0; i < n; ++i)
-            if (cs[i].a_ != nullptr) return errc::bad_config;
-        const result<handle> r = a.alloc(n * sizeof(std::int32_t), alignof(std::int32_t), ctx);
-        if (!r) return r.error();
-        const percpu<std::int32_t> base = typed<std::int32_t>(a, r.value());
-        for (std::size_t i = 0; i < n; ++i) {
-            counter& c = cs[i];
-            c.a_ = &a;
-            c.generation_ = a.generation();
-            c.deltas_ = percpu<std::int32_t>(handle(base.raw().addr() + i * sizeof(std::int32_t)), base.cpu_offsets(),
-                                             base.nr_cpus());
-            for (unsigned cpu = 0; cpu < base.nr_cpus(); ++cpu) *c.deltas_.ptr(cpu) = 0;
-            c.batch_ = batch != 0 ? batch : default_batch(a.nr_cpus());
-            c.count_ = initial;
-            c.group_ = static_cast<std::uint32_t>(n);
-            c.group_index_ = static_cast<std::uint32_t>(i);
-        }
-        return errc::ok;
+        return init_many_with(cs, n, a, initial, ctx, batch);
+    }
+    /// init_many(cs, n, a, initial, ctx_t<Bits>, batch) - the same with a compile-time
+    /// context.
+    template <ctx_bits Bits>
+    static errc init_many(counter* cs, std::size_t n, Alloc& a, std::int64_t initial, ctx_t<Bits> ctx,
+                          std::int32_t batch = 0) noexcept {
+        return init_many_with(cs, n, a, initial, ctx, batch);
     }
 
     /// destroy_many(cs, n) - percpu_counter_destroy_many: free what init_many(cs, n)
@@ -388,6 +374,46 @@ public:
     int compare(std::int64_t rhs) const noexcept { return compare(rhs, batch_); }
 
 private:
+    /// init_with()/init_many_with() - init() and init_many() for either kind of context.
+    template <class Ctx>
+    errc init_with(Alloc& a, std::int64_t initial, Ctx ctx, std::int32_t batch) noexcept {
+        if (a_ != nullptr || batch < 0) return errc::bad_config;
+        result<percpu<std::int32_t>> d = detail::alloc_percpu_with<std::int32_t>(a, ctx);
+        if (!d) return d.error();
+        a_ = &a;
+        generation_ = a.generation();
+        deltas_ = d.value();
+        batch_ = batch != 0 ? batch : default_batch(a.nr_cpus());
+        count_ = initial;
+        return errc::ok;
+    }
+
+    template <class Ctx>
+    static errc init_many_with(counter* cs, std::size_t n, Alloc& a, std::int64_t initial, Ctx ctx,
+                               std::int32_t batch) noexcept {
+        if (cs == nullptr || n == 0 || n > UINT32_MAX || n > SIZE_MAX / sizeof(std::int32_t) || batch < 0)
+            return errc::bad_config;
+        for (std::size_t i = 0; i < n; ++i)
+            if (cs[i].a_ != nullptr) return errc::bad_config;
+        const result<handle> r = a.alloc(n * sizeof(std::int32_t), alignof(std::int32_t), ctx);
+        if (!r) return r.error();
+        const percpu<std::int32_t> base = typed<std::int32_t>(a, r.value());
+        for (std::size_t i = 0; i < n; ++i) {
+            counter& c = cs[i];
+            c.a_ = &a;
+            c.generation_ = a.generation();
+            c.deltas_ = percpu<std::int32_t>(handle(base.raw().addr() + i * sizeof(std::int32_t)), base.cpu_offsets(),
+                                             base.nr_cpus());
+            for (unsigned cpu = 0; cpu < base.nr_cpus(); ++cpu) *c.deltas_.ptr(cpu) = 0;
+            c.batch_ = batch != 0 ? batch : default_batch(a.nr_cpus());
+            c.count_ = initial;
+            c.group_ = static_cast<std::uint32_t>(n);
+            c.group_index_ = static_cast<std::uint32_t>(i);
+        }
+        return errc::ok;
+    }
+
+
     /// locked - the this-CPU guard (so that an ISR adding on this CPU cannot spin on a
     /// lock its own CPU holds), then the spinlock.
     class locked {
