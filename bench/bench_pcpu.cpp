@@ -577,21 +577,27 @@ void BM_this_cpu_add_raw(benchmark::State& st) {
 /// adds), one shared atomic, and a per-core array padded to cache lines (each add a
 /// relaxed atomic on the running CPU's line, no folding: the baseline a C programmer
 /// writes). All three find the running CPU, or none, the same way.
+/// How pcpu::counter's add reaches the running CPU's delta: one bounded-add section
+/// (pcpu), compare-and-store sections only (pcpu_rounds, the add before the bounded
+/// section existed), or atomics (pcpu_atomic).
+enum class counter_mode { sections, rounds, atomics };
 struct counter_state {
     pcpu_impl impl{opt.cpus};
     pcpu::counter<pcpu_alloc> c;
     bool ok = false;
-    explicit counter_state(bool rseq) {
+    explicit counter_state(counter_mode m) {
+        const bool rseq = m != counter_mode::atomics;
+        impl.alloc().platform().rseq_within = m == counter_mode::sections;
         ok = impl.ok() && impl.alloc().platform().set_rseq(rseq) == rseq &&
              c.init(impl.alloc(), 0, pcpu::ctx::full) == pcpu::errc::ok;
     }
     ~counter_state() { (void)c.destroy(); }
 };
-/// counters(rseq) - with restartable sections (pcpu) or atomics (pcpu_atomic): one
-/// allocator each, set before any thread adds.
-counter_state& counters(bool rseq) {
-    static counter_state with(true), without(false);
-    return rseq ? with : without;
+/// counters(m) - one allocator per mode, set before any thread adds.
+counter_state& counters(counter_mode m) {
+    static counter_state sections(counter_mode::sections), rounds(counter_mode::rounds),
+        atomics(counter_mode::atomics);
+    return m == counter_mode::sections ? sections : m == counter_mode::rounds ? rounds : atomics;
 }
 struct alignas(cache_line) padded_slot {
     std::atomic<std::int64_t> v{0};
@@ -600,8 +606,8 @@ padded_slot g_padded[max_cpus];
 std::atomic<std::int64_t> g_shared{0};
 constexpr std::size_t counter_steps = 1 << 12;
 
-void BM_counter_pcpu(benchmark::State& st, bool rseq) {
-    counter_state& s = counters(rseq);
+void BM_counter_pcpu(benchmark::State& st, counter_mode m) {
+    counter_state& s = counters(m);
     if (!s.ok) return fail(st, "counter init failed (or no rseq here)");
     for (auto _ : st)
         for (std::size_t i = 0; i < counter_steps; ++i) s.c.add(1);
@@ -897,10 +903,16 @@ void register_all() {
     reg("access/this_cpu_add/pcpu_atomic", [](benchmark::State& st) { BM_this_cpu_add_pcpu(st, false); });
     reg("access/this_cpu_add/raw_array", [](benchmark::State& st) { BM_this_cpu_add_raw(st); });
     for (const int threads : {1, 2}) {
-        benchmark::RegisterBenchmark("counter/add/pcpu", [](benchmark::State& st) { BM_counter_pcpu(st, true); })
+        benchmark::RegisterBenchmark("counter/add/pcpu",
+                                     [](benchmark::State& st) { BM_counter_pcpu(st, counter_mode::sections); })
             ->Threads(threads)
             ->Unit(benchmark::kNanosecond);
-        benchmark::RegisterBenchmark("counter/add/pcpu_atomic", [](benchmark::State& st) { BM_counter_pcpu(st, false); })
+        benchmark::RegisterBenchmark("counter/add/pcpu_rounds",
+                                     [](benchmark::State& st) { BM_counter_pcpu(st, counter_mode::rounds); })
+            ->Threads(threads)
+            ->Unit(benchmark::kNanosecond);
+        benchmark::RegisterBenchmark("counter/add/pcpu_atomic",
+                                     [](benchmark::State& st) { BM_counter_pcpu(st, counter_mode::atomics); })
             ->Threads(threads)
             ->Unit(benchmark::kNanosecond);
         benchmark::RegisterBenchmark("counter/add/shared_atomic", BM_counter_shared)

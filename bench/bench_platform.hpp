@@ -100,6 +100,11 @@ public:
         return rseq ? pcpu::detail::rseq_cmpxchg(base, offsets, nr, expect, desired, seen)
                     : pcpu::rseq_result::unusable;
     }
+    pcpu::rseq_result rseq_add_within(std::uintptr_t base, const std::uintptr_t* offsets, unsigned nr,
+                                      std::int32_t v, std::int32_t lo, std::int32_t hi, std::int32_t& seen) noexcept {
+        return rseq_within && rseq ? pcpu::detail::rseq_add_within(base, offsets, nr, v, lo, hi, seen)
+                                   : pcpu::rseq_result::unusable;
+    }
 #endif
 
     unsigned this_cpu() noexcept {
@@ -161,6 +166,7 @@ public:
     bool balance_requested = false;
     unsigned cpus = 1;                 ///< CPUs this_cpu() folds onto (set with init)
     bool rseq = false;                 ///< restartable sections (set_rseq)
+    bool rseq_within = true;           ///< with them, the bounded-add section too
     std::size_t mapped_pages = 0;      ///< pages mapped now, all CPUs
     std::size_t peak_mapped_pages = 0; ///< high-water mark of mapped_pages
     std::size_t meta_bytes = 0;        ///< metadata bytes outstanding

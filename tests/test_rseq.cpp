@@ -158,6 +158,8 @@ void run(bool rseq) {
                 pcpu::this_cpu_add(f.a, h64.value(), std::uint64_t{1});
                 pcpu::this_cpu_inc(f.a, h32.value());
                 c.add(1);
+                if (i % 4 == 0) c.add(-3); // downward too: the lower bound folds
+                if (i % 64 == 0) c.add(100); // beyond the batch: always a fold
                 if (i % 16 == 0) {
                     // Move this CPU's h64 count into `moved`: the exchange and the adds
                     // above must never both win (sum(h64) + sum(moved) stays exact).
@@ -204,7 +206,12 @@ void run(bool rseq) {
     const std::uint64_t total = workers * n + sig;
     CHECK(pcpu::sum(h64.value()) + pcpu::sum(moved.value()) == total + raw_adds.load());
     CHECK(pcpu::sum(h32.value()) == total);
-    CHECK(c.sum() == static_cast<std::int64_t>(workers * n));
+    const std::int64_t per_worker = static_cast<std::int64_t>(n) - 3 * static_cast<std::int64_t>((n + 3) / 4) +
+                                    100 * static_cast<std::int64_t>((n + 63) / 64);
+    CHECK(c.sum() == static_cast<std::int64_t>(workers) * per_worker);
+    // Every delta stayed inside (-batch, batch): read() is within the error bound.
+    const std::int64_t drift = c.read() - c.sum();
+    CHECK((drift < c.error_bound() && -drift < c.error_bound()));
     CHECK(pcpu::sum(ptrs.value()) == cas_adds.load());
     CHECK(xchg_adds.load() > 0);
     CHECK(c.destroy() == pcpu::errc::ok);
@@ -237,6 +244,54 @@ TEST_CASE("rseq: the host platform turns restartable sections on exactly where t
     }
     CHECK(!all.set_rseq(false));
     CHECK(!all.rseq_enabled());
+}
+
+TEST_CASE("rseq: the bounded add stores exactly when the sum stays strictly inside the bounds") {
+    host p;
+    if (!p.rseq_enabled()) {
+        MESSAGE("no restartable sections here: nothing to check");
+        return;
+    }
+#if PCPU_HOST_RSEQ
+    fixture f;
+    REQUIRE(f.ok);
+    REQUIRE(f.a.platform().rseq_enabled());
+    auto h = pcpu::alloc_percpu<std::int32_t>(f.a, pcpu::ctx::full);
+    REQUIRE(h);
+    const pcpu::percpu<std::int32_t> d = h.value();
+    // The thread stays on one CPU: only then is "the running CPU's copy" one copy.
+    cpu_set_t allowed;
+    REQUIRE(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+    pin_to(0, allowed);
+    const unsigned cpu = f.a.platform().this_cpu();
+    auto add = [&](std::int32_t v, std::int32_t lo, std::int32_t hi, std::int32_t& seen) {
+        return f.a.platform().rseq_add_within(d.raw().addr(), d.cpu_offsets(), d.nr_cpus(), v, lo, hi, seen);
+    };
+    std::int32_t seen = 12345;
+    CHECK(add(5, -8, 8, seen) == pcpu::rseq_result::done);
+    CHECK(*d.ptr(cpu) == 5);
+    CHECK(add(2, -8, 8, seen) == pcpu::rseq_result::done); // 7 < 8
+    CHECK(*d.ptr(cpu) == 7);
+    CHECK(add(1, -8, 8, seen) == pcpu::rseq_result::changed); // 8 is not inside
+    CHECK(seen == 7);
+    CHECK(*d.ptr(cpu) == 7);
+    CHECK(add(-15, -8, 8, seen) == pcpu::rseq_result::changed); // -8 is not inside
+    CHECK(add(-14, -8, 8, seen) == pcpu::rseq_result::done);
+    CHECK(*d.ptr(cpu) == -7);
+    // Extremes: no wrap in the sum (computed in 64 bits).
+    *d.ptr(cpu) = INT32_MAX - 1;
+    CHECK(add(INT32_MAX - 1, INT32_MIN, INT32_MAX, seen) == pcpu::rseq_result::changed);
+    CHECK(seen == INT32_MAX - 1);
+    *d.ptr(cpu) = INT32_MIN + 1;
+    CHECK(add(INT32_MIN + 1, INT32_MIN, INT32_MAX, seen) == pcpu::rseq_result::changed);
+    CHECK(add(1, INT32_MIN, INT32_MAX, seen) == pcpu::rseq_result::done);
+    CHECK(*d.ptr(cpu) == INT32_MIN + 2);
+    for (unsigned c = 0; c < d.nr_cpus(); ++c)
+        if (c != cpu) CHECK(*d.ptr(c) == 0); // only the running CPU's copy
+    REQUIRE(sched_setaffinity(0, sizeof allowed, &allowed) == 0);
+    CHECK(pcpu::free_percpu(f.a, d) == pcpu::errc::ok);
+    CHECK(f.a.verify().ok);
+#endif
 }
 
 TEST_CASE("rseq: this-CPU add, xchg, cmpxchg and counter::add from migrating, interrupted threads sum exactly") {

@@ -206,6 +206,20 @@ public:
             detail::store_relaxed(slot, std::int32_t{0});
             lock_.unlock();
         } else {
+            if constexpr (detail::rseq_capable<platform_type, std::int32_t> &&
+                          detail::has_rseq_add_within<platform_type>::value) {
+                // One section, no compare-and-store round: the add stays inside
+                // (-b, b) or nothing is stored and the delta is folded. An amount
+                // outside (-b, b) always folds, through the rounds below.
+                if (amount > -b && amount < b) {
+                    std::int32_t seen;
+                    const auto n = static_cast<std::int32_t>(amount), bound = static_cast<std::int32_t>(b);
+                    const rseq_result r = p.rseq_add_within(deltas_.raw().addr(), deltas_.cpu_offsets(),
+                                                            deltas_.nr_cpus(), n, -bound, bound, seen);
+                    if (r == rseq_result::done) return;
+                    if (r == rseq_result::changed) return fold_running(p, amount);
+                }
+            }
             if constexpr (detail::rseq_capable<platform_type, std::int32_t>) {
                 std::int32_t seen;
                 const auto within = [amount, b](std::int32_t d, std::int32_t& n) {
@@ -215,13 +229,7 @@ public:
                 };
                 const rseq_result r = detail::rseq_rmw(p, deltas_, within, seen);
                 if (r == rseq_result::done) return;
-                if (r == rseq_result::changed) {
-                    lock_.lock();
-                    const std::int32_t taken = take_delta(p, static_cast<unsigned>(p.this_cpu()));
-                    store_count(detail::wrap_add(detail::wrap_add(count_, std::int64_t{taken}), amount));
-                    lock_.unlock();
-                    return;
-                }
+                if (r == rseq_result::changed) return fold_running(p, amount);
             }
             const unsigned cpu = static_cast<unsigned>(p.this_cpu());
             std::int32_t* slot = deltas_.ptr(cpu);
@@ -433,6 +441,15 @@ private:
         std::int64_t r;
         if (!__builtin_add_overflow(a, b, &r)) return r;
         return b > 0 ? INT64_MAX : INT64_MIN;
+    }
+
+    /// fold_running(p, amount) - count += the running CPU's delta (taken, leaving 0) +
+    /// amount, under the lock; a platform without a guard, after a section declined.
+    void fold_running(platform_type& p, std::int64_t amount) noexcept {
+        lock_.lock();
+        const std::int32_t taken = take_delta(p, static_cast<unsigned>(p.this_cpu()));
+        store_count(detail::wrap_add(detail::wrap_add(count_, std::int64_t{taken}), amount));
+        lock_.unlock();
     }
 
     /// take_delta(p, cpu) - the running CPU's delta, replaced by 0, on a platform without

@@ -283,6 +283,14 @@ struct has_rseq<P, U,
                                                                 static_cast<const std::uintptr_t*>(nullptr), 0u, U{},
                                                                 U{}, std::declval<U&>()))>> : std::true_type {};
 
+/// has_rseq_add_within<P> - P offers the bounded add section (a counter's delta).
+template <class P, class = void>
+struct has_rseq_add_within : std::false_type {};
+template <class P>
+struct has_rseq_add_within<P, void_t<decltype(std::declval<P&>().rseq_add_within(
+                                  std::uintptr_t{}, static_cast<const std::uintptr_t*>(nullptr), 0u, std::int32_t{},
+                                  std::int32_t{}, std::int32_t{}, std::declval<std::int32_t&>()))>> : std::true_type {};
+
 /// rseq_capable<P, T> - this-CPU writes of T on P go through restartable sections.
 template <class P, class T>
 inline constexpr bool rseq_capable = (sizeof(T) == 4 || sizeof(T) == 8) && std::is_trivially_copyable<T>::value &&

@@ -64,6 +64,12 @@
 //                                           (plain loads and stores, no locked
 //                                           instruction); unusable where this thread
 //                                           cannot (percpu.hpp then uses atomics) [none]
+//   rseq_result rseq_add_within(std::uintptr_t base, const std::uintptr_t* offsets,
+//       unsigned nr, int32_t v, int32_t lo, int32_t hi, int32_t& seen) noexcept;
+//                                           with them: the copy += v if the sum lies
+//                                           strictly inside (lo, hi), else changed and
+//                                           seen = the copy (counter.hpp's delta) [the
+//                                           compare-and-store rounds]
 //
 // ---- Required by policies that create chunks (contiguous, lazy_mapped) ------------
 //   void slow_lock(context ctx) noexcept;  the sleeping lock (pcpu_alloc_mutex):

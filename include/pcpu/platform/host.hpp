@@ -213,6 +213,10 @@ public:
     rseq_result rseq_add(std::uintptr_t base, const std::uintptr_t* offsets, unsigned nr, U v, U& out) noexcept {
         return rseq_ ? detail::rseq_add(base, offsets, nr, v, out) : rseq_result::unusable;
     }
+    rseq_result rseq_add_within(std::uintptr_t base, const std::uintptr_t* offsets, unsigned nr, std::int32_t v,
+                                std::int32_t lo, std::int32_t hi, std::int32_t& seen) noexcept {
+        return rseq_ ? detail::rseq_add_within(base, offsets, nr, v, lo, hi, seen) : rseq_result::unusable;
+    }
     template <class U, std::enable_if_t<detail::rseq_word<U>, int> = 0>
     rseq_result rseq_cmpxchg(std::uintptr_t base, const std::uintptr_t* offsets, unsigned nr, U expect, U desired,
                              U& seen) noexcept {

@@ -140,6 +140,16 @@ __attribute__((always_inline)) inline unsigned rseq_cpu() noexcept {
                     "cmp" sfx " %" mod "[expect], %" mod "[val]\n\t"                                          \
                     "jne 6f\n\t"                                                                              \
                     "mov" sfx " %" mod "[desired], (%[slot])\n\t" PCPU_RSEQ_LEAVE
+// The bounded add: the 32-bit copy, sign-extended, plus v must lie strictly inside
+// (lo, hi), computed in 64 bits so that no sum wraps; else "changed", nothing stored.
+#define PCPU_RSEQ_ADD_WITHIN                                                                                  \
+    PCPU_RSEQ_ENTER "movslq (%[slot]), %[val]\n\t"                                                            \
+                    "leaq (%[val], %[v]), %[n]\n\t"                                                           \
+                    "cmpq %[hi], %[n]\n\t"                                                                    \
+                    "jge 6f\n\t"                                                                              \
+                    "cmpq %[lo], %[n]\n\t"                                                                    \
+                    "jle 6f\n\t"                                                                              \
+                    "movl %k[n], (%[slot])\n\t" PCPU_RSEQ_LEAVE
 #define PCPU_RSEQ_W32 "l", "k"
 #define PCPU_RSEQ_W64 "q", "q"
 #elif defined(__aarch64__)
@@ -188,6 +198,14 @@ __attribute__((always_inline)) inline unsigned rseq_cpu() noexcept {
                     "cmp %" mod "[val], %" mod "[expect]\n\t"                                                 \
                     "b.ne 6f\n\t"                                                                             \
                     "str %" mod "[desired], [%[slot]]\n\t" PCPU_RSEQ_LEAVE
+#define PCPU_RSEQ_ADD_WITHIN                                                                                  \
+    PCPU_RSEQ_ENTER "ldrsw %[val], [%[slot]]\n\t"                                                             \
+                    "add %[n], %[val], %[v]\n\t"                                                              \
+                    "cmp %[n], %[hi]\n\t"                                                                     \
+                    "b.ge 6f\n\t"                                                                             \
+                    "cmp %[n], %[lo]\n\t"                                                                     \
+                    "b.le 6f\n\t"                                                                             \
+                    "str %w[n], [%[slot]]\n\t" PCPU_RSEQ_LEAVE
 #define PCPU_RSEQ_W32 "", "w"
 #define PCPU_RSEQ_W64 "", "x"
 #endif
@@ -262,8 +280,37 @@ __attribute__((always_inline)) inline rseq_result rseq_cmpxchg(std::uintptr_t ba
     }
 }
 
+/// rseq_add_within(base, offsets, nr, v, lo, hi, seen) - the running CPU's int32_t
+/// copy += v if the sum lies strictly inside (lo, hi) (done); else nothing stored and
+/// seen = what the copy held (changed). One section: the bounded add of a counter's
+/// delta without a compare-and-store round. -2^31 <= lo < hi <= 2^31 - 1 and v within
+/// int32_t, so the 64-bit sum cannot wrap. Only where rseq_registered().
+__attribute__((always_inline)) inline rseq_result rseq_add_within(std::uintptr_t base, const std::uintptr_t* offsets,
+                                                                  unsigned nr, std::int32_t v, std::int32_t lo,
+                                                                  std::int32_t hi, std::int32_t& seen) noexcept {
+    struct rseq* const rs = rseq_area();
+    const std::int64_t v64 = v, lo64 = lo, hi64 = hi;
+    for (;;) {
+        unsigned st;
+        std::uintptr_t slot;
+        std::int64_t val, n;
+        __asm__ __volatile__(PCPU_RSEQ_ADD_WITHIN
+                             : [st] "=&r"(st), [slot] "=&r"(slot), [val] "=&r"(val), [n] "=&r"(n)
+                             : [rs] "r"(rs), [nr] "r"(nr), [offs] "r"(offsets), [base] "r"(base), [v] "r"(v64),
+                               [lo] "r"(lo64), [hi] "r"(hi64)
+                             : "memory", "cc");
+        if (st == 0) return rseq_result::done;
+        if (st == 3) {
+            seen = static_cast<std::int32_t>(val);
+            return rseq_result::changed;
+        }
+        if (st == 2) return rseq_result::unusable;
+    }
+}
+
 #undef PCPU_RSEQ_ENTER
 #undef PCPU_RSEQ_LEAVE
+#undef PCPU_RSEQ_ADD_WITHIN
 #undef PCPU_RSEQ_ADD
 #undef PCPU_RSEQ_CMPXCHG
 #undef PCPU_RSEQ_W32
