@@ -135,7 +135,8 @@ public:
         const std::size_t end = rules::chunk_end(cfg.unit_size, s + r, cfg.dyn_size);
 
         void* meta_storage = cfg.meta;
-        if (meta_storage == nullptr) {
+        // Without chunk creation there is no heap, and check() has refused a null meta.
+        if (backend_type::creates_chunks && meta_storage == nullptr) {
             // First-chunk setup asks with the full context: it runs once, at start-up,
             // before any caller of this allocator can hold a lock that reclaim might
             // need. Narrowed by the task's scope all the same: code that sets an
@@ -144,7 +145,6 @@ public:
                 first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size);
             const context setup = ctx_traits::narrow(ctx_traits::full(), traits::current_scope(platform_));
             op_bracket op(platform_, setup);
-            // static_only has no heap (its meta is required above): nullptr.
             meta_storage = own_meta_ = backend_.alloc_meta(platform_, own_meta_bytes_, meta_align, setup);
             if (meta_storage == nullptr) return errc::out_of_memory;
         }

@@ -18,19 +18,21 @@ namespace pcpu::detail {
 template <class P>
 class index_lock {
 public:
-    explicit index_lock(P& p) noexcept : p_(p) { p_.index_lock(); }
-    ~index_lock() {
+    // Always inlined: held_ then folds at each site, as hand-paired calls did (an
+    // out-of-line destructor would test it at run time and cost flash on -Os).
+    [[gnu::always_inline]] explicit index_lock(P& p) noexcept : p_(p) { p_.index_lock(); }
+    [[gnu::always_inline]] ~index_lock() {
         if (held_) p_.index_unlock();
     }
     index_lock(const index_lock&) = delete;
     index_lock& operator=(const index_lock&) = delete;
 
-    void unlock() noexcept {
+    [[gnu::always_inline]] void unlock() noexcept {
         PCPU_ASSERT(held_);
         held_ = false;
         p_.index_unlock();
     }
-    void relock() noexcept {
+    [[gnu::always_inline]] void relock() noexcept {
         PCPU_ASSERT(!held_);
         p_.index_lock();
         held_ = true;
