@@ -50,6 +50,16 @@ struct fake_chunk {
     }
 };
 
+/// fake_node - what should_reclaim() reads of a chunk in use.
+struct fake_node {
+    struct {
+        std::uint32_t empty = 0, pages = 16;
+        std::uint32_t nr_empty_pop_pages() const noexcept { return empty; }
+        std::uint32_t nr_pages() const noexcept { return pages; }
+    } chunk;
+    bool immutable = false;
+};
+
 /// fresh_chunk - a lazy_mapped back end over a simulated MMU and one chunk's address
 /// space: 4 CPUs, 4 pages each.
 struct fresh_chunk {
@@ -84,6 +94,24 @@ TEST_CASE("index_lock: every exit releases exactly what is held") {
     }
     CHECK(p.depth == 0);
     CHECK(p.unlocks == 3);
+}
+
+TEST_CASE("should_reclaim: a quarter of the chunk empty, and the reserve full without it") {
+    using lazy = pcpu::lazy_mapped::backend<sim>;
+    constexpr std::size_t high = 4;
+    fake_node c;
+    c.chunk.empty = 4; // a quarter of 16 pages
+    CHECK(lazy::should_reclaim(c, high + 4 + 1, high));
+    CHECK(!lazy::should_reclaim(c, high + 4, high)); // the others hold only the high mark
+    c.chunk.empty = 3;
+    CHECK(!lazy::should_reclaim(c, 100, high)); // less than a quarter
+    c.chunk.empty = 8;
+    c.immutable = true;
+    CHECK(!lazy::should_reclaim(c, 100, high)); // the first chunk stays mapped
+    c.immutable = false;
+    CHECK(lazy::should_reclaim(c, 100, high));
+    // Pages that cannot be unmapped one by one are never worth isolating.
+    CHECK(!pcpu::contiguous::backend<sim>::should_reclaim(c, 100, high));
 }
 
 TEST_CASE_FIXTURE(fresh_chunk, "lazy_mapped back end: the page array comes with the first population's context and stays") {

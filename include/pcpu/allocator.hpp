@@ -885,20 +885,10 @@ private:
             const detail::list_link& head = index_.list(index_.free_slot());
             return head.next != &c || c.next != &head;
         }
-        if (!should_reclaim(c)) return false;
+        // Isolated chunks follow the reclaim rule above; one in use, the back end's.
+        if (!backend_type::should_reclaim(c, nr_empty_pop_pages_, empty_pop_pages_high)) return false;
         isolate(c);
         return true;
-    }
-
-    /// should_reclaim(c) - pcpu_should_reclaim_chunk: worth depopulating when the other
-    /// chunks hold more than the reserve's high mark of empty pages and at least a
-    /// quarter of c is empty populated pages. Only memory that can be unmapped counts:
-    /// never the first chunk, never a contiguous chunk. For a chunk in use: isolated
-    /// chunks follow the reclaim rule in after_free().
-    bool should_reclaim(const chunk_node& c) const noexcept {
-        if (!backend_type::depopulates || c.immutable) return false;
-        const std::size_t empty = c.chunk.nr_empty_pop_pages();
-        return nr_empty_pop_pages_ > empty_pop_pages_high + empty && empty >= c.chunk.nr_pages() / 4 && empty != 0;
     }
 
     /// isolate(c) / reintegrate(c) - take c out of service for reclaim (to_depopulate,

@@ -164,6 +164,17 @@ public:
         return c.nr_populated() == c.nr_pages();
     }
 
+    /// should_reclaim(c, nr_empty, high) - pcpu_should_reclaim_chunk, for a chunk in
+    /// use: worth depopulating when the other chunks hold more than the reserve's high
+    /// mark of empty pages (nr_empty counts the reserve, c's included) and at least a
+    /// quarter of c is empty populated pages. Never the first chunk: it stays mapped.
+    template <class Node>
+    static bool should_reclaim(const Node& c, std::size_t nr_empty, std::size_t high) noexcept {
+        if (c.immutable) return false;
+        const std::size_t empty = c.chunk.nr_empty_pop_pages();
+        return nr_empty > high + empty && empty >= c.chunk.nr_pages() / 4 && empty != 0;
+    }
+
     /// populate(p, u, base, b, e, ctx) - back pages [b, e) of every CPU (see
     /// lazy_mapped::populate); false with nothing left allocated or mapped.
     bool populate(P& p, const unit_layout& u, std::uintptr_t base, std::uint32_t b, std::uint32_t e,

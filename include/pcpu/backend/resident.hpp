@@ -11,6 +11,7 @@
 #include "../platform.hpp"
 #include "unit_layout.hpp"
 
+#include <cstddef>
 #include <cstdint>
 
 namespace pcpu {
@@ -36,6 +37,11 @@ struct resident_pages {
     }
     static bool populate(P&, const unit_layout&, std::uintptr_t, std::uint32_t, std::uint32_t, context) noexcept {
         return true;
+    }
+    /// should_reclaim(c, nr_empty, high) - never: see depopulates.
+    template <class Node>
+    static constexpr bool should_reclaim(const Node&, std::size_t, std::size_t) noexcept {
+        return false;
     }
     static void depopulate(P&, const unit_layout&, std::uintptr_t, std::uint32_t, std::uint32_t, context) noexcept {}
     static void flush(P&, const unit_layout&, std::uintptr_t, std::uint32_t, std::uint32_t) noexcept {}
