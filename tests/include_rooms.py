@@ -7,6 +7,10 @@
 #   - internal/ (the chunk layer: bitmap, block, chunk, chunk index, slot index) and
 #     detail/ (helpers) include only their own room, detail/ and config.hpp, so
 #     include/pcpu/ itself holds the public face and nothing below reaches up into it;
+#   - backend/ (the back ends: static_only, contiguous, lazy_mapped) sits between the
+#     core and the platform: it includes its own room, internal/, detail/ and the
+#     platform contract (platform.hpp with what it rests on, scope.hpp), never the
+#     core (allocator.hpp) nor the umbrella populate.hpp that the core includes;
 #   - every quoted include names an existing header.
 # Prints each violation and exits 1 if there is one.
 import os
@@ -19,7 +23,7 @@ include_re = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 def room(rel):
     parts = rel.split("/")
-    if len(parts) >= 3 and parts[0] == "pcpu" and parts[1] in ("debug", "internal", "detail", "platform"):
+    if len(parts) >= 3 and parts[0] == "pcpu" and parts[1] in ("debug", "internal", "detail", "platform", "backend"):
         return parts[1]
     return "public"
 
@@ -28,6 +32,8 @@ def room(rel):
 allowed = {
     "internal": {"internal", "detail", "pcpu/config.hpp"},
     "detail": {"detail", "pcpu/config.hpp"},
+    "backend": {"backend", "internal", "detail", "pcpu/config.hpp", "pcpu/context.hpp", "pcpu/error.hpp",
+                "pcpu/platform.hpp", "pcpu/scope.hpp"},
 }
 
 bad = 0

@@ -86,7 +86,7 @@ using dynamic_alloc = pcpu::allocator<sse200_platform, pcpu::contiguous>;
 
 // Unit placement: static_only in banks 3 (core 0) and 1 (core 1), contiguous's first
 // chunk in banks 2 and 0. Dynamic chunks keep the same offsets: each is one span of
-// 64 KiB + one unit from the arena (populate.hpp, unit_layout).
+// 64 KiB + one unit from the arena (backend/unit_layout.hpp, unit_layout).
 const void* const static_units[nr_cpus] = {reinterpret_cast<const void*>(sram_bank[3]),
                                            reinterpret_cast<const void*>(sram_bank[1])};
 const void* const dynamic_units[nr_cpus] = {reinterpret_cast<const void*>(sram_bank[2]),

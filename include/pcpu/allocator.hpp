@@ -27,6 +27,7 @@
 #include "context.hpp"
 #include "ctx_type.hpp"
 #include "detail/format.hpp"
+#include "detail/index_lock.hpp"
 #include "detail/list.hpp"
 #include "detail/poison.hpp"
 #include "error.hpp"
@@ -61,6 +62,9 @@ public:
     static constexpr std::size_t meta_align = chunk_type::meta_align;
     using rules = first_chunk_rules<chunk_type>;
     using index_type = slot_index<chunk_type>;
+    /// backend_type - the back end (pcpu/backend/): the chunk memory, its population
+    /// and whatever state that needs. The core asks it; it never branches on a policy.
+    using backend_type = typename Populate::template backend<Platform>;
     /// Units above 1 GiB would overflow the 32-bit bit offsets of the chunk.
     static constexpr std::size_t max_unit_size = rules::max_unit_size;
     /// See slot_index::fail_threshold.
@@ -116,8 +120,8 @@ public:
             warn("pcpu: init: already initialised");
             return errc::bad_config;
         }
-        if (const char* bad = rules::template check<traits::template has<detail::has_warn>, !Populate::creates_chunks,
-                                                    max_cpus>(cfg)) {
+        if (const char* bad = rules::template check<traits::template has<detail::has_warn>,
+                                                    !backend_type::creates_chunks, max_cpus>(cfg)) {
             if constexpr (traits::template has<detail::has_warn>) {
                 detail::message<128> m;
                 m << "pcpu: init: bad first_chunk_config." << bad;
@@ -131,7 +135,8 @@ public:
         const std::size_t end = rules::chunk_end(cfg.unit_size, s + r, cfg.dyn_size);
 
         void* meta_storage = cfg.meta;
-        if (meta_storage == nullptr) {
+        // Without chunk creation there is no heap, and check() has refused a null meta.
+        if (backend_type::creates_chunks && meta_storage == nullptr) {
             // First-chunk setup asks with the full context: it runs once, at start-up,
             // before any caller of this allocator can hold a lock that reclaim might
             // need. Narrowed by the task's scope all the same: code that sets an
@@ -140,8 +145,7 @@ public:
                 first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size);
             const context setup = ctx_traits::narrow(ctx_traits::full(), traits::current_scope(platform_));
             op_bracket op(platform_, setup);
-            if constexpr (Populate::creates_chunks)
-                meta_storage = own_meta_ = platform_.alloc_meta(own_meta_bytes_, meta_align, setup);
+            meta_storage = own_meta_ = backend_.alloc_meta(platform_, own_meta_bytes_, meta_align, setup);
             if (meta_storage == nullptr) return errc::out_of_memory;
         }
 
@@ -335,42 +339,39 @@ public:
     /// reserve could not be refilled (nothing is left half done either way).
     errc balance(context ctx) noexcept {
         if (!initialized_) return errc::not_initialized;
-        if constexpr (!Populate::creates_chunks) {
-            (void)ctx;
-            return errc::ok;
-        } else {
-            const context eff = ctx_traits::narrow(ctx_traits::narrow(ctx, traits::current_scope(platform_)),
-                                                   traits::background_context(platform_));
-            if (!ctx_traits::may_block(eff)) return errc::would_block;
-            op_bracket op(platform_, eff);
-            // The whole body runs under the context's scope, so even an allocation the
-            // platform makes without a context argument sees it.
-            optional_scope scope(platform_, eff);
-            // Everything under the sleeping lock, freeing included, is told this context.
-            const context locked = ctx_traits::for_backing(eff);
-            slow_guard slow(platform_, true, locked);
-            std::uint64_t ops_before;
-            {
-                index_guard<Platform> guard(platform_);
-                ops_before = ops_seen();
-            }
-            balance_free(false, locked);
-            if constexpr (Populate::on_demand) {
-                isolate_surplus();
-                reclaim_populated(locked);
-                // Reclaim puts the chunks it emptied on the free list: the spare rule
-                // again before the reserve is refilled, so that the refill goes to the
-                // spare rather than into a chunk that is then kept beside it.
-                balance_free(false, locked);
-            }
-            const errc err = balance_populated(locked);
-            balance_free(true, locked);
+        // Without chunk creation there is nothing to destroy, reclaim or refill.
+        if (!backend_type::creates_chunks) return errc::ok;
+        const context eff = ctx_traits::narrow(ctx_traits::narrow(ctx, traits::current_scope(platform_)),
+                                               traits::background_context(platform_));
+        if (!ctx_traits::may_block(eff)) return errc::would_block;
+        op_bracket op(platform_, eff);
+        // The whole body runs under the context's scope, so even an allocation the
+        // platform makes without a context argument sees it.
+        optional_scope scope(platform_, eff);
+        // Everything under the sleeping lock, freeing included, is told this context.
+        const context locked = ctx_traits::for_backing(eff);
+        slow_guard slow(platform_, true, locked);
+        std::uint64_t ops_before;
+        {
             index_guard<Platform> guard(platform_);
-            // A balance that completed with no operation in between leaves the lists
-            // settled; verify() checks what that promises.
-            settled_ops_ = err == errc::ok && ops_seen() == ops_before ? ops_before : no_ops;
-            return err;
+            ops_before = ops_seen();
         }
+        balance_free(false, locked);
+        if (backend_type::depopulates) {
+            isolate_surplus();
+            reclaim_populated(locked);
+            // Reclaim puts the chunks it emptied on the free list: the spare rule
+            // again before the reserve is refilled, so that the refill goes to the
+            // spare rather than into a chunk that is then kept beside it.
+            balance_free(false, locked);
+        }
+        const errc err = balance_populated(locked);
+        balance_free(true, locked);
+        index_guard<Platform> guard(platform_);
+        // A balance that completed with no operation in between leaves the lists
+        // settled; verify() checks what that promises.
+        settled_ops_ = err == errc::ok && ops_seen() == ops_before ? ops_before : no_ops;
+        return err;
     }
     errc balance() noexcept { return balance(traits::background_context(platform_)); }
 
@@ -446,7 +447,7 @@ public:
         // nothing, so the background context bounds it.
         const context bg = traits::background_context(platform_);
         op_bracket op(platform_, bg);
-        slow_guard slow(platform_, Populate::creates_chunks, bg);
+        slow_guard slow(platform_, true, bg); // none without chunk creation
         index_guard<Platform> guard(platform_);
         return detail::allocator_inspector::verify(*this);
     }
@@ -482,7 +483,7 @@ private:
     void adopt_chunk(chunk_node& c) noexcept {
         insert_chunk(c);
         addr_index_.insert(c); // chunk index hook: every dynamic chunk, adoption to removal
-        if constexpr (!Populate::on_demand) record_population(c, 0, layout_.unit_pages, true);
+        if (backend_type::populated_on_create) record_population(c, 0, layout_.unit_pages, true);
     }
 
     /// account_empty_pages(c, before) - mirror a change of c's empty populated pages in
@@ -519,16 +520,14 @@ private:
         op_bracket& operator=(const op_bracket&) = delete;
         Platform& p_;
     };
-    /// slow_guard - the sleeping lock, taken only when `take` (policies that never
-    /// create chunks have none, and atomic allocations never take it).
+    /// slow_guard - the sleeping lock, taken only when `take` (atomic allocations
+    /// never take it; back ends that never create chunks have none).
     struct slow_guard {
         slow_guard(Platform& p, bool take, context ctx) noexcept : p_(p), held_(take) {
-            if constexpr (Populate::creates_chunks)
-                if (held_) traits::slow_lock(p_, ctx);
+            if (held_) backend_type::slow_lock(p_, ctx);
         }
         ~slow_guard() {
-            if constexpr (Populate::creates_chunks)
-                if (held_) p_.slow_unlock();
+            if (held_) backend_type::slow_unlock(p_);
         }
         slow_guard(const slow_guard&) = delete;
         slow_guard& operator=(const slow_guard&) = delete;
@@ -613,7 +612,7 @@ private:
                     handle& out) noexcept {
         const auto bits = static_cast<std::uint32_t>(bytes >> min_alloc_shift);
         const auto align_bits = static_cast<std::uint32_t>(align >> min_alloc_shift);
-        const bool sleeping = Populate::creates_chunks && MayBlock && !is_atomic;
+        const bool sleeping = backend_type::creates_chunks && MayBlock && !is_atomic;
         if (sleeping && !reserved) {
             // Fast path: a fit on populated pages needs neither population nor a new
             // chunk, so the sleeping lock buys nothing; claim it as an atomic allocation
@@ -622,17 +621,16 @@ private:
             // fits are all unpopulated is still the right place for the slow path.
             // Measured: the sleeping lock was a fifth of a trace replay's time.
             chunk_node* fc = nullptr;
-            platform_.index_lock();
+            detail::index_lock<Platform> lock(platform_);
             const std::int32_t foff = search(bytes, bits, align_bits, true, fc, true);
             if (foff >= 0) {
                 account_alloc(bytes);
                 const bool low = nr_empty_pop_pages_ < empty_pop_pages_low;
-                platform_.index_unlock();
+                lock.unlock();
                 if (low) traits::request_balance(platform_);
                 out = handle(fc->base + (static_cast<std::uintptr_t>(foff) << min_alloc_shift));
                 return errc::ok;
             }
-            platform_.index_unlock();
         }
         const context locked = MayBlock ? locked_context(eff) : eff;
         std::conditional_t<MayBlock, slow_guard, no_slow_guard> slow(platform_, sleeping, locked);
@@ -640,7 +638,7 @@ private:
         chunk_node* c = nullptr;
         std::int32_t off = -1;
         errc err = errc::ok;
-        platform_.index_lock();
+        detail::index_lock<Platform> lock(platform_);
         for (;;) {
             if (reserved) {
                 // The reserved chunk never grows and is always populated.
@@ -655,8 +653,8 @@ private:
             // Nothing fits. A fully free chunk fits any legal request, so one is created
             // only while none exists; the sleeping lock makes this task the only creator.
             if (!index_.list(index_.free_slot()).empty()) break;
-            if constexpr (Populate::creates_chunks && MayBlock) {
-                platform_.index_unlock();
+            if constexpr (MayBlock) {
+                lock.unlock();
                 chunk_node* fresh;
                 {
                     // The whole population step runs under the caller's scope, not only
@@ -665,7 +663,7 @@ private:
                     optional_scope scope(platform_, locked);
                     fresh = create_chunk(locked);
                 }
-                platform_.index_lock();
+                lock.relock();
                 if (fresh == nullptr) {
                     err = errc::out_of_memory;
                     break;
@@ -675,12 +673,12 @@ private:
         }
         if (off < 0) {
             if (err == errc::ok)
-                err = is_atomic && Populate::creates_chunks && !reserved ? errc::would_block : errc::no_space;
+                err = is_atomic && backend_type::creates_chunks && !reserved ? errc::would_block : errc::no_space;
             // An atomic failure is what the reserve exists for: refill it with priority.
             const bool refill = err == errc::would_block;
             if (refill) atomic_alloc_failed_ = true;
             ++stats_.nr_failed;
-            platform_.index_unlock();
+            lock.unlock();
             if (refill) traits::request_balance(platform_);
             return err;
         }
@@ -688,26 +686,24 @@ private:
         const std::uint32_t page_begin = static_cast<std::uint32_t>(off) / chunk_type::block_bits;
         const std::uint32_t page_end = (static_cast<std::uint32_t>(off) + bits - 1) / chunk_type::block_bits + 1;
         bool populated = true;
-        if constexpr (Populate::on_demand && MayBlock)
-            populated = bitmap::all_set(c->chunk.populated_map(), page_begin, page_end);
+        // Only a sleeping allocation can need population: an atomic fit is populated.
+        if constexpr (MayBlock) populated = backend_type::is_populated(c->chunk, page_begin, page_end);
         if (!populated) {
-            // Only a sleeping allocation gets here: an atomic fit is populated already.
-            platform_.index_unlock();
+            lock.unlock();
             if constexpr (MayBlock) {
                 optional_scope scope(platform_, locked); // as around create_chunk() above
                 err = populate_range(*c, page_begin, page_end, locked);
             }
-            platform_.index_lock();
+            lock.relock();
             if (err != errc::ok) {
                 release_area(*c, static_cast<std::uint32_t>(off));
                 ++stats_.nr_failed;
-                platform_.index_unlock();
                 return err;
             }
         }
         account_alloc(bytes);
-        const bool low = nr_empty_pop_pages_ < empty_pop_pages_low && Populate::creates_chunks;
-        platform_.index_unlock();
+        const bool low = nr_empty_pop_pages_ < empty_pop_pages_low && backend_type::creates_chunks;
+        lock.unlock();
         if (low) traits::request_balance(platform_);
         out = handle(c->base + (static_cast<std::uintptr_t>(off) << min_alloc_shift));
         return errc::ok;
@@ -800,18 +796,16 @@ private:
     /// the metadata or the memory could not be had (and then nothing is left behind).
     /// Context: sleeping lock held, index lock not held; ctx reaches the metadata
     /// allocation and the address-space (or units) allocation alike.
-    // Templates only so that policies without chunk creation never instantiate them.
-    template <class Pol = Populate>
     chunk_node* create_chunk(context ctx) noexcept {
         const std::size_t bytes = node_bytes() + chunk_type::meta_bytes(layout_.unit_pages);
-        void* mem = platform_.alloc_meta(bytes, max_meta_align(), ctx);
+        void* mem = backend_.alloc_meta(platform_, bytes, max_meta_align(), ctx);
         if (mem == nullptr) return nullptr;
         auto* c = new (mem) chunk_node;
         c->chunk.init(static_cast<unsigned char*>(mem) + node_bytes(), layout_.unit_pages);
-        const std::uintptr_t base = Populate::create(platform_, layout_, ctx);
+        const std::uintptr_t base = backend_.create(platform_, layout_, ctx);
         if (base == 0) {
             c->~chunk_node();
-            traits::free_meta(platform_, mem, bytes, ctx);
+            backend_.free_meta(platform_, mem, bytes, ctx);
             return nullptr;
         }
         c->base = c->usable_begin = base;
@@ -820,60 +814,27 @@ private:
         return c;
     }
 
-    /// destroy_chunk(c) - depopulate what is populated, give the memory and the
-    /// metadata back. c is on no list and out of every global count.
-    /// Context: sleeping lock held, index lock not held. Allocates nothing.
-    // Templates only so that policies without chunk creation never instantiate them.
-    template <class Pol = Populate>
+    /// destroy_chunk(c) - the back end depopulates what is populated and gives the
+    /// memory back; then the metadata goes. c is on no list and out of every global
+    /// count. Context: sleeping lock held, index lock not held. Allocates nothing.
     void destroy_chunk(chunk_node& c, context ctx) noexcept {
         detail::released(c.base, cpu_offsets_, nr_cpus_, unit_size_);
-        if constexpr (Populate::on_demand) {
-            std::size_t rs = 0, re = 0;
-            for (std::size_t from = 0; bitmap::next_set_region(c.chunk.populated_map(), layout_.unit_pages, from, rs, re);
-                 from = re) {
-                PCPU_ASSERT(page_array_ != nullptr); // populated once, so it exists
-                Populate::depopulate(platform_, layout_, c.base, static_cast<std::uint32_t>(rs),
-                                     static_cast<std::uint32_t>(re), page_array_, ctx);
-                c.chunk.set_depopulated(static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re));
-            }
-            // No TLB flush: release() retires the whole range next and must flush it.
-        }
-        Populate::destroy(platform_, layout_, c.base, ctx);
+        backend_.destroy(platform_, layout_, c.chunk, c.base, ctx);
         c.~chunk_node();
-        traits::free_meta(platform_, &c, node_bytes() + chunk_type::meta_bytes(layout_.unit_pages), ctx);
-    }
-
-    /// ensure_page_array(ctx) - the temporary page array: allocated by the first
-    /// population, with that population's context (it was GFP_KERNEL in Linux before
-    /// 2026: one of the allocations the noio bug went through), then kept for good so
-    /// depopulation never has to allocate.
-    // Templates only so that policies without chunk creation never instantiate them.
-    template <class Pol = Populate>
-    bool ensure_page_array(context ctx) noexcept {
-        if (page_array_ == nullptr)
-            page_array_ = static_cast<page_ref*>(platform_.alloc_meta(page_array_bytes(), alignof(page_ref), ctx));
-        return page_array_ != nullptr;
-    }
-    std::size_t page_array_bytes() const noexcept {
-        return std::size_t{nr_cpus_} * layout_.unit_pages * sizeof(page_ref);
+        backend_.free_meta(platform_, &c, node_bytes() + chunk_type::meta_bytes(layout_.unit_pages), ctx);
     }
 
     /// populate_range(c, b, e, ctx) - populate every unpopulated run of pages [b, e) of
     /// c and record it. Context: sleeping lock held, index lock not held.
     errc populate_range(chunk_node& c, std::uint32_t b, std::uint32_t e, context ctx) noexcept {
-        if constexpr (Populate::on_demand) {
-            std::size_t rs = 0, re = 0;
-            for (std::size_t from = b; bitmap::next_clear_region(c.chunk.populated_map(), e, from, rs, re); from = re) {
-                PCPU_ASSERT(!c.immutable);
-                if (!ensure_page_array(ctx) ||
-                    !Populate::populate(platform_, layout_, c.base, static_cast<std::uint32_t>(rs),
-                                        static_cast<std::uint32_t>(re), page_array_, ctx))
-                    return errc::out_of_memory;
-                index_guard<Platform> guard(platform_);
-                record_population(c, static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re), true);
-            }
-        } else {
-            (void)c, (void)b, (void)e, (void)ctx;
+        std::size_t rs = 0, re = 0;
+        for (std::size_t from = b; bitmap::next_clear_region(c.chunk.populated_map(), e, from, rs, re); from = re) {
+            PCPU_ASSERT(!c.immutable);
+            if (!backend_.populate(platform_, layout_, c.base, static_cast<std::uint32_t>(rs),
+                                   static_cast<std::uint32_t>(re), ctx))
+                return errc::out_of_memory;
+            index_guard<Platform> guard(platform_);
+            record_population(c, static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re), true);
         }
         return errc::ok;
     }
@@ -910,39 +871,24 @@ private:
     /// Balance then depopulates every queued chunk down to what the reserve needs and
     /// destroys every fully free chunk beyond one spare. verify() checks the rule.
     bool after_free(chunk_node& c) noexcept {
-        if constexpr (!Populate::creates_chunks) {
-            (void)c;
-            return false;
-        } else {
-            if (c.kind != chunk_kind::dynamic) return false;
-            const bool fully_free = c.chunk.free_bits() == c.chunk.map_bits();
-            if (c.isolated) {
-                if (c.chunk.nr_empty_pop_pages() == 0 && !fully_free) return false;
-                if (c.slot != index_.to_depopulate_slot()) {
-                    index_.move(c, index_.to_depopulate_slot(), true);
-                }
-                return true;
+        if (!backend_type::creates_chunks || c.kind != chunk_kind::dynamic) return false;
+        const bool fully_free = c.chunk.free_bits() == c.chunk.map_bits();
+        if (c.isolated) {
+            if (c.chunk.nr_empty_pop_pages() == 0 && !fully_free) return false;
+            if (c.slot != index_.to_depopulate_slot()) {
+                index_.move(c, index_.to_depopulate_slot(), true);
             }
-            if (fully_free) {
-                // One fully free chunk is kept as a spare; a second one is surplus.
-                const detail::list_link& head = index_.list(index_.free_slot());
-                return head.next != &c || c.next != &head;
-            }
-            if (!should_reclaim(c)) return false;
-            isolate(c);
             return true;
         }
-    }
-
-    /// should_reclaim(c) - pcpu_should_reclaim_chunk: worth depopulating when the other
-    /// chunks hold more than the reserve's high mark of empty pages and at least a
-    /// quarter of c is empty populated pages. Only memory that can be unmapped counts:
-    /// never the first chunk, never a contiguous chunk. For a chunk in use: isolated
-    /// chunks follow the reclaim rule in after_free().
-    bool should_reclaim(const chunk_node& c) const noexcept {
-        if (!Populate::on_demand || c.immutable) return false;
-        const std::size_t empty = c.chunk.nr_empty_pop_pages();
-        return nr_empty_pop_pages_ > empty_pop_pages_high + empty && empty >= c.chunk.nr_pages() / 4 && empty != 0;
+        if (fully_free) {
+            // One fully free chunk is kept as a spare; a second one is surplus.
+            const detail::list_link& head = index_.list(index_.free_slot());
+            return head.next != &c || c.next != &head;
+        }
+        // Isolated chunks follow the reclaim rule above; one in use, the back end's.
+        if (!backend_type::should_reclaim(c, nr_empty_pop_pages_, empty_pop_pages_high)) return false;
+        isolate(c);
+        return true;
     }
 
     /// isolate(c) / reintegrate(c) - take c out of service for reclaim (to_depopulate,
@@ -963,8 +909,6 @@ private:
     /// free chunk that still has populated pages, else the first one. The kernel
     /// keeps the first one whatever it holds, so after reclaim it can keep an
     /// unpopulated spare beside a populated free chunk: two spares.
-    // Templates only so that policies without chunk creation never instantiate them.
-    template <class Pol = Populate>
     void balance_free(bool empty_only, context ctx) noexcept {
         detail::list_link doomed;
         {
@@ -1033,21 +977,19 @@ private:
     /// which can leave far more than the high mark populated). A chunk is then
     /// reintegrated if the reserve needs it or it is entirely free, else sidelined:
     /// searched only after every chunk in use.
-    // Templates only so that policies without chunk creation never instantiate them.
-    template <class Pol = Populate>
     void reclaim_populated(context ctx) noexcept {
-        platform_.index_lock();
+        detail::index_lock<Platform> lock(platform_);
         while (!index_.list(index_.to_depopulate_slot()).empty()) {
             auto& c = *static_cast<chunk_node*>(index_.list(index_.to_depopulate_slot()).next);
             bool keep = false;
             std::uint32_t lo = layout_.unit_pages, hi = 0; // pages unmapped, for the flush
             std::uint32_t run_end = 0, run_begin = 0;        // pending run [run_begin, run_end)
             auto flush_run = [&] {
-                platform_.index_unlock();
+                lock.unlock();
                 detail::released(c.base + std::uintptr_t{run_begin} * page_size, cpu_offsets_, nr_cpus_,
                                  std::size_t{run_end - run_begin} * page_size);
-                Populate::depopulate(platform_, layout_, c.base, run_begin, run_end, page_array_, ctx);
-                platform_.index_lock();
+                backend_.depopulate(platform_, layout_, c.base, run_begin, run_end, ctx);
+                lock.relock();
                 record_population(c, run_begin, run_end, false);
                 lo = run_begin < lo ? run_begin : lo;
                 hi = run_end > hi ? run_end : hi;
@@ -1072,9 +1014,9 @@ private:
             }
             if (run_end != 0) flush_run();
             if (lo < hi) {
-                platform_.index_unlock();
-                traits::flush_tlb(platform_, layout_.span_begin(c.base, lo), layout_.span_end(c.base, hi));
-                platform_.index_lock();
+                lock.unlock();
+                backend_.flush(platform_, layout_, c.base, lo, hi);
+                lock.relock();
             }
             if (keep || c.chunk.free_bits() == c.chunk.map_bits()) {
                 reintegrate(c);
@@ -1086,17 +1028,14 @@ private:
                 index_.move(c, index_.sidelined_slot(), false);
             }
         }
-        platform_.index_unlock();
     }
 
     /// balance_populated(ctx) - pcpu_balance_populated: bring the populated empty pages
     /// up to the high mark (all of it if an atomic allocation failed since the last
     /// run), populating chunks that have at least a page of free space first, and
     /// creating a chunk only if that is not enough.
-    // Templates only so that policies without chunk creation never instantiate them.
-    template <class Pol = Populate>
     errc balance_populated(context ctx) noexcept {
-        index_guard<Platform> guard(platform_);
+        detail::index_lock<Platform> lock(platform_);
         std::size_t target = atomic_alloc_failed_ ? empty_pop_pages_high
                              : nr_empty_pop_pages_ < empty_pop_pages_high ? empty_pop_pages_high - nr_empty_pop_pages_
                                                                           : 0;
@@ -1106,38 +1045,35 @@ private:
             for (int slot = index_.size_to_slot(page_size); slot <= index_.free_slot() && c == nullptr; ++slot)
                 for (detail::list_link* l = index_.list(slot).next; l != &index_.list(slot); l = l->next) {
                     auto& cand = *static_cast<chunk_node*>(l);
-                    if (!cand.isolated && cand.chunk.nr_populated() < cand.chunk.nr_pages()) {
+                    if (!cand.isolated && !backend_type::fully_populated(cand.chunk)) {
                         c = &cand;
                         break;
                     }
                 }
             // A fully free chunk with every page populated serves any atomic request:
-            // a second spare would be surplus the next balance destroys.
+            // a second spare would be surplus the next balance destroys. (A chunk that
+            // comes populated is such a chunk as soon as it is adopted.)
             if (c == nullptr && !index_.list(index_.free_slot()).empty()) break;
             if (c == nullptr) {
-                platform_.index_unlock();
+                lock.unlock();
                 chunk_node* fresh = create_chunk(ctx);
-                platform_.index_lock();
+                lock.relock();
                 if (fresh == nullptr) return errc::out_of_memory;
                 adopt_chunk(*fresh);
-                if (!Populate::on_demand) break; // it came populated: all its pages are empty
                 continue;
             }
-            if constexpr (Populate::on_demand) {
-                std::size_t rs = 0, re = 0;
-                for (std::size_t from = 0; target != 0 && bitmap::next_clear_region(c->chunk.populated_map(),
-                                                                                     c->chunk.nr_pages(), from, rs, re);
-                     from = re) {
-                    if (re - rs > target) re = rs + target;
-                    platform_.index_unlock();
-                    const bool ok = ensure_page_array(ctx) &&
-                                    Populate::populate(platform_, layout_, c->base, static_cast<std::uint32_t>(rs),
-                                                       static_cast<std::uint32_t>(re), page_array_, ctx);
-                    platform_.index_lock();
-                    if (!ok) return errc::out_of_memory;
-                    record_population(*c, static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re), true);
-                    target -= re - rs;
-                }
+            std::size_t rs = 0, re = 0;
+            for (std::size_t from = 0;
+                 target != 0 && bitmap::next_clear_region(c->chunk.populated_map(), c->chunk.nr_pages(), from, rs, re);
+                 from = re) {
+                if (re - rs > target) re = rs + target;
+                lock.unlock();
+                const bool ok = backend_.populate(platform_, layout_, c->base, static_cast<std::uint32_t>(rs),
+                                                  static_cast<std::uint32_t>(re), ctx);
+                lock.relock();
+                if (!ok) return errc::out_of_memory;
+                record_population(*c, static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re), true);
+                target -= re - rs;
             }
         }
         return errc::ok;
@@ -1146,7 +1082,7 @@ private:
     /// teardown() - everything dynamic back to the platform.
     void teardown() noexcept {
         if (!initialized_) return;
-        if constexpr (Populate::creates_chunks) {
+        if (backend_type::creates_chunks) {
             // Depopulation and destruction allocate nothing; the bracket only tells a
             // checker that these callbacks belong to an operation.
             const context bg = traits::background_context(platform_);
@@ -1161,9 +1097,8 @@ private:
                     destroy_chunk(c, bg);
                 }
             }
-            if (page_array_ != nullptr) traits::free_meta(platform_, page_array_, page_array_bytes(), bg);
-            page_array_ = nullptr;
-            if (own_meta_ != nullptr) traits::free_meta(platform_, own_meta_, own_meta_bytes_, bg);
+            backend_.release(platform_, layout_, bg);
+            if (own_meta_ != nullptr) backend_.free_meta(platform_, own_meta_, own_meta_bytes_, bg);
             own_meta_ = nullptr;
         }
         // Back to the state of a fresh object, so init() can start a new life: the
@@ -1241,7 +1176,7 @@ private:
     index_type index_;
 
     unit_layout layout_;
-    page_ref* page_array_ = nullptr;  // the temporary page array, see ensure_page_array()
+    backend_type backend_;            // the back end's own state (lazy_mapped: the page array)
     void* own_meta_ = nullptr;        // first-chunk metadata pcpu allocated itself
     std::size_t own_meta_bytes_ = 0;
     bool atomic_alloc_failed_ = false;

@@ -86,7 +86,7 @@
 //                                    units of one chunk; nullptr on failure. With
 //                                    first_chunk_config::unit_addrs, bytes is the span
 //                                    of that layout (lowest unit to end of highest,
-//                                    gaps included: unit_layout in populate.hpp)
+//                                    gaps included: unit_layout in backend/unit_layout.hpp)
 //   void free_units(void* p, std::size_t bytes, context ctx) noexcept;
 //
 // ---- Required by lazy_mapped (MMU: address space first, pages on demand) ----------
