@@ -218,12 +218,29 @@ public:
         std::uint32_t at = 0, skip_s = 0, skip_e = 0;
         bool found = false;
         std::size_t rs = 0, re = 0;
+        std::uint32_t runs = 0;
         PCPU_FIND_FIT_COUNT(++detail::fit_counts.scans);
 #if PCPU_FIND_FIT_STATS
         std::uint32_t last_hopeless = ~0u;
         std::size_t scan_end = end;
 #endif
         for (std::size_t from = start;; from = re) {
+            if (runs++ == scan_runs) {
+                // The rest of the window word by word: the same first fit, at a cost
+                // that does not grow with the number of holes. Runs it passes lie
+                // after every run offered below, so the scan hint stays valid.
+                const std::size_t p = find_aligned_fit(from, end, bits, align);
+#if PCPU_FIND_FIT_STATS
+                ++detail::fit_counts.word_searches;
+                scan_end = p < end ? p + bits : end;
+#endif
+                if (p < end) {
+                    at = u32(p);
+                    found = true;
+                    offer_last_run(u32(from), at, bits, align, skip_s, skip_e);
+                }
+                break;
+            }
             rs = bitmap::find_next_clear(alloc_map_, end, from);
             if (rs >= end) break;
             // Read the run only as far as the request needs: a run that holds the
@@ -409,6 +426,104 @@ private:
             carrying = true;
         }
         return false;
+    }
+
+    /// scan_runs - how many free runs alloc_area() examines one by one before it
+    /// searches the rest of its window a word at a time. Run by run, the scan learns
+    /// the longest run it passes (a scan hint for the next search); word by word, the
+    /// cost is bounded by the window's words whatever the holes.
+    static constexpr std::uint32_t scan_runs = 4;
+
+    /// find_aligned_fit(from, end, bits, align) - the first `align`-aligned p >= from
+    /// with [p, p + bits) clear and p + bits <= end, or `end` if there is none: the
+    /// first fit the run-by-run scan would find, without visiting the holes one by
+    /// one. Each word of [from, end) is read at most twice (once more as the next
+    /// word's carry) and costs O(1) for bits >= word_bits (only a word's trailing
+    /// free run can begin a run that long; a run is checked when a set bit ends it)
+    /// and O(log2 bits) shifts otherwise (a mask of the positions that begin `bits`
+    /// clear bits, by doubling, intersected with the aligned positions).
+    std::size_t find_aligned_fit(std::size_t from, std::size_t end, std::uint32_t bits,
+                                 std::uint32_t align) const noexcept {
+        using bitmap::word;
+        constexpr std::size_t w_bits = bitmap::word_bits;
+        if (from >= end) return end;
+        const std::size_t first = from / w_bits, last = (end - 1) / w_bits;
+        // free_word(i) - the clear bits of word i that lie in [from, end), as ones.
+        auto free_word = [&](std::size_t i) noexcept {
+            word f = ~alloc_map_[i];
+            if (i == first) f &= bitmap::detail::mask_from(from);
+            if (i == last) f &= bitmap::detail::mask_below(end);
+            return f;
+        };
+        if (bits >= w_bits) {
+            // A run of bits >= word_bits clear bits reaches the end of the word it
+            // begins in: follow the run that crosses each word boundary.
+            std::size_t run = 0;
+            bool open = false;
+            for (std::size_t i = first; i <= last; ++i) {
+                const word f = free_word(i);
+                if (f == ~word{0}) {
+                    if (!open) run = i * w_bits;
+                    open = true;
+                    continue;
+                }
+                if (open) {
+                    const std::size_t a = align_up(u32(run), align);
+                    if (a + bits <= i * w_bits + bitmap::detail::ctz(~f)) return a;
+                }
+                // The word's trailing clear bits, if any, begin the next candidate.
+                const std::size_t top = w_bits - bitmap::detail::clz(~f);
+                open = top < w_bits;
+                run = i * w_bits + top;
+            }
+            if (open && std::size_t{align_up(u32(run), align)} + bits <= end) return align_up(u32(run), align);
+            return end;
+        }
+        // Aligned positions within a word: every align-th bit (one in a word, or in
+        // some words only, when align >= word_bits).
+        const word every = align < w_bits ? ~word{0} / ((word{1} << align) - 1) : word{1};
+        for (std::size_t i = first; i <= last; ++i) {
+            word lo = free_word(i);
+            if (lo == 0) continue;
+            if (align >= w_bits && (i * w_bits) % align != 0) continue;
+            word hi = i < last ? free_word(i + 1) : 0;
+            // lo bit p: [p, p + have) clear, reading on into the next word.
+            for (std::uint32_t have = 1; have < bits;) {
+                const std::uint32_t sh = have < bits - have ? have : bits - have;
+                lo &= (lo >> sh) | (hi << (w_bits - sh));
+                hi &= hi >> sh;
+                have += sh;
+            }
+            lo &= every;
+            if (lo != 0) return i * w_bits + bitmap::detail::ctz(lo);
+        }
+        return end;
+    }
+
+    /// offer_last_run(from, at, bits, align, s, e) - after a word search from `from`
+    /// found the fit at `at`: every run it passed failed the request, so none is
+    /// longer than bits + align - 2 (a run that long always holds it). The last of
+    /// them, if that long and no shorter than [s, e) (the longest run the scan
+    /// examined before `from`), is as good a scan hint and a later one; it becomes
+    /// [s, e). At most three backward word searches over [from, at).
+    void offer_last_run(std::uint32_t from, std::uint32_t at, std::uint32_t bits, std::uint32_t align,
+                        std::uint32_t& s, std::uint32_t& e) const noexcept {
+        const std::uint32_t bound = bits + align - 2;
+        if (bound == 0 || bound < e - s) return;
+        // The run holding the fit begins after the last allocated bit before it (an
+        // unaligned fit begins its run: the bit before an earlier start is allocated).
+        std::uint32_t fit_run = at;
+        if (align > 1) {
+            const auto p = u32(bitmap::find_last_set(alloc_map_, from, at));
+            if (p == at) return;
+            fit_run = p + 1;
+        }
+        const auto last_free = u32(bitmap::find_last_clear(alloc_map_, from, fit_run));
+        if (last_free == fit_run) return;
+        const auto before = u32(bitmap::find_last_set(alloc_map_, from, last_free));
+        if (before == last_free || last_free - before != bound) return;
+        s = before + 1;
+        e = last_free + 1;
     }
 
 #if PCPU_FIND_FIT_STATS
