@@ -442,7 +442,8 @@ private:
     /// free run can begin a run that long; a run is checked when a set bit ends it)
     /// and O(log2 bits) shifts otherwise (a mask of the positions that begin `bits`
     /// clear bits, by doubling, intersected with the aligned positions).
-    std::size_t find_aligned_fit(std::size_t from, std::size_t end, std::uint32_t bits,
+    // Out of line: the slow path, kept out of the scan loop it would otherwise bloat.
+    [[gnu::noinline]] std::size_t find_aligned_fit(std::size_t from, std::size_t end, std::uint32_t bits,
                                  std::uint32_t align) const noexcept {
         using bitmap::word;
         constexpr std::size_t w_bits = bitmap::word_bits;
@@ -457,26 +458,23 @@ private:
         };
         if (bits >= w_bits) {
             // A run of bits >= word_bits clear bits reaches the end of the word it
-            // begins in: follow the run that crosses each word boundary.
-            std::size_t run = 0;
-            bool open = false;
-            for (std::size_t i = first; i <= last; ++i) {
-                const word f = free_word(i);
-                if (f == ~word{0}) {
-                    if (!open) run = i * w_bits;
-                    open = true;
+            // begins in: each word's trailing clear bits (all of it, if clear) are
+            // the only candidate it holds. A candidate that fails does so at a set
+            // bit q; no aligned start before q fits either, so go on from q's word.
+            for (std::size_t i = first; i <= last;) {
+                const word used = ~free_word(i);
+                const std::size_t top = used == 0 ? 0 : w_bits - bitmap::detail::clz(used);
+                if (top == w_bits) {
+                    ++i;
                     continue;
                 }
-                if (open) {
-                    const std::size_t a = align_up(u32(run), align);
-                    if (a + bits <= i * w_bits + bitmap::detail::ctz(~f)) return a;
-                }
-                // The word's trailing clear bits, if any, begin the next candidate.
-                const std::size_t top = w_bits - bitmap::detail::clz(~f);
-                open = top < w_bits;
-                run = i * w_bits + top;
+                const std::size_t a = align_up(u32(i * w_bits + top), align);
+                if (a + bits > end) return end;
+                const std::size_t next = (i + 1) * w_bits;
+                const std::size_t q = bitmap::find_next_set(alloc_map_, a + bits, a > next ? a : next);
+                if (q >= a + bits) return a;
+                i = q / w_bits;
             }
-            if (open && std::size_t{align_up(u32(run), align)} + bits <= end) return align_up(u32(run), align);
             return end;
         }
         // Aligned positions within a word: every align-th bit (one in a word, or in
@@ -506,10 +504,12 @@ private:
     /// them, if that long and no shorter than [s, e) (the longest run the scan
     /// examined before `from`), is as good a scan hint and a later one; it becomes
     /// [s, e). At most three backward word searches over [from, at).
-    void offer_last_run(std::uint32_t from, std::uint32_t at, std::uint32_t bits, std::uint32_t align,
+    [[gnu::noinline]] void offer_last_run(std::uint32_t from, std::uint32_t at, std::uint32_t bits, std::uint32_t align,
                         std::uint32_t& s, std::uint32_t& e) const noexcept {
         const std::uint32_t bound = bits + align - 2;
-        if (bound == 0 || bound < e - s) return;
+        // Only runs shorter than a word: those are the holes a window holds by the
+        // dozen and a later scan would visit again; longer ones are few.
+        if (bound == 0 || bound >= bitmap::word_bits || bound < e - s) return;
         // The run holding the fit begins after the last allocated bit before it (an
         // unaligned fit begins its run: the bit before an earlier start is allocated).
         std::uint32_t fit_run = at;
@@ -666,11 +666,17 @@ private:
         const std::uint32_t p = take_right ? right : left;
         std::uint32_t other = take_right ? left : right;
         const std::size_t base = std::size_t{b} * block_bits;
-        if (other < p && md.first_free < cs)
-            other += cs - md.first_free - u32(bitmap::count_set(alloc_map_, base + md.first_free, base + cs));
-        if (other < p && ce < block_bits)
-            other += block_bits - ce - u32(bitmap::count_set(alloc_map_, base + ce, base + block_bits));
-        if (other >= p) return false;
+        // Free or not, the bits outside the old run may be too few to reach p: then
+        // nothing needs counting (an aligned request that split a long run at an
+        // offset, beside a short fragmented prefix).
+        const std::uint32_t outside = (md.first_free < cs ? cs - md.first_free : 0) + (block_bits - ce);
+        if (other + outside >= p) {
+            if (other < p && md.first_free < cs)
+                other += cs - md.first_free - u32(bitmap::count_set(alloc_map_, base + md.first_free, base + cs));
+            if (other < p && ce < block_bits)
+                other += block_bits - ce - u32(bitmap::count_set(alloc_map_, base + ce, base + block_bits));
+            if (other >= p) return false;
+        }
         // The piece not taken lies on one side of the new contig hint.
         if (take_right && left > md.max_before) md.max_before = left;
         if (!take_right && right > md.max_after) md.max_after = right;
