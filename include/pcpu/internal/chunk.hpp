@@ -732,6 +732,7 @@ private:
         const std::uint32_t base = b * block_bits;
         const std::uint32_t from = block_refresh_begin(md, true);
         std::size_t rs = 0, re = 0;
+        std::uint32_t runs = 0;
         for (std::size_t f = base + from; bitmap::next_clear_region(alloc_map_, base + block_bits, f, rs, re); f = re) {
             PCPU_FIND_FIT_COUNT(++detail::fit_counts.refresh_runs);
             const std::uint32_t s = u32(rs) - base, len = u32(re - rs);
@@ -740,13 +741,29 @@ private:
                 md.max_after = bound;
                 return;
             }
+            if (++runs >= scan_runs && md.contig_hint == bound) {
+                // A largest run is known: only an equally long, naturally aligned one
+                // can still end the walk, and it begins an aligned fit of `bound` bits,
+                // which a word search finds without visiting the holes. Runs passed
+                // are no longer than the bound, which max_before (if the hint moves
+                // past them) and max_after say.
+                const std::size_t p = find_aligned_fit(re, base + block_bits, bound, natural_align(bound));
+                PCPU_FIND_FIT_COUNT(++detail::fit_counts.word_searches);
+                if (p < base + block_bits) block_update(md, u32(p) - base, u32(p) - base + bound);
+                md.max_after = bound;
+                return;
+            }
         }
+    }
+    /// natural_align(len) - the largest power of two <= len.
+    static constexpr std::uint32_t natural_align(std::uint32_t len) noexcept {
+        std::uint32_t p = 1;
+        while (p <= len / 2) p <<= 1;
+        return p;
     }
     /// naturally_aligned(s, len) - s is a multiple of the largest power of two <= len.
     static constexpr bool naturally_aligned(std::uint32_t s, std::uint32_t len) noexcept {
-        std::uint32_t p = 1;
-        while (p <= len / 2) p <<= 1;
-        return (s & (p - 1)) == 0;
+        return (s & (natural_align(len) - 1)) == 0;
     }
     /// run_bound(md, s, e) - an upper bound on every run of a block after an
     /// allocation [s, e) took from its contig run: the two pieces left of it, and
