@@ -80,6 +80,12 @@ public:
     /// int32_t, and a window end (offset + bits + block_bits) a uint32_t.
     static constexpr std::uint32_t max_pages = (0x7fffffffu - block_bits) / block_bits;
 
+    /// scan_runs - how many free runs alloc_area() (and a block refresh that knows a
+    /// bound) examines one by one before it searches the rest a word at a time. Run by
+    /// run, the scan learns the longest run it passes (a scan hint for the next
+    /// search); word by word, the cost is bounded by the words, whatever the holes.
+    static constexpr std::uint32_t scan_runs = 4;
+
     /// meta_bytes(nr_pages) - bytes of metadata (alloc_map, bound_map of map_bits + 1
     /// bits, one block_md per page, populated bitmap) for a chunk of nr_pages pages.
     static constexpr std::size_t meta_bytes(std::uint32_t nr_pages) noexcept {
@@ -427,12 +433,6 @@ private:
         }
         return false;
     }
-
-    /// scan_runs - how many free runs alloc_area() examines one by one before it
-    /// searches the rest of its window a word at a time. Run by run, the scan learns
-    /// the longest run it passes (a scan hint for the next search); word by word, the
-    /// cost is bounded by the window's words whatever the holes.
-    static constexpr std::uint32_t scan_runs = 4;
 
     /// find_aligned_fit(from, end, bits, align) - the first `align`-aligned p >= from
     /// with [p, p + bits) clear and p + bits <= end, or `end` if there is none: the
