@@ -30,25 +30,42 @@
 // than it, so a search that skips to its end skips nothing that fits. max_before and
 // max_after (block.hpp) are upper bounds, never too low.
 //
-// Cost, for a chunk of P blocks of B = block_bits bits and a request of `bits`
-// (a "run" is a free run read from the bitmap, a "block" a block_md read):
-//  - find_fit(): O(1) when the chunk's contig hint rejects the request, else at most
-//    P blocks (from the chunk's hint: its contig hint itself when no run before it is
-//    long enough).
-//  - alloc_area(): a scan of at most (bits + B) / 2 + 1 runs (its window), and of one
-//    run when the request is longer than the block's max_before (the search starts
-//    on the block's contig run). The claim: O(1) per block touched, except in the
-//    at most two edge blocks whose contig run it breaks: an O(B / 64)-word split
-//    proof, else a refresh of at most B / 2 runs that stops at the first naturally
-//    aligned run as long as the bound max_before, max_after and the pieces give; and
-//    at chunk level an O(1) split proof, else a walk of at most P blocks.
-//  So an allocation reads at most (bits + 3B) / 2 + 3 runs and 2P blocks. In the
-//  adversarial layouts of tests/test_fragmentation.cpp (1-bit holes, or runs one bit
-//  too short, around the only fit, every free order) it reads 1 run to scan and at
-//  most 1 to refresh.
-//  - free_area(): the bound-map search (bits / 64 + 1 words), at most one block's
-//    words backwards and one forwards to find the run, O(1) hint merges, and P blocks
-//    at most when the run reaches an entirely free neighbouring block.
+// Cost, for a chunk of P blocks (pages) of B = block_bits bits, W = bits per bitmap
+// word (64, or 32 on 32-bit targets), R = scan_runs (4), and a request of `bits` at
+// alignment A (both in bits, A <= B). A "run" is a free run read from the bitmap, a
+// "word" a bitmap word, a "block" a block_md read. The search does not depend on how
+// many holes there are or how they are aligned; one hint refresh can (below).
+//
+//  alloc (find_fit() + alloc_area()):
+//  - find_fit(): O(1) when the chunk's contig hint rejects the request (aligned: its
+//    contig run cannot hold the request at its aligned start), else at most P blocks,
+//    from the chunk's hint; never a bitmap word but the populated map's.
+//  - alloc_area(): the window is [start, start + bits + B). R runs examined one by
+//    one (each a couple of word searches; the scan learns the longest, a scan hint),
+//    then the rest of the window a word at a time, each word read at most twice:
+//    at most (bits + B) / W + 2 words, O(1) work per word when bits >= W and
+//    O(log2 bits) shifts when shorter (find_aligned_fit()). One run when the request
+//    is longer than the block's max_before (the search starts on the contig run).
+//  - the hint updates of the claim: O(1) per block touched (a claim spans
+//    bits / B + 2 blocks); in the at most two edge blocks whose contig run it breaks,
+//    a split proof of O(1) or O(B / W) words, else a refresh: R runs, then, once a
+//    run as long as the bound the caller passes (max_before, max_after, the pieces)
+//    is the contig hint, one word search of the block (B / W + 1 words). Those
+//    bounds are upper bounds, exact after a walk; where one is loose the refresh
+//    goes on run by run, at most B / 2 runs. At chunk level an O(1) split proof,
+//    else a walk of at most P blocks.
+//  So an allocation costs at most 2P blocks, 2R runs and (bits + 3B) / W + 8 words,
+//  O(P + R + (bits + B) / W) word operations (times log2 W for requests shorter
+//  than a word), plus up to B / 2 runs per edge block whose refresh bound is loose.
+//  tests/test_fragmentation.cpp counts it on adversarial
+//  layouts (1-bit holes, runs one bit too short, a decoy run one bit too short for
+//  the aligned request before a block of 1-bit holes; every free order, three fit
+//  locations) and bench/bench_frag.cpp times them (frag/alloc, frag/decoy).
+//
+//  free (area_size() + free_area()): the bound-map search, bits / W + 1 words; at
+//  most one block's words backwards and one forwards to find the run (2B / W + 2);
+//  O(1) hint merges; and P blocks at most when the run reaches an entirely free
+//  neighbouring block. O(P + (bits + B) / W).
 #pragma once
 
 #include "bitmap.hpp"
