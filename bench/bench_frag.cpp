@@ -15,6 +15,9 @@
 // allocated back (untimed, zeroing 20 KiB per CPU, which leaves the chunk metadata
 // cold) in a scattered order: the free that empties a chunk, bitmap clearing included.
 // worst_cycles is the worst object's median over the passes.
+// frag/decoy/<unit>/<size>/<align>: as frag/alloc, on the decoy layout of
+// bench/frag_layout.hpp (aligned requests only), with the stated bound in runs and
+// words beside the measured worst (tests/test_fragmentation.cpp checks it by count).
 // Cycles are TSC cycles with the bracket's own cost subtracted. --pcpu_short (CI) runs
 // 2 repetitions instead of 50.
 #include "frag_layout.hpp"
@@ -74,13 +77,19 @@ std::uint64_t bracket() {
 }
 std::uint64_t net(std::uint64_t d) { return d > bracket() ? d - bracket() : 0; }
 
-void BM_frag_alloc(benchmark::State& st, std::uint32_t pages, std::uint32_t size, std::uint32_t align) {
+void BM_frag_alloc(benchmark::State& st, std::uint32_t pages, std::uint32_t size, std::uint32_t align, bool decoy) {
     const std::uint32_t bits = (size + 3) / 4, align_bits = align < 4 ? 1 : align / 4;
     std::uint64_t worst = 0;
     std::string worst_name;
     for (auto _ : st) {
         worst = 0;
-        for_each_shape(pages, bits, align_bits, [&](const shape& s) {
+        auto each = [&](auto&& f) {
+            if (decoy)
+                for_each_decoy_shape(pages, bits, align_bits, f);
+            else
+                for_each_shape(pages, bits, align_bits, f);
+        };
+        each([&](const shape& s) {
             chunk_storage cs(pages);
             cs.c.set_populated(0, pages);
             if (!build(s, cs.c)) {
@@ -106,6 +115,11 @@ void BM_frag_alloc(benchmark::State& st, std::uint32_t pages, std::uint32_t size
         });
     }
     st.counters["worst_cycles"] = static_cast<double>(worst);
+    // The stated bound (include/pcpu/internal/chunk.hpp), which tests/test_fragmentation.cpp
+    // checks by count on the same layouts: runs examined one by one (scan and refresh)
+    // and words the scan reads.
+    st.counters["bound_runs"] = 2.0 * chunk_t::scan_runs;
+    st.counters["bound_scan_words"] = static_cast<double>((bits + bb) / pcpu::bitmap::word_bits + 2);
     st.SetLabel(worst_name);
 }
 
@@ -222,11 +236,19 @@ int main(int argc, char** argv) {
     };
     const cell cells[] = {{8, 4},  {8, 8},   {16, 4},  {64, 4},   {256, 4},
                           {8, 64}, {16, 64}, {16, 256}, {8, 4096}, {16, 4096}};
+    const cell decoy_cells[] = {{8, 8}, {16, 8}, {16, 64}, {64, 64}, {256, 64}, {16, 256}, {256, 256}};
     for (std::uint32_t pages : {16u, 256u}) {
         for (const cell& c : cells) {
             const std::string name = "frag/alloc/" + std::string(pages == 16 ? "64K" : "1M") + "/" +
                                      std::to_string(c.size) + "/" + std::to_string(c.align);
-            benchmark::RegisterBenchmark(name.c_str(), BM_frag_alloc, pages, c.size, c.align)->Iterations(1);
+            benchmark::RegisterBenchmark(name.c_str(), BM_frag_alloc, pages, c.size, c.align, false)->Iterations(1);
+        }
+        // The decoy layout: aligned requests past a run one bit too short and a block
+        // of 1-bit holes, the adversarial case of the word search's bound.
+        for (const cell& c : decoy_cells) {
+            const std::string name = "frag/decoy/" + std::string(pages == 16 ? "64K" : "1M") + "/" +
+                                     std::to_string(c.size) + "/" + std::to_string(c.align);
+            benchmark::RegisterBenchmark(name.c_str(), BM_frag_alloc, pages, c.size, c.align, true)->Iterations(1);
         }
     }
     for (std::size_t chunks : {std::size_t{1}, std::size_t{16}, std::size_t{256}}) {

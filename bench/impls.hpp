@@ -88,6 +88,9 @@ public:
     pcpu_alloc& alloc() { return *a_; }
     platform& plat() { return a_->platform(); }
     unsigned cpus() const { return cpus_; }
+    /// units()/unit_size() - the first chunk's units (nr_cpus of them, unit_size() apart).
+    const void* units() const { return units_; }
+    std::size_t unit_size() const { return g_.unit_size(); }
 
     PCPU_BENCH_OP bool alloc(std::size_t size, std::size_t align, bool atomic, handle& out) {
         const pcpu::result<pcpu::handle> r = a_->alloc(size, align, atomic ? pcpu::ctx::atomic : pcpu::ctx::full);

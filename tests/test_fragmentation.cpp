@@ -117,6 +117,114 @@ TEST_CASE("adversarial hole families: runs read per allocation stay within the s
     }
 }
 
+TEST_CASE("aligned requests past a decoy and a block of 1-bit holes: the scan and the refresh stay within the stated bound") {
+    // The bound stated in include/pcpu/internal/chunk.hpp: the scan examines at most
+    // scan_runs runs one by one and reads at most (bits + block_bits) / word_bits + 2
+    // words of its window; the refresh after the claim walks at most scan_runs runs
+    // before its own word search. Run by run (the kernel's pcpu_find_zero_area) this
+    // layout costs a run per hole: about block_bits / 2.
+    const bool report = std::getenv("PCPU_FRAG_REPORT") != nullptr;
+    const std::uint32_t sizes[] = {2, 3, 4, 16, 64};   // 8, 12, 16, 64, 256 B
+    const std::uint32_t aligns[] = {2, 16, 64};        // 8, 64, 256 B
+    constexpr std::uint64_t w = pcpu::bitmap::word_bits;
+    for (std::uint32_t pages : {16u, 256u}) {
+        for (std::uint32_t align : aligns) {
+            for (std::uint32_t bits : sizes) {
+                const std::uint64_t word_bound = (bits + bb) / w + 2;
+                std::uint64_t worst_runs = 0, worst_words = 0, worst_refresh = 0;
+                for_each_decoy_shape(pages, bits, align, [&](const shape& s) {
+                    CAPTURE(pages);
+                    CAPTURE(bits);
+                    CAPTURE(align);
+                    INFO(order_names[static_cast<int>(s.ord)] << ", fit in " << where_names[static_cast<int>(s.at)]);
+                    chunk_storage st(s.pages);
+                    chunk_t& c = st.c;
+                    c.set_populated(0, s.pages);
+                    REQUIRE(build(s, c));
+                    if (!chunk_verified(c)) return;
+                    auto& k = pcpu::debug::find_fit_counters;
+                    k = {};
+                    CHECK(allocate(s, c) == static_cast<std::int32_t>(fit_of(s)));
+                    if (!chunk_verified(c)) return;
+                    INFO("scan runs " << k.runs_examined << ", words " << k.words_scanned << ", refresh runs "
+                                      << k.refresh_runs);
+                    CHECK(k.runs_examined <= chunk_t::scan_runs);
+                    CHECK(k.words_scanned <= word_bound);
+                    CHECK(k.refresh_runs <= chunk_t::scan_runs);
+                    CHECK(k.blocks_visited + k.refresh_blocks <= 2u * pages);
+                    worst_runs = std::max<std::uint64_t>(worst_runs, k.runs_examined);
+                    worst_words = std::max<std::uint64_t>(worst_words, k.words_scanned);
+                    worst_refresh = std::max<std::uint64_t>(worst_refresh, k.refresh_runs);
+                });
+                if (report)
+                    std::printf("decoy %3u pages, %2u bits at align %2u: scan %llu runs (bound %u) + %llu words (bound %llu), "
+                                "refresh %llu runs (bound %u)\n",
+                                pages, bits, align, static_cast<unsigned long long>(worst_runs), chunk_t::scan_runs,
+                                static_cast<unsigned long long>(worst_words), static_cast<unsigned long long>(word_bound),
+                                static_cast<unsigned long long>(worst_refresh), chunk_t::scan_runs);
+            }
+        }
+    }
+}
+
+TEST_CASE("the word search finds the first fit the run-by-run scan finds, in random layouts") {
+    // Random objects and frees in a 4-page chunk, then requests of every size class
+    // and alignment from random starts: alloc_area() must claim the first aligned fit
+    // of its window, which a bit-by-bit search names.
+    std::uint64_t seed = 12345;
+    auto next = [&seed](std::uint32_t n) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        return static_cast<std::uint32_t>((seed >> 33) % n);
+    };
+    const std::uint32_t pages = 4;
+    std::uint64_t word_searches = 0;
+    for (int layout = 0; layout < 40; ++layout) {
+        chunk_storage st(pages);
+        chunk_t& c = st.c;
+        c.set_populated(0, pages);
+        // Small objects, packed, then about half of them freed: holes of every length.
+        std::vector<std::int32_t> objs;
+        for (;;) {
+            const std::uint32_t len = 1 + next(layout % 2 == 0 ? 4 : 40);
+            const std::int32_t st0 = c.find_fit(len, 1, false);
+            if (st0 < 0) break;
+            const std::int32_t off = c.alloc_area(len, 1, static_cast<std::uint32_t>(st0));
+            REQUIRE(off >= 0);
+            objs.push_back(off);
+            if (objs.size() % 64 == 0) REQUIRE(chunk_verified(c));
+        }
+        for (std::int32_t off : objs)
+            if (next(2) == 0) c.free_area(static_cast<std::uint32_t>(off));
+        REQUIRE(chunk_verified(c));
+        st.snapshot();
+        for (int q = 0; q < 60; ++q) {
+            const std::uint32_t bits = 1 + next(q % 3 == 0 ? 200 : 24);
+            const std::uint32_t align = 1u << next(8);
+            const std::uint32_t start = next(c.map_bits());
+            const std::uint32_t end = std::min<std::uint32_t>(c.map_bits(), start + bits + bb);
+            // The reference: the first aligned p >= start with [p, p + bits) clear.
+            std::int32_t want = -1;
+            for (std::uint32_t p = pcpu::align_up(start, align); p + bits <= end; p += align) {
+                if (pcpu::bitmap::all_clear(c.alloc_map(), p, p + bits)) {
+                    want = static_cast<std::int32_t>(p);
+                    break;
+                }
+            }
+            CAPTURE(layout);
+            CAPTURE(bits);
+            CAPTURE(align);
+            CAPTURE(start);
+            pcpu::debug::find_fit_counters = {};
+            CHECK(c.alloc_area(bits, align, start) == want);
+            word_searches += pcpu::debug::find_fit_counters.word_searches;
+            REQUIRE(chunk_verified(c));
+            st.restore();
+        }
+    }
+    // The layouts are fragmented enough that most requests go on by words.
+    CHECK(word_searches > 1000);
+}
+
 TEST_CASE("the AVL bound of the chunk index") {
     CHECK(pcpu::avl_max_height(0) == 0);
     CHECK(pcpu::avl_max_height(1) == 1);

@@ -30,25 +30,42 @@
 // than it, so a search that skips to its end skips nothing that fits. max_before and
 // max_after (block.hpp) are upper bounds, never too low.
 //
-// Cost, for a chunk of P blocks of B = block_bits bits and a request of `bits`
-// (a "run" is a free run read from the bitmap, a "block" a block_md read):
-//  - find_fit(): O(1) when the chunk's contig hint rejects the request, else at most
-//    P blocks (from the chunk's hint: its contig hint itself when no run before it is
-//    long enough).
-//  - alloc_area(): a scan of at most (bits + B) / 2 + 1 runs (its window), and of one
-//    run when the request is longer than the block's max_before (the search starts
-//    on the block's contig run). The claim: O(1) per block touched, except in the
-//    at most two edge blocks whose contig run it breaks: an O(B / 64)-word split
-//    proof, else a refresh of at most B / 2 runs that stops at the first naturally
-//    aligned run as long as the bound max_before, max_after and the pieces give; and
-//    at chunk level an O(1) split proof, else a walk of at most P blocks.
-//  So an allocation reads at most (bits + 3B) / 2 + 3 runs and 2P blocks. In the
-//  adversarial layouts of tests/test_fragmentation.cpp (1-bit holes, or runs one bit
-//  too short, around the only fit, every free order) it reads 1 run to scan and at
-//  most 1 to refresh.
-//  - free_area(): the bound-map search (bits / 64 + 1 words), at most one block's
-//    words backwards and one forwards to find the run, O(1) hint merges, and P blocks
-//    at most when the run reaches an entirely free neighbouring block.
+// Cost, for a chunk of P blocks (pages) of B = block_bits bits, W = bits per bitmap
+// word (64, or 32 on 32-bit targets), R = scan_runs (4), and a request of `bits` at
+// alignment A (both in bits, A <= B). A "run" is a free run read from the bitmap, a
+// "word" a bitmap word, a "block" a block_md read. The search does not depend on how
+// many holes there are or how they are aligned; one hint refresh can (below).
+//
+//  alloc (find_fit() + alloc_area()):
+//  - find_fit(): O(1) when the chunk's contig hint rejects the request (aligned: its
+//    contig run cannot hold the request at its aligned start), else at most P blocks,
+//    from the chunk's hint; never a bitmap word but the populated map's.
+//  - alloc_area(): the window is [start, start + bits + B). R runs examined one by
+//    one (each a couple of word searches; the scan learns the longest, a scan hint),
+//    then the rest of the window a word at a time, each word read at most twice:
+//    at most (bits + B) / W + 2 words, O(1) work per word when bits >= W and
+//    O(log2 bits) shifts when shorter (find_aligned_fit()). One run when the request
+//    is longer than the block's max_before (the search starts on the contig run).
+//  - the hint updates of the claim: O(1) per block touched (a claim spans
+//    bits / B + 2 blocks); in the at most two edge blocks whose contig run it breaks,
+//    a split proof of O(1) or O(B / W) words, else a refresh: R runs, then, once a
+//    run as long as the bound the caller passes (max_before, max_after, the pieces)
+//    is the contig hint, one word search of the block (B / W + 1 words). Those
+//    bounds are upper bounds, exact after a walk; where one is loose the refresh
+//    goes on run by run, at most B / 2 runs. At chunk level an O(1) split proof,
+//    else a walk of at most P blocks.
+//  So an allocation costs at most 2P blocks, 2R runs and (bits + 3B) / W + 8 words,
+//  O(P + R + (bits + B) / W) word operations (times log2 W for requests shorter
+//  than a word), plus up to B / 2 runs per edge block whose refresh bound is loose.
+//  tests/test_fragmentation.cpp counts it on adversarial
+//  layouts (1-bit holes, runs one bit too short, a decoy run one bit too short for
+//  the aligned request before a block of 1-bit holes; every free order, three fit
+//  locations) and bench/bench_frag.cpp times them (frag/alloc, frag/decoy).
+//
+//  free (area_size() + free_area()): the bound-map search, bits / W + 1 words; at
+//  most one block's words backwards and one forwards to find the run (2B / W + 2);
+//  O(1) hint merges; and P blocks at most when the run reaches an entirely free
+//  neighbouring block. O(P + (bits + B) / W).
 #pragma once
 
 #include "bitmap.hpp"
@@ -79,6 +96,12 @@ public:
     /// max_pages - largest chunk: bit offsets (and find_fit's result) must fit an
     /// int32_t, and a window end (offset + bits + block_bits) a uint32_t.
     static constexpr std::uint32_t max_pages = (0x7fffffffu - block_bits) / block_bits;
+
+    /// scan_runs - how many free runs alloc_area() (and a block refresh that knows a
+    /// bound) examines one by one before it searches the rest a word at a time. Run by
+    /// run, the scan learns the longest run it passes (a scan hint for the next
+    /// search); word by word, the cost is bounded by the words, whatever the holes.
+    static constexpr std::uint32_t scan_runs = 4;
 
     /// meta_bytes(nr_pages) - bytes of metadata (alloc_map, bound_map of map_bits + 1
     /// bits, one block_md per page, populated bitmap) for a chunk of nr_pages pages.
@@ -218,12 +241,29 @@ public:
         std::uint32_t at = 0, skip_s = 0, skip_e = 0;
         bool found = false;
         std::size_t rs = 0, re = 0;
+        std::uint32_t runs = 0;
         PCPU_FIND_FIT_COUNT(++detail::fit_counts.scans);
 #if PCPU_FIND_FIT_STATS
         std::uint32_t last_hopeless = ~0u;
         std::size_t scan_end = end;
 #endif
         for (std::size_t from = start;; from = re) {
+            if (runs++ == scan_runs) {
+                // The rest of the window word by word: the same first fit, at a cost
+                // that does not grow with the number of holes. Runs it passes lie
+                // after every run offered below, so the scan hint stays valid.
+                const std::size_t p = find_aligned_fit(from, end, bits, align);
+#if PCPU_FIND_FIT_STATS
+                ++detail::fit_counts.word_searches;
+                scan_end = p < end ? p + bits : end;
+#endif
+                if (p < end) {
+                    at = u32(p);
+                    found = true;
+                    offer_last_run(u32(from), at, bits, align, skip_s, skip_e);
+                }
+                break;
+            }
             rs = bitmap::find_next_clear(alloc_map_, end, from);
             if (rs >= end) break;
             // Read the run only as far as the request needs: a run that holds the
@@ -411,6 +451,99 @@ private:
         return false;
     }
 
+    /// find_aligned_fit(from, end, bits, align) - the first `align`-aligned p >= from
+    /// with [p, p + bits) clear and p + bits <= end, or `end` if there is none: the
+    /// first fit the run-by-run scan would find, without visiting the holes one by
+    /// one. Each word of [from, end) is read at most twice (once more as the next
+    /// word's carry) and costs O(1) for bits >= word_bits (only a word's trailing
+    /// free run can begin a run that long; a run is checked when a set bit ends it)
+    /// and O(log2 bits) shifts otherwise (a mask of the positions that begin `bits`
+    /// clear bits, by doubling, intersected with the aligned positions).
+    // Inline: out of line, the first word search after a stretch without one ran cold
+    // (op 1,366 of the trace's worst/1024k/warm: 1,300-1,500 cycles against about 1,000).
+    std::size_t find_aligned_fit(std::size_t from, std::size_t end, std::uint32_t bits,
+                                 std::uint32_t align) const noexcept {
+        using bitmap::word;
+        constexpr std::size_t w_bits = bitmap::word_bits;
+        if (from >= end) return end;
+        const std::size_t first = from / w_bits, last = (end - 1) / w_bits;
+        // free_word(i) - the clear bits of word i that lie in [from, end), as ones.
+        auto free_word = [&](std::size_t i) noexcept {
+            word f = ~alloc_map_[i];
+            if (i == first) f &= bitmap::detail::mask_from(from);
+            if (i == last) f &= bitmap::detail::mask_below(end);
+            return f;
+        };
+        if (bits >= w_bits) {
+            // A run of bits >= word_bits clear bits reaches the end of the word it
+            // begins in: each word's trailing clear bits (all of it, if clear) are
+            // the only candidate it holds. A candidate that fails does so at a set
+            // bit q; no aligned start before q fits either, so go on from q's word.
+            for (std::size_t i = first; i <= last;) {
+                const word used = ~free_word(i);
+                const std::size_t top = used == 0 ? 0 : w_bits - bitmap::detail::clz(used);
+                if (top == w_bits) {
+                    ++i;
+                    continue;
+                }
+                const std::size_t a = align_up(u32(i * w_bits + top), align);
+                if (a + bits > end) return end;
+                const std::size_t next = (i + 1) * w_bits;
+                const std::size_t q = bitmap::find_next_set(alloc_map_, a + bits, a > next ? a : next);
+                if (q >= a + bits) return a;
+                i = q / w_bits;
+            }
+            return end;
+        }
+        // Aligned positions within a word: every align-th bit (one in a word, or in
+        // some words only, when align >= word_bits).
+        const word every = align < w_bits ? ~word{0} / ((word{1} << align) - 1) : word{1};
+        for (std::size_t i = first; i <= last; ++i) {
+            word lo = free_word(i);
+            if (lo == 0) continue;
+            if (align >= w_bits && (i * w_bits) % align != 0) continue;
+            word hi = i < last ? free_word(i + 1) : 0;
+            // lo bit p: [p, p + have) clear, reading on into the next word.
+            for (std::uint32_t have = 1; have < bits;) {
+                const std::uint32_t sh = have < bits - have ? have : bits - have;
+                lo &= (lo >> sh) | (hi << (w_bits - sh));
+                hi &= hi >> sh;
+                have += sh;
+            }
+            lo &= every;
+            if (lo != 0) return i * w_bits + bitmap::detail::ctz(lo);
+        }
+        return end;
+    }
+
+    /// offer_last_run(from, at, bits, align, s, e) - after a word search from `from`
+    /// found the fit at `at`: every run it passed failed the request, so none is
+    /// longer than bits + align - 2 (a run that long always holds it). The last of
+    /// them, if that long and no shorter than [s, e) (the longest run the scan
+    /// examined before `from`), is as good a scan hint and a later one; it becomes
+    /// [s, e). At most three backward word searches over [from, at).
+    void offer_last_run(std::uint32_t from, std::uint32_t at, std::uint32_t bits, std::uint32_t align,
+                        std::uint32_t& s, std::uint32_t& e) const noexcept {
+        const std::uint32_t bound = bits + align - 2;
+        // Only runs shorter than a word: those are the holes a window holds by the
+        // dozen and a later scan would visit again; longer ones are few.
+        if (bound == 0 || bound >= bitmap::word_bits || bound < e - s) return;
+        // The run holding the fit begins after the last allocated bit before it (an
+        // unaligned fit begins its run: the bit before an earlier start is allocated).
+        std::uint32_t fit_run = at;
+        if (align > 1) {
+            const auto p = u32(bitmap::find_last_set(alloc_map_, from, at));
+            if (p == at) return;
+            fit_run = p + 1;
+        }
+        const auto last_free = u32(bitmap::find_last_clear(alloc_map_, from, fit_run));
+        if (last_free == fit_run) return;
+        const auto before = u32(bitmap::find_last_set(alloc_map_, from, last_free));
+        if (before == last_free || last_free - before != bound) return;
+        s = before + 1;
+        e = last_free + 1;
+    }
+
 #if PCPU_FIND_FIT_STATS
     /// count_scanned_run(rs, re, bits, align, last) - debug accounting for one free run
     /// [rs, re) that alloc_area()'s scan examined: a run that ends inside its block, in
@@ -551,11 +684,17 @@ private:
         const std::uint32_t p = take_right ? right : left;
         std::uint32_t other = take_right ? left : right;
         const std::size_t base = std::size_t{b} * block_bits;
-        if (other < p && md.first_free < cs)
-            other += cs - md.first_free - u32(bitmap::count_set(alloc_map_, base + md.first_free, base + cs));
-        if (other < p && ce < block_bits)
-            other += block_bits - ce - u32(bitmap::count_set(alloc_map_, base + ce, base + block_bits));
-        if (other >= p) return false;
+        // Free or not, the bits outside the old run may be too few to reach p: then
+        // nothing needs counting (an aligned request that split a long run at an
+        // offset, beside a short fragmented prefix).
+        const std::uint32_t outside = (md.first_free < cs ? cs - md.first_free : 0) + (block_bits - ce);
+        if (other + outside >= p) {
+            if (other < p && md.first_free < cs)
+                other += cs - md.first_free - u32(bitmap::count_set(alloc_map_, base + md.first_free, base + cs));
+            if (other < p && ce < block_bits)
+                other += block_bits - ce - u32(bitmap::count_set(alloc_map_, base + ce, base + block_bits));
+            if (other >= p) return false;
+        }
         // The piece not taken lies on one side of the new contig hint.
         if (take_right && left > md.max_before) md.max_before = left;
         if (!take_right && right > md.max_after) md.max_after = right;
@@ -611,6 +750,7 @@ private:
         const std::uint32_t base = b * block_bits;
         const std::uint32_t from = block_refresh_begin(md, true);
         std::size_t rs = 0, re = 0;
+        std::uint32_t runs = 0;
         for (std::size_t f = base + from; bitmap::next_clear_region(alloc_map_, base + block_bits, f, rs, re); f = re) {
             PCPU_FIND_FIT_COUNT(++detail::fit_counts.refresh_runs);
             const std::uint32_t s = u32(rs) - base, len = u32(re - rs);
@@ -619,13 +759,29 @@ private:
                 md.max_after = bound;
                 return;
             }
+            if (++runs >= scan_runs && md.contig_hint == bound) {
+                // A largest run is known: only an equally long, naturally aligned one
+                // can still end the walk, and it begins an aligned fit of `bound` bits,
+                // which a word search finds without visiting the holes. Runs passed
+                // are no longer than the bound, which max_before (if the hint moves
+                // past them) and max_after say.
+                const std::size_t p = find_aligned_fit(re, base + block_bits, bound, natural_align(bound));
+                PCPU_FIND_FIT_COUNT(++detail::fit_counts.word_searches);
+                if (p < base + block_bits) block_update(md, u32(p) - base, u32(p) - base + bound);
+                md.max_after = bound;
+                return;
+            }
         }
+    }
+    /// natural_align(len) - the largest power of two <= len.
+    static constexpr std::uint32_t natural_align(std::uint32_t len) noexcept {
+        std::uint32_t p = 1;
+        while (p <= len / 2) p <<= 1;
+        return p;
     }
     /// naturally_aligned(s, len) - s is a multiple of the largest power of two <= len.
     static constexpr bool naturally_aligned(std::uint32_t s, std::uint32_t len) noexcept {
-        std::uint32_t p = 1;
-        while (p <= len / 2) p <<= 1;
-        return (s & (p - 1)) == 0;
+        return (s & (natural_align(len) - 1)) == 0;
     }
     /// run_bound(md, s, e) - an upper bound on every run of a block after an
     /// allocation [s, e) took from its contig run: the two pieces left of it, and

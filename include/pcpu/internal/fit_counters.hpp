@@ -28,6 +28,7 @@ struct fit_counters {
     std::uint64_t failed_scans = 0;     ///< scans that found nothing although find_fit promised a fit
     std::uint64_t runs_examined = 0;    ///< free runs the scans looked at
     std::uint64_t words_scanned = 0;    ///< bitmap words the scans read
+    std::uint64_t word_searches = 0;    ///< scans that went on word by word after their first runs
     /// Blocks in which a scan examined a free run that lies wholly inside the block
     /// although the block's hints (contig hint, checked with the request's size and
     /// alignment) said no fit is there: wasted work the hints exist to prevent. The
