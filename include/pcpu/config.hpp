@@ -56,6 +56,21 @@
 #define PCPU_HOT_INLINE inline
 #endif
 
+/// PCPU_FIT_WORD_SEARCH - 1: after scan_runs free runs, a find-fit (and a block refresh
+/// that holds a largest run) searches the rest of its window a word at a time, so its
+/// cost is bounded by the window's words whatever the holes (internal/chunk.hpp states
+/// the bound). 0: run by run to the end, as the kernel does: the same first fit, about
+/// 600 bytes less Cortex-M4 code, at a cost that grows with the holes in the window (up
+/// to (bits + B) / 2 runs). Default 1, and 0 when optimising for size (-Os), where
+/// small units keep windows short; define it to choose.
+#ifndef PCPU_FIT_WORD_SEARCH
+#if defined(__OPTIMIZE_SIZE__)
+#define PCPU_FIT_WORD_SEARCH 0
+#else
+#define PCPU_FIT_WORD_SEARCH 1
+#endif
+#endif
+
 #ifndef PCPU_DEFAULT_PAGE_SHIFT
 #define PCPU_DEFAULT_PAGE_SHIFT 12
 #endif

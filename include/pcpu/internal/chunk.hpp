@@ -54,6 +54,9 @@
 //    bounds are upper bounds, exact after a walk; where one is loose the refresh
 //    goes on run by run, at most B / 2 runs. At chunk level an O(1) split proof,
 //    else a walk of at most P blocks.
+//  With PCPU_FIT_WORD_SEARCH 0 (config.hpp; the default under -Os) both walks go on
+//  run by run to the end of their window: up to (bits + B) / 2 runs in alloc_area()
+//  and B / 2 per refresh, the same first fit.
 //  So an allocation costs at most 2P blocks, 2R runs and (bits + 3B) / W + 8 words,
 //  O(P + R + (bits + B) / W) word operations (times log2 W for requests shorter
 //  than a word), plus up to B / 2 runs per edge block whose refresh bound is loose.
@@ -248,7 +251,7 @@ public:
         std::size_t scan_end = end;
 #endif
         for (std::size_t from = start;; from = re) {
-            if (runs++ == scan_runs) {
+            if (PCPU_FIT_WORD_SEARCH && runs++ == scan_runs) {
                 // The rest of the window word by word: the same first fit, at a cost
                 // that does not grow with the number of holes. Runs it passes lie
                 // after every run offered below, so the scan hint stays valid.
@@ -759,7 +762,7 @@ private:
                 md.max_after = bound;
                 return;
             }
-            if (++runs >= scan_runs && md.contig_hint == bound) {
+            if (PCPU_FIT_WORD_SEARCH && ++runs >= scan_runs && md.contig_hint == bound) {
                 // A largest run is known: only an equally long, naturally aligned one
                 // can still end the walk, and it begins an aligned fit of `bound` bits,
                 // which a word search finds without visiting the holes. Runs passed
