@@ -27,14 +27,7 @@ using granule16 = pcpu::chunk_layout<16>;
 using block256 = pcpu::chunk_layout<4, 256>;
 using g8_block512 = pcpu::chunk_layout<8, 512>;
 
-template <class A>
-bool zeroed(A& a, pcpu::handle h, std::size_t size) {
-    for (unsigned cpu = 0; cpu < a.nr_cpus(); ++cpu) {
-        auto* p = static_cast<unsigned char*>(a.ptr(h, cpu));
-        if (std::any_of(p, p + size, [](unsigned char b) { return b != 0; })) return false;
-    }
-    return true;
-}
+using pcpu_test::zeroed;
 
 std::size_t round_up(std::size_t v, std::size_t a) { return (v + a - 1) / a * a; }
 
