@@ -260,14 +260,16 @@ public:
     errc free(handle h) noexcept { return free_impl(h, 0, false); }
 
     /// free(h, size) - free(h), but only if h starts an allocation of `size` bytes
-    /// (rounded up to min_alloc_size, as alloc() rounds): invalid_pointer, nothing freed, otherwise.
+    /// (rounded up to min_alloc_size, as alloc() rounds): invalid_pointer, nothing freed,
+    /// otherwise.
     /// A counter's destroy() frees this way, which catches a stale handle whose area a
     /// new owner took with another size. A stale handle equal to a new owner's handle of
     /// the same size is indistinguishable from that owner's and is freed: the limit of
     /// any check that has only the address (docs/reliability.md).
     errc free(handle h, std::size_t size) noexcept { return free_impl(h, size, true); }
 
-    /// allocation_size(h) - the bytes of the allocation h starts (a multiple of min_alloc_size), or
+    /// allocation_size(h) - the bytes of the allocation h starts (a multiple of
+    /// min_alloc_size), or
     /// free()'s error for h (nothing changes). Takes the index lock.
     result<std::size_t> allocation_size(handle h) noexcept {
         if (!initialized_) return errc::not_initialized;

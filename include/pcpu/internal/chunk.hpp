@@ -86,7 +86,8 @@ public:
     using geometry = page_geometry<PageShift>;
     static_assert(GranuleShift >= min_alloc_shift,
                   "pcpu: chunk_layout: the granule must be a power of two of at least 4 bytes");
-    static_assert(BlockShift <= PageShift, "pcpu: chunk_layout: a block must be a power of two no larger than the page");
+    static_assert(BlockShift <= PageShift,
+                  "pcpu: chunk_layout: a block must be a power of two no larger than the page");
     static_assert(BlockShift >= GranuleShift + 5,
                   "pcpu: chunk_layout: a block must hold at least 32 granules (block bytes >= 32 x granule bytes)");
     static constexpr unsigned granule_shift = GranuleShift;
