@@ -7,6 +7,8 @@
 //   backing_per_live   backing bytes / live bytes (all CPUs), at the peak of live bytes
 //   meta_per_live      pcpu's metadata (chunk structs, bitmaps, page array) / live bytes
 // Run with --help for the pcpu options (--pcpu_short, --pcpu_trace=, --pcpu_svg=).
+// Built with PCPU_BENCH_LAYOUTS=1 (pcpu_bench_layouts) it also has the rows of the
+// non-default chunk layouts.
 #include "impls.hpp"
 #include "workload.hpp"
 
@@ -21,6 +23,10 @@
 #endif
 
 #include <time.h>
+
+#ifndef PCPU_BENCH_LAYOUTS
+#define PCPU_BENCH_LAYOUTS 0
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -212,14 +218,14 @@ void BM_memory(benchmark::State& st, const trace* t, const char* svg) {
             const op& o = t->ops[i];
             if (o.alloc) {
                 if (!impl.alloc(o.size, o.align, o.atomic, slots[o.slot])) return fail(st, "allocation failed");
-                if constexpr (!std::is_same<Impl, pcpu_impl>::value) held += impl.footprint(slots[o.slot]);
+                if constexpr (!is_pcpu<Impl>::value) held += impl.footprint(slots[o.slot]);
             } else {
-                if constexpr (!std::is_same<Impl, pcpu_impl>::value) held -= impl.footprint(slots[o.slot]);
+                if constexpr (!is_pcpu<Impl>::value) held -= impl.footprint(slots[o.slot]);
                 impl.free(slots[o.slot]);
             }
             impl.balance_if_requested();
             if (i != t->peak_index) continue;
-            if constexpr (std::is_same<Impl, pcpu_impl>::value) {
+            if constexpr (is_pcpu<Impl>::value) {
                 const double pop = static_cast<double>(impl.dynamic_populated_bytes());
                 st.counters["backing_per_live"] = pop / static_cast<double>(t->peak_live);
                 st.counters["meta_per_live"] = static_cast<double>(impl.plat().meta_bytes) / live_all;
@@ -227,7 +233,7 @@ void BM_memory(benchmark::State& st, const trace* t, const char* svg) {
                 st.counters["backing_per_live"] = static_cast<double>(held) / live_all;
             }
         }
-        if constexpr (std::is_same<Impl, pcpu_impl>::value) {
+        if constexpr (is_pcpu<Impl>::value) {
             const pcpu::verify_report rep = impl.alloc().verify();
             if (!rep.ok) {
                 char buf[200];
@@ -676,10 +682,10 @@ void BM_counters_memory(benchmark::State& st) {
         std::size_t held = 0;
         for (auto& x : h) {
             if (!impl.alloc(4, 4, false, x)) return fail(st, "allocation failed");
-            if constexpr (!std::is_same<Impl, pcpu_impl>::value) held += impl.footprint(x);
+            if constexpr (!is_pcpu<Impl>::value) held += impl.footprint(x);
         }
         const double live = 4.0 * static_cast<double>(n) * opt.cpus;
-        if constexpr (std::is_same<Impl, pcpu_impl>::value) {
+        if constexpr (is_pcpu<Impl>::value) {
             st.counters["backing_per_live"] = static_cast<double>(impl.dynamic_populated_bytes()) * opt.cpus / live;
             st.counters["meta_per_live"] = static_cast<double>(impl.plat().meta_bytes) / live;
         } else {
@@ -894,6 +900,19 @@ void register_impl() {
 
 void register_all() {
     register_impl<pcpu_impl>();
+#if PCPU_BENCH_LAYOUTS
+    // The chunk_layout choices: the trace replay and its memory, against the default.
+    // A binary of their own (pcpu_bench_layouts): instantiating more allocators in
+    // this one changes the compiler's inlining of the default's shared helpers.
+    reg(std::string("replay_warm/trace/") + pcpu_g16_impl::name,
+        [](benchmark::State& st) { BM_replay_warm<pcpu_g16_impl>(st, &g_trace); });
+    reg(std::string("replay_warm/trace/") + pcpu_b256_impl::name,
+        [](benchmark::State& st) { BM_replay_warm<pcpu_b256_impl>(st, &g_trace); });
+    reg(std::string("memory/trace/") + pcpu_g16_impl::name,
+        [](benchmark::State& st) { BM_memory<pcpu_g16_impl>(st, &g_trace, nullptr); }, false, true);
+    reg(std::string("memory/trace/") + pcpu_b256_impl::name,
+        [](benchmark::State& st) { BM_memory<pcpu_b256_impl>(st, &g_trace, nullptr); }, false, true);
+#endif
     register_impl<aligned_per_cpu_impl>();
     register_impl<padded_array_impl>();
     // The atomic path, served from the populated reserve, against pcpu's sleeping path.

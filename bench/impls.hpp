@@ -21,6 +21,8 @@
 #include <pcpu/allocator.hpp>
 #include <pcpu/populate.hpp>
 
+#include <type_traits>
+
 #include <malloc.h>
 
 #include <cstdint>
@@ -37,7 +39,9 @@ inline constexpr std::size_t max_cpus = 8;
 inline std::size_t round_up(std::size_t v, std::size_t a) { return (v + a - 1) / a * a; }
 
 using platform = bench_platform<max_cpus>;
-using pcpu_alloc = pcpu::allocator<platform, pcpu::lazy_mapped>;
+template <class Layout>
+using pcpu_alloc_of = pcpu::allocator<platform, pcpu::lazy_mapped, Layout>;
+using pcpu_alloc = pcpu_alloc_of<pcpu::kernel_layout>;
 
 /// geometry - the first chunk. Defaults: what Linux prints on a 2-CPU x86-64 machine
 /// ("s192512 r8192 d28672"): 188 KiB of static per-CPU data, the 8 KiB module reserve,
@@ -57,13 +61,18 @@ struct geometry {
     std::size_t head_pages() const { return (static_size + reserved_size) / 4096; }
 };
 
-/// pcpu_impl - an initialised allocator over storage of its own.
-class pcpu_impl {
+/// basic_pcpu_impl<Layout, Name> - an initialised allocator with chunk layout Layout
+/// over storage of its own; pcpu_impl is the kernel's layout, the others are the rows
+/// of the chunk_layout choices (docs/performance.md).
+template <class Layout, const char* Name>
+class basic_pcpu_impl {
+    using alloc_type = pcpu_alloc_of<Layout>;
+
 public:
     using handle = pcpu::handle;
-    static constexpr const char* name = "pcpu";
+    static constexpr const char* name = Name;
 
-    explicit pcpu_impl(unsigned cpus, geometry g = {}) : cpus_(cpus), g_(g), a_(std::make_unique<pcpu_alloc>()) {
+    explicit basic_pcpu_impl(unsigned cpus, geometry g = {}) : cpus_(cpus), g_(g), a_(std::make_unique<alloc_type>()) {
         const std::size_t unit = g.unit_size();
         units_ = std::aligned_alloc(4096, cpus * unit);
         std::memset(units_, 0, cpus * unit);
@@ -77,15 +86,15 @@ public:
         ok_ = a_->init(cfg) == pcpu::errc::ok;
         a_->platform().cpus = cpus;
     }
-    ~pcpu_impl() {
+    ~basic_pcpu_impl() {
         a_->shutdown();
         std::free(units_);
     }
-    pcpu_impl(const pcpu_impl&) = delete;
-    pcpu_impl& operator=(const pcpu_impl&) = delete;
+    basic_pcpu_impl(const basic_pcpu_impl&) = delete;
+    basic_pcpu_impl& operator=(const basic_pcpu_impl&) = delete;
 
     bool ok() const { return ok_; }
-    pcpu_alloc& alloc() { return *a_; }
+    alloc_type& alloc() { return *a_; }
     platform& plat() { return a_->platform(); }
     unsigned cpus() const { return cpus_; }
     /// units()/unit_size() - the first chunk's units (nr_cpus of them, unit_size() apart).
@@ -111,16 +120,30 @@ public:
     /// dynamic_populated_bytes() - populated memory of the dynamic area, per unit: the
     /// first chunk's dynamic pages and every dynamic chunk's populated pages.
     std::size_t dynamic_populated_bytes() const {
-        return (a_->stats().nr_populated_pages - g_.head_pages()) * pcpu_alloc::page_size;
+        return (a_->stats().nr_populated_pages - g_.head_pages()) * alloc_type::page_size;
     }
 
 private:
     unsigned cpus_;
     geometry g_;
-    std::unique_ptr<pcpu_alloc> a_;
+    std::unique_ptr<alloc_type> a_;
     void* units_ = nullptr;
     bool ok_ = false;
 };
+
+inline constexpr char pcpu_name[] = "pcpu";
+inline constexpr char pcpu_g16_name[] = "pcpu_granule16";
+inline constexpr char pcpu_b256_name[] = "pcpu_block256";
+using pcpu_impl = basic_pcpu_impl<pcpu::kernel_layout, pcpu_name>;
+/// 16-byte granule: a quarter of the bitmaps; every size rounds up to 16.
+using pcpu_g16_impl = basic_pcpu_impl<pcpu::chunk_layout<16>, pcpu_g16_name>;
+/// 256-byte blocks on 4 KiB pages: 16 block summaries per page.
+using pcpu_b256_impl = basic_pcpu_impl<pcpu::chunk_layout<4, 256>, pcpu_b256_name>;
+/// is_pcpu<Impl> - Impl is one of the pcpu rows (they report pcpu's own counters).
+template <class Impl>
+struct is_pcpu : std::false_type {};
+template <class Layout, const char* Name>
+struct is_pcpu<basic_pcpu_impl<Layout, Name>> : std::true_type {};
 
 /// chunk_bytes(p) - what glibc's malloc holds for the block p: its usable size plus
 /// the chunk header. Free fragments that aligned_alloc splits off are not counted (they

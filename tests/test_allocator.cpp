@@ -42,14 +42,7 @@ bool holds(A& a, pcpu::handle h, std::size_t size, unsigned seed) {
     }
     return true;
 }
-template <class A>
-bool zeroed(A& a, pcpu::handle h, std::size_t size) {
-    for (unsigned cpu = 0; cpu < a.nr_cpus(); ++cpu) {
-        auto* p = static_cast<unsigned char*>(a.ptr(h, cpu));
-        if (std::any_of(p, p + size, [](unsigned char b) { return b != 0; })) return false;
-    }
-    return true;
-}
+using pcpu_test::zeroed;
 
 } // namespace
 

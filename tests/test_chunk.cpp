@@ -74,22 +74,24 @@ struct random_params {
     bool hidden;             ///< hide a head and tail like a first chunk
 };
 
-/// random_run<PageShift>(p) - p.ops random operations against the model. Returns
+/// random_run<PageShift, Chunk>(p) - p.ops random operations against the model. Returns
 /// the number of aligned requests that failed although some aligned fit existed (the
 /// kernel's hint-only search does not look at every run; never for align == 1).
-template <unsigned PageShift>
+/// Chunk: another layout (granule, block) of the same page size.
+template <unsigned PageShift, class Chunk = pcpu::basic_chunk<PageShift>>
 std::uint32_t random_run(const random_params& p) {
-    using chunk_t = pcpu::basic_chunk<PageShift>;
+    using chunk_t = Chunk;
     constexpr std::uint32_t bb = chunk_t::block_bits;
+    constexpr std::uint32_t pb = chunk_t::page_bits; // population is per page
     std::uint32_t log2_bb = 0;
     while ((1u << log2_bb) < bb) ++log2_bb;
 
     chunk_box<chunk_t> box(p.nr_pages);
     chunk_t& c = box.c;
-    chunk_model m(c.map_bits(), bb, p.nr_cpus);
+    chunk_model m(c.map_bits(), bb, p.nr_cpus, pb);
     rng r(p.seed);
     std::uint32_t aligned_misses = 0;
-    INFO("seed " << p.seed << ", " << p.nr_pages << " pages of " << bb << " bits");
+    INFO("seed " << p.seed << ", " << p.nr_pages << " pages of " << pb << " bits, blocks of " << bb);
 
     for (std::uint32_t pg = 0; pg < p.nr_pages; ++pg) {
         if (p.partial_population && r.below(3) == 0) continue;
@@ -112,7 +114,7 @@ std::uint32_t random_run(const random_params& p) {
             // depopulate only an empty one.
             const std::uint32_t pg = r.below(p.nr_pages);
             bool empty = true;
-            for (std::uint32_t i = pg * bb; i < (pg + 1) * bb; ++i) empty = empty && m.owner[i] == 0;
+            for (std::uint32_t i = pg * pb; i < (pg + 1) * pb; ++i) empty = empty && m.owner[i] == 0;
             if (!m.populated[pg]) {
                 c.set_populated(pg, pg + 1);
                 m.populated[pg] = true;
@@ -125,7 +127,7 @@ std::uint32_t random_run(const random_params& p) {
             std::uint32_t bits = ks < 45 ? r.range(1, 4)
                                  : ks < 70 ? r.range(1, bb / 4)
                                  : ks < 88 ? r.range(1, bb)
-                                           : r.range(1, 3 * bb);
+                                           : r.range(1, 3 * (pb > bb ? pb : bb));
             if (bits > c.map_bits()) bits = c.map_bits();
             const std::uint32_t align = r.below(2) == 0 ? 1 : 1u << r.below(log2_bb + 1);
             const bool pop_only = p.partial_population ? r.below(2) == 0 : r.below(4) == 0;
@@ -140,7 +142,7 @@ std::uint32_t random_run(const random_params& p) {
                 CHECK(o % align == 0);
                 CHECK_MESSAGE(m.add(o, bits), "overlap or out of range at " << o);
                 if (pop_only)
-                    for (std::uint32_t pg = o / bb; pg <= (o + bits - 1) / bb; ++pg) CHECK(m.populated[pg]);
+                    for (std::uint32_t pg = o / pb; pg <= (o + bits - 1) / pb; ++pg) CHECK(m.populated[pg]);
                 CHECK(visible);
             } else {
                 // Fails only when the hints, kept exact, show no fit: for align == 1
@@ -164,6 +166,13 @@ std::uint32_t random_run(const random_params& p) {
         CHECK(c.nr_alloc() == m.live.size());
         CHECK(c.free_bits() == m.free_bits());
         CHECK(c.contig_bits() == m.largest_run());
+        std::uint32_t empty_pages = 0; // populated pages with no bit allocated, from the model
+        for (std::uint32_t pg = 0; pg < p.nr_pages; ++pg) {
+            bool empty = m.populated[pg];
+            for (std::uint32_t i = pg * pb; empty && i < (pg + 1) * pb; ++i) empty = m.owner[i] == 0;
+            empty_pages += empty;
+        }
+        CHECK(c.nr_empty_pop_pages() == empty_pages);
         if (!map_matches(c, m) || !m.contents_intact()) {
             CHECK_MESSAGE(false, "alloc_map or per-CPU contents differ from the model");
             break;
@@ -304,6 +313,65 @@ TEST_CASE("single-page chunk") {
         random_run<7>({1, seed, 1500, 2, false, false});
         random_run<8>({1, seed, 1500, 2, true, false});
     }
+}
+
+TEST_CASE("layouts: blocks smaller than pages, granules above 4 bytes, against the model") {
+    // 4 KiB pages of 256-byte blocks (16 per page), 4-byte granule: population per page,
+    // hints per block.
+    using small_blocks = pcpu::basic_chunk<12, 2, 8>;
+    // 4 KiB pages, 16-byte granule: 256 bits per page, one block.
+    using granule16 = pcpu::basic_chunk<12, 4>;
+    // 1 KiB pages, 8-byte granule, 256-byte blocks (4 of 32 bits per page).
+    using g8_small = pcpu::basic_chunk<10, 3, 8>;
+    static_assert(small_blocks::blocks_per_page == 16 && small_blocks::block_bits == 64);
+    static_assert(granule16::page_bits == 256 && granule16::blocks_per_page == 1);
+    static_assert(g8_small::page_bits == 128 && g8_small::block_bits == 32);
+    for (std::uint64_t seed : {61ull, 62ull}) {
+        CAPTURE(seed);
+        random_run<12, small_blocks>({4, seed, 2500, 2, false, false});
+        random_run<12, small_blocks>({4, seed, 2500, 2, true, true});
+        random_run<12, granule16>({6, seed, 2500, 2, true, false});
+        random_run<12, granule16>({4, seed, 1500, 2, false, true});
+        random_run<10, g8_small>({8, seed, 2500, 3, true, true});
+        random_run<10, g8_small>({1, seed, 1500, 2, true, false});
+    }
+}
+
+TEST_CASE("layouts: a page is empty only when every block of it is") {
+    using chunk_t = pcpu::basic_chunk<12, 2, 8>; // 1024-bit pages of 64-bit blocks
+    chunk_box<chunk_t> box(3);
+    chunk_t& c = box.c;
+    CHECK(c.nr_blocks() == 48);
+    c.set_populated(0, 3);
+    CHECK(c.nr_empty_pop_pages() == 3);
+    // One bit in the last block of page 0: page 0 is no longer empty.
+    REQUIRE(place(c, 1023, 1));
+    CHECK(c.nr_empty_pop_pages() == 2);
+    CHECK(!c.page_is_free(0));
+    CHECK(c.page_is_free(1));
+    // An area from the middle of page 1 through page 2's first block.
+    REQUIRE(place(c, 1500, 1100));
+    CHECK(c.nr_empty_pop_pages() == 0);
+    CHECK(c.free_area(1023) == 1);
+    CHECK(CHECK_CHUNK_VERIFIED(c));
+    CHECK(c.nr_empty_pop_pages() == 1);
+    CHECK(c.free_area(1500) == 1100);
+    CHECK(CHECK_CHUNK_VERIFIED(c));
+    CHECK(c.nr_empty_pop_pages() == 3);
+    // An unpopulated page in the middle of an area is not counted either way.
+    c.set_depopulated(1, 2);
+    REQUIRE(place(c, 900, 1200));
+    CHECK(c.nr_empty_pop_pages() == 0);
+    CHECK(c.free_area(900) == 1200);
+    CHECK(CHECK_CHUNK_VERIFIED(c));
+    CHECK(c.nr_empty_pop_pages() == 2);
+    // pop_only never lands on the unpopulated page: 64 bits aligned to a block fit in
+    // page 0's last block, then only on page 2.
+    REQUIRE(place(c, 0, 960));
+    const std::int32_t off = try_alloc(c, 100, 64, true);
+    CHECK(off >= 2048);
+    CHECK(CHECK_CHUNK_VERIFIED(c));
+    CHECK(box.guard_intact());
 }
 
 } // TEST_SUITE("chunk")

@@ -82,15 +82,7 @@ bool holds(A& a, pcpu::handle h, std::size_t size, std::uint32_t tag) {
     }
     return true;
 }
-template <class A>
-bool zeroed(A& a, pcpu::handle h, std::size_t size) {
-    for (unsigned cpu = 0; cpu < a.nr_cpus(); ++cpu) {
-        const auto* p = static_cast<const unsigned char*>(a.ptr(h, cpu));
-        for (std::size_t i = 0; i < size; ++i)
-            if (p[i] != 0) return false;
-    }
-    return true;
-}
+using pcpu_test::zeroed;
 
 /// resident(addr, bytes) - host pages of [addr, addr + bytes) in memory, by mincore();
 /// -1 if part of the range is not mapped at all (ENOMEM).

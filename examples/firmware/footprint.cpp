@@ -19,10 +19,14 @@
 
 using platform =
     pcpu::static_arena<4, 10, pcpu::cortex_m_irq_lock, pcpu::no_lock, pcpu::cortex_m_irq_guard>;
+// FOOTPRINT_LAYOUT: another chunk layout (docs/performance.md, "Chunk layouts").
+#ifndef FOOTPRINT_LAYOUT
+#define FOOTPRINT_LAYOUT pcpu::kernel_layout
+#endif
 #ifdef FOOTPRINT_CONTIGUOUS
-using footprint_alloc = pcpu::allocator<platform, pcpu::contiguous>;
+using footprint_alloc = pcpu::allocator<platform, pcpu::contiguous, FOOTPRINT_LAYOUT>;
 #else
-using footprint_alloc = pcpu::allocator<platform, pcpu::static_only>;
+using footprint_alloc = pcpu::allocator<platform, pcpu::static_only, FOOTPRINT_LAYOUT>;
 #endif
 
 // External linkage, so nothing is inlined away or discarded. FOOTPRINT_OP selects one

@@ -24,6 +24,7 @@
 #pragma once
 
 #include "config.hpp"
+#include "chunk_layout.hpp"
 #include "context.hpp"
 #include "ctx_type.hpp"
 #include "detail/format.hpp"
@@ -48,16 +49,24 @@
 
 namespace pcpu {
 
-/// allocator<Platform, Populate> - see the file comment.
-template <class Platform, class Populate = static_only>
+/// allocator<Platform, Populate, ChunkLayout> - see the file comment. ChunkLayout is the
+/// bitmap allocator's granule and block (chunk_layout.hpp), the kernel's by default.
+template <class Platform, class Populate = static_only, class ChunkLayout = kernel_layout>
 class allocator {
 public:
     using platform_type = Platform;
     using traits = platform_traits<Platform>;
     using context = typename traits::context;
     using ctx_traits = context_traits<context>;
-    using chunk_type = basic_chunk<traits::page_shift>;
+    using chunk_layout_type = ChunkLayout;
+    using chunk_type = typename ChunkLayout::template chunk<traits::page_shift>;
     static constexpr std::size_t page_size = page_geometry<traits::page_shift>::page_size;
+    /// min_alloc_size - the granule: every size and alignment rounds up to it.
+    static constexpr unsigned min_alloc_shift = chunk_type::granule_shift;
+    static constexpr std::size_t min_alloc_size = chunk_type::granule_size;
+    /// max_align - the largest alignment alloc() takes: the page, or the block when
+    /// the layout's blocks are smaller.
+    static constexpr std::size_t max_align = chunk_type::max_align;
     static constexpr std::size_t max_cpus = traits::max_cpus;
     static constexpr std::size_t meta_align = chunk_type::meta_align;
     using rules = first_chunk_rules<chunk_type>;
@@ -213,7 +222,8 @@ public:
     /// context that may not block takes the atomic path (populated pages only, no
     /// sleeping lock, no chunk creation). Takes the index lock.
     /// Returns a handle, or: zero_size (size 0); size_too_large (size > unit size);
-    /// bad_alignment (align 0, not a power of two, or above the page size); no_space;
+    /// bad_alignment (align 0, not a power of two, or above max_align: the page size in
+    /// the kernel's layout); no_space;
     /// not_initialized. Failures are warned through the platform (at most 10 times)
     /// unless the context has nowarn; the allocator is unchanged by any failure.
     result<handle> alloc(std::size_t size, std::size_t align, context ctx) noexcept {
@@ -254,14 +264,16 @@ public:
     errc free(handle h) noexcept { return free_impl(h, 0, false); }
 
     /// free(h, size) - free(h), but only if h starts an allocation of `size` bytes
-    /// (rounded up to 4, as alloc() rounds): invalid_pointer, nothing freed, otherwise.
+    /// (rounded up to min_alloc_size, as alloc() rounds): invalid_pointer, nothing freed,
+    /// otherwise.
     /// A counter's destroy() frees this way, which catches a stale handle whose area a
     /// new owner took with another size. A stale handle equal to a new owner's handle of
     /// the same size is indistinguishable from that owner's and is freed: the limit of
     /// any check that has only the address (docs/reliability.md).
     errc free(handle h, std::size_t size) noexcept { return free_impl(h, size, true); }
 
-    /// allocation_size(h) - the bytes of the allocation h starts (a multiple of 4), or
+    /// allocation_size(h) - the bytes of the allocation h starts (a multiple of
+    /// min_alloc_size), or
     /// free()'s error for h (nothing changes). Takes the index lock.
     result<std::size_t> allocation_size(handle h) noexcept {
         if (!initialized_) return errc::not_initialized;
@@ -573,7 +585,7 @@ private:
         errc err = errc::ok;
         if (size == 0) err = errc::zero_size;
         else if (size > unit_size_) err = errc::size_too_large;
-        else if (align == 0 || (align & (align - 1)) != 0 || align > page_size) err = errc::bad_alignment;
+        else if (align == 0 || (align & (align - 1)) != 0 || align > max_align) err = errc::bad_alignment;
 
         handle h;
         if (err == errc::ok) {
@@ -683,8 +695,8 @@ private:
             return err;
         }
 
-        const std::uint32_t page_begin = static_cast<std::uint32_t>(off) / chunk_type::block_bits;
-        const std::uint32_t page_end = (static_cast<std::uint32_t>(off) + bits - 1) / chunk_type::block_bits + 1;
+        const std::uint32_t page_begin = static_cast<std::uint32_t>(off) / chunk_type::page_bits;
+        const std::uint32_t page_end = (static_cast<std::uint32_t>(off) + bits - 1) / chunk_type::page_bits + 1;
         bool populated = true;
         // Only a sleeping allocation can need population: an atomic fit is populated.
         if constexpr (MayBlock) populated = backend_type::is_populated(c->chunk, page_begin, page_end);
@@ -999,7 +1011,7 @@ private:
                 const std::uint32_t pending = run_end != 0 ? run_end - run_begin : 0;
                 const std::uint32_t empty = c.chunk.nr_empty_pop_pages();
                 if (empty == pending) break; // nothing else here to reclaim
-                if (c.chunk.is_populated(i) && c.chunk.block(i).contig_hint == chunk_type::block_bits) {
+                if (c.chunk.is_populated(i) && c.chunk.page_is_free(i)) {
                     // The reserve counts this chunk's remaining empty pages too: stop
                     // where unmapping one more would leave fewer than the high mark.
                     if (nr_empty_pop_pages_ + empty - pending - 1 < empty_pop_pages_high) {

@@ -45,8 +45,8 @@
 #define PCPU_CHECK(cond, msg) PCPU_ASSERT(cond)
 #endif
 
-/// PCPU_DEFAULT_PAGE_SHIFT - log2 of the page (= bitmap block) size used when a
-/// platform does not name one. 12 (4 KiB) matches Linux; firmware with little RAM may
+/// PCPU_DEFAULT_PAGE_SHIFT - log2 of the page size (the bitmap block in the kernel's
+/// layout) used when a platform does not name one. 12 (4 KiB) matches Linux; firmware with little RAM may
 /// choose 10 (1 KiB pages, 256-bit blocks).
 /// PCPU_HOT_INLINE - inline a small helper of the hot paths into every caller, except
 /// when optimising for size (-Os, where a call is the smaller choice).
@@ -85,20 +85,22 @@ namespace detail {
 }
 } // namespace detail
 
-/// One bitmap bit stands for this many bytes: the minimum size and alignment.
+/// The kernel's granule: one bitmap bit stands for this many bytes, the minimum size and
+/// alignment. chunk_layout (chunk_layout.hpp) may choose a larger one; the allocator's
+/// own min_alloc_size is the one in force.
 inline constexpr unsigned min_alloc_shift = 2;
 inline constexpr std::size_t min_alloc_size = std::size_t{1} << min_alloc_shift;
 
-/// page_geometry<PageShift> - sizes derived from the page size. A bitmap block is one
-/// page, as in Linux since 2019, so "block entirely free" means "page empty": that is
-/// what lets population and the empty-page counts work page by page.
+/// page_geometry<PageShift> - sizes derived from the page size. In the kernel's layout a
+/// bitmap block is one page, as in Linux since 2019 (block_bits below); chunk_layout may
+/// choose smaller blocks, and the chunk keeps population per page all the same.
 template <unsigned PageShift>
 struct page_geometry {
     static_assert(PageShift >= 7 && PageShift <= 16,
                   "pcpu: page shift must be in [7, 16] (block of 32 to 16384 bits)");
     static constexpr unsigned page_shift = PageShift;
     static constexpr std::size_t page_size = std::size_t{1} << PageShift;
-    /// bits per block (one block per page)
+    /// bits per page at the kernel's granule (one block per page in its layout)
     static constexpr std::uint32_t block_bits =
         static_cast<std::uint32_t>(page_size >> min_alloc_shift);
 };

@@ -63,17 +63,20 @@ constexpr std::size_t round_up(std::size_t v, std::size_t a) noexcept { return (
 } // namespace detail
 
 /// first_chunk_rules<Chunk> - the first chunk's geometry for the bitmap allocator
-/// Chunk (basic_chunk<page_shift>), and check(), the validation init() runs before it
+/// Chunk (chunk_layout<...>::chunk<page_shift>), and check(), the validation init() runs before it
 /// writes anything.
 template <class Chunk>
 struct first_chunk_rules {
     static constexpr std::size_t page_size = Chunk::geometry::page_size;
     static constexpr std::size_t meta_align = Chunk::meta_align;
+    /// The chunk's granule: static, reserved and dynamic sizes round up to it.
+    static constexpr std::size_t min_alloc_size = Chunk::granule_size;
     /// Units above 1 GiB would overflow the 32-bit bit offsets of the chunk.
     static constexpr std::size_t max_unit_size = std::size_t{1} << 30;
 
     /// chunk_end(unit, head, dyn) - end of the first chunk's dynamic area: head
-    /// (static + reserved, rounded) plus dyn rounded up to 4, or the unit's end for 0.
+    /// (static + reserved, rounded) plus dyn rounded up to the granule, or the unit's
+    /// end for 0.
     /// check() has made sure dyn <= unit - head, so nothing overflows.
     static constexpr std::size_t chunk_end(std::size_t unit, std::size_t head, std::size_t dyn) noexcept {
         return dyn == 0 || dyn > unit - head ? unit : head + detail::round_up(dyn, min_alloc_size);

@@ -117,6 +117,7 @@ private:
 /// chunk_info(c) - the chunk_stats of one chunk_node. Index lock held.
 template <class Node>
 chunk_stats chunk_info(const Node& c) noexcept {
+    constexpr unsigned shift = decltype(c.chunk)::granule_shift; // bytes per bit, log2
     chunk_stats s;
     s.kind = c.kind;
     s.slot = c.slot;
@@ -125,17 +126,17 @@ chunk_stats chunk_info(const Node& c) noexcept {
     s.nr_populated = c.chunk.nr_populated();
     s.nr_empty_pop_pages = c.chunk.nr_empty_pop_pages();
     s.nr_alloc = c.chunk.nr_alloc();
-    s.max_alloc_size = std::size_t{c.chunk.max_alloc_bits()} << min_alloc_shift;
-    s.free_bytes = std::size_t{c.chunk.free_bits()} << min_alloc_shift;
-    s.contig_bytes = std::size_t{c.chunk.contig_bits()} << min_alloc_shift;
-    s.first_free = std::size_t{c.chunk.first_free()} << min_alloc_shift;
+    s.max_alloc_size = std::size_t{c.chunk.max_alloc_bits()} << shift;
+    s.free_bytes = std::size_t{c.chunk.free_bits()} << shift;
+    s.contig_bytes = std::size_t{c.chunk.contig_bits()} << shift;
+    s.first_free = std::size_t{c.chunk.first_free()} << shift;
     // Holes: free runs followed by an allocated bit inside the usable range.
-    const auto begin = static_cast<std::size_t>((c.usable_begin - c.base) >> min_alloc_shift);
-    const auto end = static_cast<std::size_t>((c.usable_end - c.base) >> min_alloc_shift);
+    const auto begin = static_cast<std::size_t>((c.usable_begin - c.base) >> shift);
+    const auto end = static_cast<std::size_t>((c.usable_end - c.base) >> shift);
     std::size_t rs = 0, re = 0;
     for (std::size_t from = begin; bitmap::next_clear_region(c.chunk.alloc_map(), end, from, rs, re); from = re) {
         if (re == end) break; // the free tail is not a hole
-        const std::size_t hole = (re - rs) << min_alloc_shift;
+        const std::size_t hole = (re - rs) << shift;
         s.sum_frag += hole;
         if (hole > s.max_frag) s.max_frag = hole;
     }
@@ -150,7 +151,7 @@ struct allocator_inspector {
     /// live_bits_of(c) - bits allocated in c's usable range.
     template <class Node>
     static std::size_t live_bits_of(const Node& c) noexcept {
-        const std::size_t usable_bits = (c.usable_end - c.usable_begin) >> min_alloc_shift;
+        const std::size_t usable_bits = (c.usable_end - c.usable_begin) >> decltype(c.chunk)::granule_shift;
         return usable_bits - c.chunk.free_bits();
     }
 
@@ -251,8 +252,8 @@ struct allocator_inspector {
         if (a.stats_.nr_alloc - a.stats_.nr_dealloc != a.stats_.nr_cur_alloc)
             return fail("stats: nr_alloc - nr_dealloc", nullptr,
                         static_cast<std::size_t>(a.stats_.nr_alloc - a.stats_.nr_dealloc), a.stats_.nr_cur_alloc);
-        if ((live_bits << min_alloc_shift) != a.live_bytes_)
-            return fail("stats: live bytes", nullptr, live_bits << min_alloc_shift, a.live_bytes_);
+        if ((live_bits << A::min_alloc_shift) != a.live_bytes_)
+            return fail("stats: live bytes", nullptr, live_bits << A::min_alloc_shift, a.live_bytes_);
         if (nr_chunks != a.stats_.nr_chunks) return fail("stats: chunk count", nullptr, nr_chunks, a.stats_.nr_chunks);
         // chunk index hook: ordered, balanced, and holding every dynamic chunk.
         if (!a.addr_index_.verify() || a.addr_index_.size() != nr_chunks - 1)

@@ -69,21 +69,23 @@ struct chunk_model {
 
     std::uint32_t map_bits;
     std::uint32_t block_bits;
+    std::uint32_t page_bits; ///< population granularity: block_bits unless blocks are smaller than pages
     std::vector<std::uint32_t> owner;
     std::map<std::uint32_t, std::uint32_t> live; // start -> bits
     std::vector<bool> populated;
     std::vector<std::vector<std::uint32_t>> units; // one word per bit, per CPU
     std::uint32_t next_id = 1;
 
-    chunk_model(std::uint32_t map_bits_, std::uint32_t block_bits_, unsigned nr_cpus)
-        : map_bits(map_bits_), block_bits(block_bits_), owner(map_bits_, 0), live(),
-          populated(map_bits_ / block_bits_, false), units(nr_cpus, std::vector<std::uint32_t>(map_bits_, poison)) {}
+    chunk_model(std::uint32_t map_bits_, std::uint32_t block_bits_, unsigned nr_cpus, std::uint32_t page_bits_ = 0)
+        : map_bits(map_bits_), block_bits(block_bits_), page_bits(page_bits_ != 0 ? page_bits_ : block_bits_),
+          owner(map_bits_, 0), live(), populated(map_bits_ / page_bits, false),
+          units(nr_cpus, std::vector<std::uint32_t>(map_bits_, poison)) {}
 
     static std::uint32_t pattern(std::uint32_t id, std::size_t cpu, std::uint32_t bit) {
         return id * 2654435761u ^ static_cast<std::uint32_t>(cpu) * 40503u ^ bit;
     }
     bool usable(std::uint32_t bit, bool pop_only) const {
-        return owner[bit] == 0 && (!pop_only || populated[bit / block_bits]);
+        return owner[bit] == 0 && (!pop_only || populated[bit / page_bits]);
     }
     std::uint32_t free_bits() const {
         std::uint32_t n = 0;
@@ -190,9 +192,9 @@ struct chunk_model {
     template <class Chunk>
     bool hint_visible_fit(const Chunk& c, std::uint32_t bits, std::uint32_t align, bool pop_only) const {
         if (!pcpu::block_check_hint(c.chunk_md(), bits, align)) return false;
-        for (std::uint32_t b = 0; b < c.nr_pages(); ++b) {
+        for (std::uint32_t b = 0; b < c.nr_blocks(); ++b) {
             const pcpu::block_md& md = c.block(b);
-            if (md.contig_hint == 0 || (pop_only && !populated[b])) continue;
+            if (md.contig_hint == 0 || (pop_only && !populated[b * block_bits / page_bits])) continue;
             const std::uint32_t s = b * block_bits + md.contig_hint_start;
             if (run_fits(s, s + md.contig_hint, bits, align)) return true;
         }

@@ -32,6 +32,17 @@ struct static_platform {
     void warn(const char* msg) noexcept { warnings.emplace_back(msg); }
 };
 
+/// zeroed(a, h, size) - the first size bytes of every CPU's copy of h are zero.
+template <class A>
+bool zeroed(A& a, pcpu::handle h, std::size_t size) {
+    for (unsigned cpu = 0; cpu < a.nr_cpus(); ++cpu) {
+        const auto* p = static_cast<const unsigned char*>(a.ptr(h, cpu));
+        for (std::size_t i = 0; i < size; ++i)
+            if (p[i] != 0) return false;
+    }
+    return true;
+}
+
 /// static_setup<Alloc> - storage for a first chunk and an initialised allocator over it.
 template <class Alloc>
 struct static_setup {

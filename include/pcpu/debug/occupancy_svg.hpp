@@ -3,7 +3,7 @@
 // allocated, free or hidden, and which pages are populated.
 //
 // One band per chunk (reserved chunk first, then the slot lists in order, as
-// for_each_chunk()); each page is a cell of block_bits bits laid out in rows of
+// for_each_chunk()); each page is a cell of page_bits bits laid out in rows of
 // `bits_per_row` bits, so one picture shows the whole allocator at bit resolution:
 //
 //   dark blue   allocated              light green  free, page populated
@@ -28,7 +28,7 @@ namespace pcpu::debug {
 
 /// occupancy_svg_options - layout of the picture.
 struct occupancy_svg_options {
-    unsigned bits_per_row = 64;   ///< bits per row of a page cell (a divisor of block_bits)
+    unsigned bits_per_row = 64;   ///< bits per row of a page cell (a divisor of page_bits)
     unsigned pages_per_row = 16;  ///< page cells per row of a chunk band
     unsigned scale = 1;           ///< pixels per bit
     const char* title = nullptr;  ///< printed above the chunks when non-null
@@ -66,7 +66,7 @@ inline const char* kind_name(chunk_kind k) noexcept {
 template <class Alloc, class Sink>
 void write_occupancy_svg(const Alloc& a, Sink&& sink, const occupancy_svg_options& opt = {}) noexcept {
     using chunk_type = typename Alloc::chunk_type;
-    constexpr std::uint32_t bb = chunk_type::block_bits;
+    constexpr std::uint32_t bb = chunk_type::page_bits;
     const unsigned cols = opt.bits_per_row != 0 && bb % opt.bits_per_row == 0 ? opt.bits_per_row : 64;
     const unsigned rows = bb / cols;
     const unsigned gap = 2, label_h = 14, s = opt.scale != 0 ? opt.scale : 1;

@@ -2,12 +2,13 @@
 // pcpu/internal/block.hpp - bitmap block metadata and its update rules (struct pcpu_block_md,
 // pcpu_block_update, pcpu_check_block_hint, pcpu_next_hint).
 //
-// Each bitmap block (one page) carries a small summary of its free space so that the
-// allocator can decide where, and whether, a request fits without reading the bitmap.
+// Each bitmap block (one page in the kernel's layout) carries a small summary of its
+// free space so that the allocator can decide where, and whether, a request fits
+// without reading the bitmap.
 // The same structure summarises a whole chunk (chunk_md); there every position is
 // chunk absolute and nr_bits is the chunk's map size.
 //
-// All values are in bits (1 bit = min_alloc_size bytes). A "run" below is a maximal
+// All values are in bits (1 bit = one granule). A "run" below is a maximal
 // run of free bits, clipped to the block.
 #pragma once
 

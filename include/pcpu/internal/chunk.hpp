@@ -3,22 +3,26 @@
 // pcpu_alloc_area, pcpu_free_area).
 //
 // The chunk knows nothing about CPUs, addresses, locks or contexts: it manages
-// offsets inside one unit. All positions and sizes are in bits (1 bit =
-// min_alloc_size = 4 bytes) unless a name says _bytes or _pages. Metadata storage is
+// offsets inside one unit. All positions and sizes are in bits (1 bit = one
+// granule, granule_size bytes: 4 in the kernel's layout) unless a name says _bytes or
+// _pages. Metadata storage is
 // supplied by the caller (static storage for the first chunk, platform alloc_meta for
 // dynamic chunks), so the chunk itself never allocates.
 //
 // The allocation map is the ground truth; everything else summarises it so that a
 // request can be placed, or rejected, without reading it:
 //
-//  - alloc_map: 1 bit per min_alloc_size bytes, set = allocated (hidden head/tail
-//    of a first chunk included).
+//  - alloc_map: 1 bit per granule, set = allocated (hidden head/tail of a first
+//    chunk included).
 //  - bound_map: map_bits + 1 bits, written only on allocation: an allocation of
 //    [s, e) sets bit s, clears s+1 .. e-1 and sets bit e. Free reads an allocation's
 //    size as the distance to the next set bit. Free space may keep stale set bits;
 //    they are harmless because every allocation rewrites its own bits and both ends.
-//  - one block_md per page (a block is a page, so "block entirely free" means "page
-//    empty"), block relative.
+//  - one block_md per block, block relative. A block is a page in the kernel's
+//    layout, or a power-of-two fraction of one (blocks_per_page of them): smaller
+//    blocks cost more metadata and bound every scan by a shorter block. Population
+//    stays per page, so "page empty" means "every block of the page entirely free"
+//    (page_is_free()).
 //  - chunk_md: the same summary for the whole chunk, chunk absolute.
 //
 // Exactness. Block contig hints, left_free and right_free are exact after every
@@ -91,14 +95,31 @@ struct chunk_verify_report {
     std::uint32_t actual = 0;
 };
 
-template <unsigned PageShift = PCPU_DEFAULT_PAGE_SHIFT>
+/// basic_chunk<PageShift, GranuleShift, BlockShift> - pages of 1 << PageShift bytes,
+/// one bitmap bit per granule of 1 << GranuleShift bytes (the minimum allocation size
+/// and alignment), one block_md per block of 1 << BlockShift bytes. The public face of
+/// the last two is chunk_layout (chunk_layout.hpp).
+template <unsigned PageShift = PCPU_DEFAULT_PAGE_SHIFT, unsigned GranuleShift = min_alloc_shift,
+          unsigned BlockShift = PageShift>
 class basic_chunk {
 public:
     using geometry = page_geometry<PageShift>;
-    static constexpr std::uint32_t block_bits = geometry::block_bits;
+    static_assert(GranuleShift >= min_alloc_shift,
+                  "pcpu: chunk_layout: the granule must be a power of two of at least 4 bytes");
+    static_assert(BlockShift <= PageShift,
+                  "pcpu: chunk_layout: a block must be a power of two no larger than the page");
+    static_assert(BlockShift >= GranuleShift + 5,
+                  "pcpu: chunk_layout: a block must hold at least 32 granules (block bytes >= 32 x granule bytes)");
+    static constexpr unsigned granule_shift = GranuleShift;
+    static constexpr std::size_t granule_size = std::size_t{1} << GranuleShift;
+    static constexpr std::uint32_t page_bits = static_cast<std::uint32_t>(geometry::page_size >> GranuleShift);
+    static constexpr std::uint32_t block_bits = std::uint32_t{1} << (BlockShift - GranuleShift);
+    static constexpr std::uint32_t blocks_per_page = page_bits / block_bits;
+    /// max_align - the largest alignment (bytes) find_fit() takes: one block.
+    static constexpr std::size_t max_align = std::size_t{block_bits} << GranuleShift;
     /// max_pages - largest chunk: bit offsets (and find_fit's result) must fit an
     /// int32_t, and a window end (offset + bits + block_bits) a uint32_t.
-    static constexpr std::uint32_t max_pages = (0x7fffffffu - block_bits) / block_bits;
+    static constexpr std::uint32_t max_pages = (0x7fffffffu - block_bits) / page_bits;
 
     /// scan_runs - how many free runs alloc_area() (and a block refresh that knows a
     /// bound) examines one by one before it searches the rest a word at a time. Run by
@@ -107,10 +128,10 @@ public:
     static constexpr std::uint32_t scan_runs = 4;
 
     /// meta_bytes(nr_pages) - bytes of metadata (alloc_map, bound_map of map_bits + 1
-    /// bits, one block_md per page, populated bitmap) for a chunk of nr_pages pages.
+    /// bits, one block_md per block, populated bitmap) for a chunk of nr_pages pages.
     static constexpr std::size_t meta_bytes(std::uint32_t nr_pages) noexcept {
         return (map_words(nr_pages) + bound_words(nr_pages) + populated_words(nr_pages)) * sizeof(bitmap::word) +
-               std::size_t{nr_pages} * sizeof(block_md);
+               std::size_t{nr_pages} * blocks_per_page * sizeof(block_md);
     }
     /// meta_align - required alignment of that storage.
     static constexpr std::size_t meta_align = alignof(bitmap::word) > alignof(block_md)
@@ -119,7 +140,7 @@ public:
 
     /// init(meta, nr_pages) - lay the metadata out in `meta` (meta_bytes(nr_pages)
     /// bytes, meta_align aligned, contents arbitrary) and make the chunk entirely free
-    /// and entirely unpopulated. map_bits() == nr_pages * block_bits.
+    /// and entirely unpopulated. map_bits() == nr_pages * page_bits.
     void init(void* meta, std::uint32_t nr_pages) noexcept {
         PCPU_ASSERT(meta != nullptr);
         PCPU_ASSERT(reinterpret_cast<std::uintptr_t>(meta) % meta_align == 0);
@@ -135,8 +156,9 @@ public:
         md_blocks_ = static_cast<block_md*>(static_cast<void*>(words + nr_words));
 
         nr_pages_ = nr_pages;
-        map_bits_ = nr_pages * block_bits;
-        for (std::uint32_t b = 0; b < nr_pages; ++b) block_init(*new (&md_blocks_[b]) block_md{}, block_bits);
+        nr_blocks_ = nr_pages * blocks_per_page;
+        map_bits_ = nr_pages * page_bits;
+        for (std::uint32_t b = 0; b < nr_blocks_; ++b) block_init(*new (&md_blocks_[b]) block_md{}, block_bits);
         block_init(chunk_md_, map_bits_);
         free_bits_ = map_bits_;
         nr_populated_ = 0;
@@ -173,7 +195,7 @@ public:
         // A page counts as an empty populated page exactly while both hold; the
         // allocation paths keep the other half of that bargain.
         for (std::uint32_t p = page_begin; p < page_end; ++p)
-            if (block_is_free(md_blocks_[p])) ++nr_empty_pop_pages_;
+            if (page_is_free(p)) ++nr_empty_pop_pages_;
     }
     void set_depopulated(std::uint32_t page_begin, std::uint32_t page_end) noexcept {
         PCPU_ASSERT(page_begin <= page_end && page_end <= nr_pages_);
@@ -181,13 +203,24 @@ public:
         bitmap::clear_range(populated_, page_begin, page_end);
         nr_populated_ -= page_end - page_begin;
         for (std::uint32_t p = page_begin; p < page_end; ++p)
-            if (block_is_free(md_blocks_[p])) --nr_empty_pop_pages_;
+            if (page_is_free(p)) --nr_empty_pop_pages_;
     }
     bool is_populated(std::uint32_t page) const noexcept {
         PCPU_ASSERT(page < nr_pages_);
         return bitmap::test(populated_, page);
     }
     const bitmap::word* populated_map() const noexcept { return populated_; }
+    /// page_is_free(page) - every block of the page is entirely free.
+    bool page_is_free(std::uint32_t page) const noexcept {
+        PCPU_ASSERT(page < nr_pages_);
+        if constexpr (blocks_per_page == 1) {
+            return block_is_free(md_blocks_[page]);
+        } else {
+            for (std::uint32_t b = page * blocks_per_page; b < (page + 1) * blocks_per_page; ++b)
+                if (!block_is_free(md_blocks_[b])) return false;
+            return true;
+        }
+    }
 
     /// find_fit(bits, align, pop_only) - a bit offset where alloc_area() should start
     /// looking (pcpu_find_block_fit), or -1 if the hints say nothing fits. `align` is
@@ -216,15 +249,15 @@ public:
         std::uint32_t off = 0, len = 0;
         while (next_fit_region(bits, align, pos, off, len)) {
             if (!pop_only) return static_cast<std::int32_t>(off);
-            const std::uint32_t page_begin = off / block_bits;
-            const std::uint32_t page_end = (off + len - 1) / block_bits + 1;
+            const std::uint32_t page_begin = off / page_bits;
+            const std::uint32_t page_end = (off + len - 1) / page_bits + 1;
             const auto hole = u32(bitmap::find_next_clear(populated_, page_end, page_begin));
             if (hole == page_end) return static_cast<std::int32_t>(off);
             // Nothing that fits can use an unpopulated page: go on after the run of
             // them. The region lies at or after pos's block, so this makes progress.
             const auto next = u32(bitmap::find_next_set(populated_, nr_pages_, hole));
             if (next >= nr_pages_) return -1;
-            pos = next * block_bits;
+            pos = next * page_bits;
         }
         return -1;
     }
@@ -342,18 +375,19 @@ public:
 
     // --- state, all exact at every return from a public member --------------------
     std::uint32_t nr_pages() const noexcept { return nr_pages_; }
+    std::uint32_t nr_blocks() const noexcept { return nr_blocks_; }
     std::uint32_t map_bits() const noexcept { return map_bits_; }
     std::uint32_t free_bits() const noexcept { return free_bits_; }            ///< clear alloc_map bits
     std::uint32_t contig_bits() const noexcept { return chunk_md_.contig_hint; } ///< largest free run (chunk_md contig hint)
     std::uint32_t first_free() const noexcept { return chunk_md_.first_free; }  ///< first clear bit (map_bits() if none)
     std::uint32_t nr_populated() const noexcept { return nr_populated_; }      ///< popcount of populated bitmap
-    std::uint32_t nr_empty_pop_pages() const noexcept { return nr_empty_pop_pages_; } ///< populated pages whose block is entirely free
+    std::uint32_t nr_empty_pop_pages() const noexcept { return nr_empty_pop_pages_; } ///< populated pages entirely free
     std::uint32_t nr_alloc() const noexcept { return nr_alloc_; }              ///< live allocations (hidden regions excluded)
     std::uint32_t max_alloc_bits() const noexcept { return max_alloc_bits_; }  ///< largest allocation ever made here
     bool is_empty() const noexcept { return free_bits_ == map_bits_; }         ///< no live allocation and nothing hidden
     const block_md& chunk_md() const noexcept { return chunk_md_; }
     const block_md& block(std::uint32_t i) const noexcept {
-        PCPU_ASSERT(i < nr_pages_);
+        PCPU_ASSERT(i < nr_blocks_);
         return md_blocks_[i];
     }
     const bitmap::word* alloc_map() const noexcept { return alloc_map_; }
@@ -373,10 +407,10 @@ private:
     static_assert(sizeof(bitmap::word) % alignof(block_md) == 0, "pcpu: block_md array would be misaligned");
 
     static constexpr std::size_t map_words(std::uint32_t nr_pages) noexcept {
-        return bitmap::words_for(std::size_t{nr_pages} * block_bits);
+        return bitmap::words_for(std::size_t{nr_pages} * page_bits);
     }
     static constexpr std::size_t bound_words(std::uint32_t nr_pages) noexcept {
-        return bitmap::words_for(std::size_t{nr_pages} * block_bits + 1);
+        return bitmap::words_for(std::size_t{nr_pages} * page_bits + 1);
     }
     static constexpr std::size_t populated_words(std::uint32_t nr_pages) noexcept {
         return bitmap::words_for(nr_pages);
@@ -414,7 +448,7 @@ private:
         std::uint32_t b = pos / block_bits;
         bool carrying = pos % block_bits == 0;
         std::uint32_t carry_start = pos; // aligned start of the carried candidate
-        for (; b < nr_pages_; ++b) {
+        for (; b < nr_blocks_; ++b) {
             PCPU_FIND_FIT_COUNT(++detail::fit_counts.blocks_visited);
             const block_md& md = md_blocks_[b];
             const std::uint32_t base = b * block_bits;
@@ -597,6 +631,21 @@ private:
         block_update_hint_alloc(s, e);
     }
 
+    /// free_pop_pages(s, e) - populated pages touched by [s, e) that are entirely free:
+    /// read before an allocation of [s, e), the empty pages it consumes, and after a
+    /// free of [s, e), those it gives back. Pages strictly inside [s, e) are entirely
+    /// free at both moments; only the edge pages need their blocks read.
+    std::uint32_t free_pop_pages(std::uint32_t s, std::uint32_t e) const noexcept {
+        const std::uint32_t s_page = s / page_bits, e_page = (e - 1) / page_bits;
+        std::uint32_t n = 0;
+        if (page_is_free(s_page) && bitmap::test(populated_, s_page)) ++n;
+        if (e_page != s_page) {
+            if (page_is_free(e_page) && bitmap::test(populated_, e_page)) ++n;
+            if (e_page > s_page + 1) n += u32(bitmap::count_set(populated_, s_page + 1, e_page));
+        }
+        return n;
+    }
+
     /// block_update_hint_alloc(s, e) - pcpu_block_update_hint_alloc: hints after
     /// [s, e) became allocated. O(1) per block touched unless the allocation breaks a
     /// block's contig hint (rescan of that block) or the chunk's (metadata walk).
@@ -606,16 +655,10 @@ private:
         const std::uint32_t s_off = s - s_block * block_bits;
         const std::uint32_t e_off = e - e_block * block_bits; // in (0, block_bits]
 
-        // Every block that was entirely free is an empty page no more; count only the
-        // populated ones, so nr_empty_pop_pages stays exact (middle blocks were
+        // Every page that was entirely free is an empty page no more; count only the
+        // populated ones, so nr_empty_pop_pages stays exact (middle pages were
         // necessarily entirely free).
-        std::uint32_t consumed = 0;
-        if (block_is_free(md_blocks_[s_block]) && bitmap::test(populated_, s_block)) ++consumed;
-        if (e_block != s_block) {
-            if (block_is_free(md_blocks_[e_block]) && bitmap::test(populated_, e_block)) ++consumed;
-            if (e_block > s_block + 1) consumed += u32(bitmap::count_set(populated_, s_block + 1, e_block));
-        }
-        nr_empty_pop_pages_ -= consumed;
+        nr_empty_pop_pages_ -= free_pop_pages(s, e);
 
         // First block. left_free/right_free shrink exactly: the allocation lies in
         // free space, so if it starts inside the left run that run now ends at s_off,
@@ -817,7 +860,7 @@ private:
         const std::uint32_t first_block = from / block_bits;
         bool carrying = from % block_bits == 0;
         std::uint32_t run_start = from;
-        for (std::uint32_t b = first_block; b < nr_pages_; ++b) {
+        for (std::uint32_t b = first_block; b < nr_blocks_; ++b) {
             PCPU_FIND_FIT_COUNT(++detail::fit_counts.refresh_blocks);
             const block_md& md = md_blocks_[b];
             const std::uint32_t base = b * block_bits;
@@ -884,20 +927,15 @@ private:
             end = u32(bitmap::find_next_set(alloc_map_, e_base + block_bits, e)) - e_base;
         }
 
-        // Blocks that became entirely free are empty pages again if populated.
-        std::uint32_t freed = 0;
         if (s_block == e_block) {
             block_update(first, start, end);
-            if (block_is_free(first) && bitmap::test(populated_, s_block)) ++freed;
         } else {
             block_update(first, start, block_bits);
-            if (block_is_free(first) && bitmap::test(populated_, s_block)) ++freed;
             for (std::uint32_t b = s_block + 1; b < e_block; ++b) block_init(md_blocks_[b], block_bits);
-            if (e_block > s_block + 1) freed += u32(bitmap::count_set(populated_, s_block + 1, e_block));
             block_update(last, 0, end);
-            if (block_is_free(last) && bitmap::test(populated_, e_block)) ++freed;
         }
-        nr_empty_pop_pages_ += freed;
+        // Pages that became entirely free are empty pages again if populated.
+        nr_empty_pop_pages_ += free_pop_pages(s, e);
 
         // Chunk level: the new run is [s_base + start, e_base + end), extended over the
         // neighbouring blocks' edge runs. Every other run is unchanged and the old
@@ -924,8 +962,8 @@ private:
                 run_e = map_bits_;
             } else {
                 std::uint32_t b = e_block + 1;
-                while (b < nr_pages_ && md_blocks_[b].left_free == block_bits) ++b;
-                run_e = b * block_bits + (b < nr_pages_ ? md_blocks_[b].left_free : 0);
+                while (b < nr_blocks_ && md_blocks_[b].left_free == block_bits) ++b;
+                run_e = b * block_bits + (b < nr_blocks_ ? md_blocks_[b].left_free : 0);
             }
         }
         block_update(chunk_md_, run_s, run_e);
@@ -937,6 +975,7 @@ private:
     block_md* md_blocks_ = nullptr;
     block_md chunk_md_{};
     std::uint32_t nr_pages_ = 0;
+    std::uint32_t nr_blocks_ = 0; ///< nr_pages_ * blocks_per_page
     std::uint32_t map_bits_ = 0;
     std::uint32_t free_bits_ = 0;
     std::uint32_t nr_populated_ = 0;
@@ -947,12 +986,13 @@ private:
     std::uint32_t usable_end_ = 0;
 };
 
-template <unsigned PageShift>
-chunk_verify_report basic_chunk<PageShift>::verify() const noexcept {
+template <unsigned PageShift, unsigned GranuleShift, unsigned BlockShift>
+chunk_verify_report basic_chunk<PageShift, GranuleShift, BlockShift>::verify() const noexcept {
     // Block level: recount each block's runs from the bitmap.
     std::uint32_t empty_pages = 0;
+    bool page_free = true; // every block of the current page so far entirely free
     std::size_t rs = 0, re = 0;
-    for (std::uint32_t b = 0; b < nr_pages_; ++b) {
+    for (std::uint32_t b = 0; b < nr_blocks_; ++b) {
         const block_md& md = md_blocks_[b];
         const std::uint32_t base = b * block_bits;
         if (md.nr_bits != block_bits) return mismatch("block nr_bits", b, block_bits, md.nr_bits);
@@ -993,7 +1033,10 @@ chunk_verify_report basic_chunk<PageShift>::verify() const noexcept {
             if (before_scan > md.scan_hint)
                 return mismatch("block scan_hint: a longer run lies before it", b, before_scan, md.scan_hint);
         }
-        if (contig == block_bits && bitmap::test(populated_, b)) ++empty_pages;
+        if (b % blocks_per_page == 0) page_free = true;
+        page_free = page_free && contig == block_bits;
+        if (b % blocks_per_page == blocks_per_page - 1 && page_free && bitmap::test(populated_, b / blocks_per_page))
+            ++empty_pages;
     }
 
     // Chunk level: the same from the whole map.

@@ -58,6 +58,8 @@ template <class Chunk>
 class slot_index {
 public:
     using node = chunk_node<Chunk>;
+    /// One bitmap bit stands for this many bytes (the chunk's granule).
+    static constexpr unsigned min_alloc_shift = Chunk::granule_shift;
     static constexpr int max_slots = 32;
     /// PCPU_SLOT_FAIL_THRESHOLD: chunks in a slot below it that fail a fit are demoted
     /// to slot 0, where only a change of their contig hint finds them again.
