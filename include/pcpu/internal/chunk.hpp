@@ -178,8 +178,8 @@ public:
         PCPU_ASSERT(is_empty() && usable_begin_ == 0 && usable_end_ == map_bits_);
         // Hidden areas are claimed like allocations (bound bits included) so every
         // hint sees them; they are simply not counted and not freeable.
-        if (begin > 0) claim(0, begin);
-        if (end < map_bits_) claim(end, map_bits_);
+        if (begin > 0) mark_allocated(0, begin);
+        if (end < map_bits_) mark_allocated(end, map_bits_);
         usable_begin_ = begin;
         usable_end_ = end;
     }
@@ -340,7 +340,7 @@ public:
         if (!found) return -1;
         if (skip_e != 0) block_update_scan_area(start, skip_s, skip_e);
 
-        claim(at, at + bits);
+        mark_allocated(at, at + bits);
         ++nr_alloc_;
         if (bits > max_alloc_bits_) max_alloc_bits_ = bits;
         return static_cast<std::int32_t>(at);
@@ -617,9 +617,10 @@ private:
         block_update_scan(md, s - base, e - base);
     }
 
-    /// claim(s, e) - mark [s, e) allocated and bring every hint up to date (the tail of
-    /// pcpu_alloc_area, shared with hide()).
-    void claim(std::uint32_t s, std::uint32_t e) noexcept {
+    /// mark_allocated(s, e) - mark [s, e) allocated and bring every hint up to date (the
+    /// tail of pcpu_alloc_area, shared with hide()). "Claim" is the allocator's word for
+    /// find-fit plus this.
+    void mark_allocated(std::uint32_t s, std::uint32_t e) noexcept {
         bitmap::set_range(alloc_map_, s, e);
         bitmap::set(bound_map_, s);
         bitmap::clear_range(bound_map_, std::size_t{s} + 1, e);
