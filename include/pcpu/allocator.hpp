@@ -21,10 +21,30 @@
 // (pcpu_lock); allocation holds it only across find-fit and claim, and free only
 // across free-area, so free() is safe from interrupt context and never calls any
 // other platform callback.
+//
+// Layout. This header holds the public API and the allocation and free paths, atomic
+// path included; the class declares every member, and the rest are defined after it in
+// core/: setup.hpp (init, teardown), chunks.hpp (chunk lifecycle, population
+// bookkeeping, find_chunk), balance.hpp (balance and free()'s part in it). core/guards.hpp
+// holds the guards an operation takes.
+//
+// Cost, with n dynamic chunks of P pages, B = block_bits bits per page and a request of
+// `bits` (internal/chunk.hpp bounds find_fit(), alloc_area() and free_area() per chunk):
+//  - alloc(): the search visits the non-empty slots from the request's size class up
+//    (one ctz each, slot_index's mask) and at most every chunk on them: O(1) for a chunk
+//    whose contig hint rejects the request, at most P blocks of find_fit() for any other,
+//    then one claim. So O(n * P) block reads under the index lock at worst, O(n) when
+//    every chunk's hint rejects. The zeroing (bytes times CPUs) runs outside the lock. A
+//    sleeping allocation that finds nothing creates at most one chunk and populates at
+//    most the pages its area spans (back-end work per page).
+//  - free(): find the chunk: O(1) for the first and reserved chunks and the last one
+//    found, else O(log n) (internal/chunk_index.hpp); then free_area(): O(bits / 64 +
+//    B / 64 + P) words and blocks; the slot move is O(1).
 #pragma once
 
 #include "config.hpp"
 #include "context.hpp"
+#include "core/guards.hpp"
 #include "ctx_type.hpp"
 #include "detail/format.hpp"
 #include "detail/index_lock.hpp"
@@ -229,12 +249,7 @@ private:
             if (err != errc::ok) ++stats_.nr_bad_free;
         }
         if (need_balance) traits::request_balance(platform_);
-        if (err != errc::ok) {
-            detail::message<96> m;
-            m << "pcpu: free of ";
-            m.hex(h.addr()) << ": " << errc_name(err);
-            warn(m.c_str());
-        }
+        if (err != errc::ok) warnings_.bad_free(platform_, h.addr(), err);
         return err;
     }
 
@@ -334,6 +349,11 @@ public:
 private:
     friend struct detail::allocator_inspector;
     using chunk_node = pcpu::chunk_node<chunk_type>;
+    // The guards an operation holds (core/guards.hpp).
+    using op_bracket = detail::op_bracket<Platform>;
+    using slow_guard = detail::slow_guard<Platform, backend_type>;
+    using no_slow_guard = detail::no_slow_guard<Platform>;
+    using optional_scope = detail::optional_scope<Platform>;
 
     /// account_empty_pages(c, before) - mirror a change of c's empty populated pages in
     /// the global count, which covers non-reserved, non-isolated chunks only: it is the
@@ -359,43 +379,6 @@ private:
         index_.relocate_if_changed(c, contig_before);
         return off;
     }
-
-    /// op_bracket - tells the platform (a context checker) which effective context the
-    /// callbacks of this public operation must stay within.
-    struct op_bracket {
-        op_bracket(Platform& p, context c) noexcept : p_(p) { traits::op_begin(p_, c); }
-        ~op_bracket() { traits::op_end(p_); }
-        op_bracket(const op_bracket&) = delete;
-        op_bracket& operator=(const op_bracket&) = delete;
-        Platform& p_;
-    };
-    /// slow_guard - the sleeping lock, taken only when `take` (atomic allocations
-    /// never take it; back ends that never create chunks have none).
-    struct slow_guard {
-        slow_guard(Platform& p, bool take, context ctx) noexcept : p_(p), held_(take) {
-            if (held_) backend_type::slow_lock(p_, ctx);
-        }
-        ~slow_guard() {
-            if (held_) backend_type::slow_unlock(p_);
-        }
-        slow_guard(const slow_guard&) = delete;
-        slow_guard& operator=(const slow_guard&) = delete;
-        Platform& p_;
-        bool held_;
-    };
-    /// no_slow_guard - slow_guard for an allocation that can never block.
-    struct no_slow_guard {
-        no_slow_guard(Platform&, bool, context) noexcept {}
-    };
-    /// optional_scope - the context's implicit scope, where the platform has scopes.
-    struct optional_scope {
-        static constexpr bool has = traits::template has<detail::has_scope_apply>;
-        struct none {
-            none(Platform&, context) noexcept {}
-        };
-        std::conditional_t<has, scope_guard<Platform>, none> guard_;
-        optional_scope(Platform& p, context c) noexcept : guard_(p, c) {}
-    };
 
     /// locked_context(eff) - the context of every callback made under the sleeping
     /// lock for a caller whose effective context is eff: eff without nofail (never
@@ -439,12 +422,12 @@ private:
             // CPUs must not hold off interrupts.
             unsigned bad_cpu = 0;
             if (!detail::reused_area(h.addr(), cpu_offsets_, nr_cpus_, detail::round_up(size, min_alloc_size), bad_cpu))
-                freed_area_written(h, bad_cpu);
+                warnings_.written_after_free(platform_, h.addr(), bad_cpu);
             for (unsigned cpu = 0; cpu < nr_cpus_; ++cpu) std::memset(ptr(h, cpu), 0, detail::round_up(size, min_alloc_size));
             return h;
         }
         if constexpr (MayWarn)
-            if (!ctx_traits::nowarn(eff)) warn_alloc_failure(size, align, is_atomic, err);
+            if (!ctx_traits::nowarn(eff)) warnings_.alloc_failed(platform_, size, align, is_atomic, err);
         return err;
     }
 
@@ -663,24 +646,6 @@ private:
     errc balance_populated(context ctx) noexcept;
 
     void warn(const char* msg) noexcept { warnings_.warn(platform_, msg); }
-
-    /// freed_area_written(h, cpu) - PCPU_FREE_PATTERN found a write after free in the
-    /// area alloc() just took: whoever wrote holds a stale handle, and its next write
-    /// lands in the new owner's data, so stop here.
-    [[noreturn]] void freed_area_written(handle h, unsigned cpu) noexcept {
-        detail::message<112> m;
-        m << "pcpu: free area ";
-        m.hex(h.addr()) << " was written after free (CPU " << cpu << "'s copy)";
-        warn(m.c_str());
-        PCPU_TRAP("pcpu: per-CPU area written after free");
-    }
-
-    void warn_alloc_failure(std::size_t size, std::size_t align, bool is_atomic, errc err) noexcept {
-        detail::message<128> m;
-        m << "pcpu: allocation failed, size=" << size << " align=" << align << " atomic=" << (is_atomic ? 1u : 0u)
-          << ": " << errc_name(err);
-        warn(m.c_str());
-    }
 
     /// ops_seen() - a count that grows with every allocation attempt and free (the
     /// monotone statistics), so balance can tell whether it ran undisturbed. Index lock.
