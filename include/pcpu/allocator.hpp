@@ -249,7 +249,12 @@ private:
             if (err != errc::ok) ++stats_.nr_bad_free;
         }
         if (need_balance) traits::request_balance(platform_);
-        if (err != errc::ok) warnings_.bad_free(platform_, h.addr(), err);
+        if (err != errc::ok) {
+            detail::message<96> m;
+            m << "pcpu: free of ";
+            m.hex(h.addr()) << ": " << errc_name(err);
+            warn(m.c_str());
+        }
         return err;
     }
 
@@ -422,12 +427,12 @@ private:
             // CPUs must not hold off interrupts.
             unsigned bad_cpu = 0;
             if (!detail::reused_area(h.addr(), cpu_offsets_, nr_cpus_, detail::round_up(size, min_alloc_size), bad_cpu))
-                warnings_.written_after_free(platform_, h.addr(), bad_cpu);
+                freed_area_written(h, bad_cpu);
             for (unsigned cpu = 0; cpu < nr_cpus_; ++cpu) std::memset(ptr(h, cpu), 0, detail::round_up(size, min_alloc_size));
             return h;
         }
         if constexpr (MayWarn)
-            if (!ctx_traits::nowarn(eff)) warnings_.alloc_failed(platform_, size, align, is_atomic, err);
+            if (!ctx_traits::nowarn(eff)) warn_alloc_failure(size, align, is_atomic, err);
         return err;
     }
 
@@ -646,6 +651,24 @@ private:
     errc balance_populated(context ctx) noexcept;
 
     void warn(const char* msg) noexcept { warnings_.warn(platform_, msg); }
+
+    /// freed_area_written(h, cpu) - PCPU_FREE_PATTERN found a write after free in the
+    /// area alloc() just took: whoever wrote holds a stale handle, and its next write
+    /// lands in the new owner's data, so stop here.
+    [[noreturn]] void freed_area_written(handle h, unsigned cpu) noexcept {
+        detail::message<112> m;
+        m << "pcpu: free area ";
+        m.hex(h.addr()) << " was written after free (CPU " << cpu << "'s copy)";
+        warn(m.c_str());
+        PCPU_TRAP("pcpu: per-CPU area written after free");
+    }
+
+    void warn_alloc_failure(std::size_t size, std::size_t align, bool is_atomic, errc err) noexcept {
+        detail::message<128> m;
+        m << "pcpu: allocation failed, size=" << size << " align=" << align << " atomic=" << (is_atomic ? 1u : 0u)
+          << ": " << errc_name(err);
+        warn(m.c_str());
+    }
 
     /// ops_seen() - a count that grows with every allocation attempt and free (the
     /// monotone statistics), so balance can tell whether it ran undisturbed. Index lock.

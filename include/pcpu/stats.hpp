@@ -10,7 +10,6 @@
 
 #include "config.hpp"
 #include "detail/format.hpp"
-#include "error.hpp"
 #include "internal/bitmap.hpp"
 #include "internal/chunk.hpp"
 #include "internal/slot_index.hpp"
@@ -109,36 +108,6 @@ public:
         }
         platform_traits<Platform>::warn(p, msg);
         if (last) platform_traits<Platform>::warn(p, "pcpu: limit reached, disable warning");
-    }
-
-    /// alloc_failed(p, size, align, is_atomic, err) - an allocation's failure report.
-    template <class Platform>
-    void alloc_failed(Platform& p, std::size_t size, std::size_t align, bool is_atomic, errc err) noexcept {
-        detail::message<128> m;
-        m << "pcpu: allocation failed, size=" << size << " align=" << align << " atomic=" << (is_atomic ? 1u : 0u)
-          << ": " << errc_name(err);
-        warn(p, m.c_str());
-    }
-
-    /// bad_free(p, addr, err) - a rejected free's report.
-    template <class Platform>
-    void bad_free(Platform& p, std::uintptr_t addr, errc err) noexcept {
-        detail::message<96> m;
-        m << "pcpu: free of ";
-        m.hex(addr) << ": " << errc_name(err);
-        warn(p, m.c_str());
-    }
-
-    /// written_after_free(p, addr, cpu) - PCPU_FREE_PATTERN found a write after free in
-    /// the area alloc() just took: whoever wrote holds a stale handle, and its next
-    /// write lands in the new owner's data, so stop here.
-    template <class Platform>
-    [[noreturn]] void written_after_free(Platform& p, std::uintptr_t addr, unsigned cpu) noexcept {
-        detail::message<112> m;
-        m << "pcpu: free area ";
-        m.hex(addr) << " was written after free (CPU " << cpu << "'s copy)";
-        warn(p, m.c_str());
-        PCPU_TRAP("pcpu: per-CPU area written after free");
     }
 
 private:
