@@ -6,7 +6,8 @@
 //
 // Out-of-class members of pcpu::allocator, which includes this header at the end of
 // allocator.hpp; it includes allocator.hpp back only so that it compiles on its own.
-// Each member's contract is stated here, where it is kept; the class declares it.
+// A private member's contract is stated here, where it is kept; a public one's (init,
+// balance) with its declaration in the class.
 #pragma once
 
 #include "../allocator.hpp"
