@@ -11,6 +11,11 @@
 #     core and the platform: it includes its own room, internal/, detail/ and the
 #     platform contract (platform.hpp with what it rests on, scope.hpp), never the
 #     core (allocator.hpp) nor the umbrella populate.hpp that the core includes;
+#   - core/ holds the allocator's members defined out of the class (first-chunk setup,
+#     chunk lifecycle, balance): allocator.hpp includes them at its end and is the only
+#     header outside core/ that may; each includes allocator.hpp back (the one cycle, so
+#     that it compiles on its own) and otherwise only internal/, detail/ and the platform
+#     contract (core/guards.hpp, the guards an operation holds, rests on it alone);
 #   - every quoted include names an existing header.
 # Prints each violation and exits 1 if there is one.
 import os
@@ -23,7 +28,7 @@ include_re = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 def room(rel):
     parts = rel.split("/")
-    if len(parts) >= 3 and parts[0] == "pcpu" and parts[1] in ("debug", "internal", "detail", "platform", "backend"):
+    if len(parts) >= 3 and parts[0] == "pcpu" and parts[1] in ("debug", "internal", "detail", "platform", "backend", "core"):
         return parts[1]
     return "public"
 
@@ -32,6 +37,8 @@ def room(rel):
 allowed = {
     "internal": {"internal", "detail", "pcpu/config.hpp"},
     "detail": {"detail", "pcpu/config.hpp"},
+    "core": {"core", "internal", "detail", "pcpu/allocator.hpp", "pcpu/config.hpp", "pcpu/context.hpp",
+             "pcpu/error.hpp", "pcpu/platform.hpp", "pcpu/scope.hpp"},
     "backend": {"backend", "internal", "detail", "pcpu/config.hpp", "pcpu/context.hpp", "pcpu/error.hpp",
                 "pcpu/platform.hpp", "pcpu/scope.hpp"},
 }
@@ -56,6 +63,9 @@ for dirpath, _, names in os.walk(root):
             dst = room(trel)
             if dst == "debug" and src != "debug":
                 print(f"{rel} ({src}) includes {trel}: only debug/ may include debug/")
+                bad += 1
+            elif dst == "core" and src != "core" and rel != "pcpu/allocator.hpp":
+                print(f"{rel} ({src}) includes {trel}: only allocator.hpp may include core/")
                 bad += 1
             elif src in allowed and dst not in allowed[src] and trel not in allowed[src]:
                 print(f"{rel} ({src}) includes {trel} ({dst}): {src}/ may include only "

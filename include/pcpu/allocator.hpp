@@ -21,11 +21,32 @@
 // (pcpu_lock); allocation holds it only across find-fit and claim, and free only
 // across free-area, so free() is safe from interrupt context and never calls any
 // other platform callback.
+//
+// Layout. This header holds the public API and the allocation and free paths, atomic
+// path included; the class declares every member, and the rest are defined after it in
+// core/: setup.hpp (init, teardown), chunks.hpp (chunk lifecycle, population
+// bookkeeping, find_chunk), balance.hpp (balance and free()'s part in it). core/guards.hpp
+// holds the guards an operation takes.
+//
+// Cost, with n dynamic chunks of P blocks of B = block_bits bits (a block is a page in
+// the kernel's layout) and a request of `bits` (internal/chunk.hpp bounds find_fit(),
+// alloc_area() and free_area() per chunk):
+//  - alloc(): the search visits the non-empty slots from the request's size class up
+//    (one ctz each, slot_index's mask) and at most every chunk on them: O(1) for a chunk
+//    whose contig hint rejects the request, at most P blocks of find_fit() for any other,
+//    then one claim. So O(n * P) block reads under the index lock at worst, O(n) when
+//    every chunk's hint rejects. The zeroing (bytes times CPUs) runs outside the lock. A
+//    sleeping allocation that finds nothing creates at most one chunk and populates at
+//    most the pages its area spans (back-end work per page).
+//  - free(): find the chunk: O(1) for the first and reserved chunks and the last one
+//    found, else O(log n) (internal/chunk_index.hpp); then free_area(): O(bits / 64 +
+//    B / 64 + P) words and blocks; the slot move is O(1).
 #pragma once
 
 #include "config.hpp"
 #include "chunk_layout.hpp"
 #include "context.hpp"
+#include "core/guards.hpp"
 #include "ctx_type.hpp"
 #include "detail/format.hpp"
 #include "detail/index_lock.hpp"
@@ -44,7 +65,6 @@
 #include "stats.hpp"
 
 #include <cstring>
-#include <new>
 #include <utility>
 
 namespace pcpu {
@@ -124,92 +144,7 @@ public:
     /// overlaps the units; meta is misaligned, smaller than first_chunk_meta_bytes(),
     /// null under static_only, or overlaps the units.
     /// out_of_memory if pcpu had to allocate the metadata and could not.
-    [[nodiscard]] errc init(const first_chunk_config& cfg) noexcept {
-        if (initialized_) {
-            warn("pcpu: init: already initialised");
-            return errc::bad_config;
-        }
-        if (const char* bad = rules::template check<traits::template has<detail::has_warn>,
-                                                    !backend_type::creates_chunks, max_cpus>(cfg)) {
-            if constexpr (traits::template has<detail::has_warn>) {
-                detail::message<128> m;
-                m << "pcpu: init: bad first_chunk_config." << bad;
-                warn(m.c_str());
-            }
-            return errc::bad_config;
-        }
-        const std::size_t s = detail::round_up(cfg.static_size, min_alloc_size);
-        const std::size_t r = detail::round_up(cfg.reserved_size, min_alloc_size);
-        const std::uintptr_t units = rules::unit0_of(cfg);
-        const std::size_t end = rules::chunk_end(cfg.unit_size, s + r, cfg.dyn_size);
-
-        void* meta_storage = cfg.meta;
-        // Without chunk creation there is no heap, and check() has refused a null meta.
-        if (backend_type::creates_chunks && meta_storage == nullptr) {
-            // First-chunk setup asks with the full context: it runs once, at start-up,
-            // before any caller of this allocator can hold a lock that reclaim might
-            // need. Narrowed by the task's scope all the same: code that sets an
-            // allocator up under a noio scope holds such a lock itself.
-            own_meta_bytes_ =
-                first_chunk_meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size);
-            const context setup = ctx_traits::narrow(ctx_traits::full(), traits::current_scope(platform_));
-            op_bracket op(platform_, setup);
-            meta_storage = own_meta_ = backend_.alloc_meta(platform_, own_meta_bytes_, meta_align, setup);
-            if (meta_storage == nullptr) return errc::out_of_memory;
-        }
-
-        nr_cpus_ = cfg.nr_cpus;
-        unit_size_ = cfg.unit_size;
-        static_size_ = s;
-        reserved_size_ = r;
-        first_end_ = end;
-        // Offsets are differences modulo the address width: a unit below CPU 0's has a
-        // "negative" offset, and h + offset still lands on it.
-        std::uintptr_t lowest = units, highest = units;
-        for (unsigned cpu = 0; cpu < max_cpus; ++cpu) {
-            const std::uintptr_t at = cfg.unit_addrs == nullptr
-                                          ? units + std::uintptr_t{cpu} * unit_size_
-                                          : cpu < nr_cpus_ ? reinterpret_cast<std::uintptr_t>(cfg.unit_addrs[cpu]) : units;
-            cpu_offsets_[cpu] = cpu < nr_cpus_ ? at - units : 0;
-            if (cpu < nr_cpus_ && at < lowest) lowest = at;
-            if (cpu < nr_cpus_ && at > highest) highest = at;
-        }
-
-        // Each CPU's static area starts as the image (the kernel copies .data..percpu).
-        for (unsigned cpu = 0; cpu < nr_cpus_; ++cpu) {
-            auto* dst = reinterpret_cast<unsigned char*>(units + cpu_offsets_[cpu]);
-            if (cfg.static_image != nullptr) std::memcpy(dst, cfg.static_image, cfg.static_size);
-            std::memset(dst + (cfg.static_image != nullptr ? cfg.static_size : 0), 0,
-                        s - (cfg.static_image != nullptr ? cfg.static_size : 0));
-        }
-        detail::born_free(units + s, cpu_offsets_, nr_cpus_, end - s); // the tail past dyn_size is not pcpu's
-
-        index_.init(unit_size_);
-
-        layout_.nr_cpus = nr_cpus_;
-        layout_.unit_size = unit_size_;
-        layout_.unit_pages = static_cast<std::uint32_t>(unit_size_ / page_size);
-        layout_.page_size = page_size;
-        layout_.offsets = cpu_offsets_;
-        layout_.lo = lowest - units;
-        layout_.span = highest - lowest + unit_size_;
-
-        auto* meta = static_cast<unsigned char*>(meta_storage);
-        build_first_chunk(first_, chunk_kind::first, units, s + r, end, meta);
-        meta += detail::round_up(chunk_type::meta_bytes(first_.chunk.nr_pages()), meta_align);
-        if (r != 0) build_first_chunk(reserved_, chunk_kind::reserved, units, s, s + r, meta);
-
-        // The first chunk's pages are all populated and stay so (it is immutable); count
-        // them once, as the kernel's pcpu_nr_populated does, over the unit prefix it
-        // uses (the hidden tail past dyn_size is not pcpu's).
-        nr_populated_ = rules::region_pages(0, first_end_);
-        nr_empty_pop_pages_ = first_.chunk.nr_empty_pop_pages();
-        insert_chunk(first_);
-        stats_.min_alloc_size = unit_size_;
-        ++generation_;
-        initialized_ = true;
-        return errc::ok;
-    }
+    [[nodiscard]] errc init(const first_chunk_config& cfg) noexcept;
 
     /// valid_unit_addrs(cfg) - cfg.unit_addrs names nr_cpus page-aligned units, none
     /// wrapping the address space, no two overlapping (the span of all of them then
@@ -349,42 +284,7 @@ public:
     /// scope since 2025 for exactly this).
     /// Returns ok; would_block if the context may not block; out_of_memory if the
     /// reserve could not be refilled (nothing is left half done either way).
-    errc balance(context ctx) noexcept {
-        if (!initialized_) return errc::not_initialized;
-        // Without chunk creation there is nothing to destroy, reclaim or refill.
-        if (!backend_type::creates_chunks) return errc::ok;
-        const context eff = ctx_traits::narrow(ctx_traits::narrow(ctx, traits::current_scope(platform_)),
-                                               traits::background_context(platform_));
-        if (!ctx_traits::may_block(eff)) return errc::would_block;
-        op_bracket op(platform_, eff);
-        // The whole body runs under the context's scope, so even an allocation the
-        // platform makes without a context argument sees it.
-        optional_scope scope(platform_, eff);
-        // Everything under the sleeping lock, freeing included, is told this context.
-        const context locked = ctx_traits::for_backing(eff);
-        slow_guard slow(platform_, true, locked);
-        std::uint64_t ops_before;
-        {
-            index_guard<Platform> guard(platform_);
-            ops_before = ops_seen();
-        }
-        balance_free(false, locked);
-        if (backend_type::depopulates) {
-            isolate_surplus();
-            reclaim_populated(locked);
-            // Reclaim puts the chunks it emptied on the free list: the spare rule
-            // again before the reserve is refilled, so that the refill goes to the
-            // spare rather than into a chunk that is then kept beside it.
-            balance_free(false, locked);
-        }
-        const errc err = balance_populated(locked);
-        balance_free(true, locked);
-        index_guard<Platform> guard(platform_);
-        // A balance that completed with no operation in between leaves the lists
-        // settled; verify() checks what that promises.
-        settled_ops_ = err == errc::ok && ops_seen() == ops_before ? ops_before : no_ops;
-        return err;
-    }
+    errc balance(context ctx) noexcept;
     errc balance() noexcept { return balance(traits::background_context(platform_)); }
 
     /// shutdown() - return every dynamic chunk, its pages, its address space and all
@@ -467,36 +367,11 @@ public:
 private:
     friend struct detail::allocator_inspector;
     using chunk_node = pcpu::chunk_node<chunk_type>;
-
-    void build_first_chunk(chunk_node& c, chunk_kind kind, std::uintptr_t units, std::size_t begin,
-                           std::size_t end, unsigned char* meta) noexcept {
-        const std::size_t page_begin = begin / page_size * page_size;
-        const std::uint32_t pages = rules::region_pages(begin, end);
-        c.chunk.init(meta, pages);
-        c.chunk.set_populated(0, pages);
-        c.chunk.hide(static_cast<std::uint32_t>((begin - page_begin) >> min_alloc_shift),
-                   static_cast<std::uint32_t>((end - page_begin) >> min_alloc_shift));
-        c.base = units + page_begin;
-        c.usable_begin = units + begin;
-        c.usable_end = units + end;
-        c.kind = kind;
-        c.immutable = true;
-        unit0_ = units;
-    }
-
-    void insert_chunk(chunk_node& c) noexcept {
-        index_.link(c, index_.chunk_slot(c), true);
-        if (++stats_.nr_chunks > stats_.nr_max_chunks) stats_.nr_max_chunks = stats_.nr_chunks;
-    }
-
-    /// adopt_chunk(c) - put a chunk fresh from create_chunk() into service. Index lock
-    /// held. Without an MMU every page exists from creation, so its population is
-    /// recorded here, under the lock, together with the global counts.
-    void adopt_chunk(chunk_node& c) noexcept {
-        insert_chunk(c);
-        addr_index_.insert(c); // chunk index hook: every dynamic chunk, adoption to removal
-        if (backend_type::populated_on_create) record_population(c, 0, layout_.unit_pages, true);
-    }
+    // The guards an operation holds (core/guards.hpp).
+    using op_bracket = detail::op_bracket<Platform>;
+    using slow_guard = detail::slow_guard<Platform, backend_type>;
+    using no_slow_guard = detail::no_slow_guard<Platform>;
+    using optional_scope = detail::optional_scope<Platform>;
 
     /// account_empty_pages(c, before) - mirror a change of c's empty populated pages in
     /// the global count, which covers non-reserved, non-isolated chunks only: it is the
@@ -522,43 +397,6 @@ private:
         index_.relocate_if_changed(c, contig_before);
         return off;
     }
-
-    /// op_bracket - tells the platform (a context checker) which effective context the
-    /// callbacks of this public operation must stay within.
-    struct op_bracket {
-        op_bracket(Platform& p, context c) noexcept : p_(p) { traits::op_begin(p_, c); }
-        ~op_bracket() { traits::op_end(p_); }
-        op_bracket(const op_bracket&) = delete;
-        op_bracket& operator=(const op_bracket&) = delete;
-        Platform& p_;
-    };
-    /// slow_guard - the sleeping lock, taken only when `take` (atomic allocations
-    /// never take it; back ends that never create chunks have none).
-    struct slow_guard {
-        slow_guard(Platform& p, bool take, context ctx) noexcept : p_(p), held_(take) {
-            if (held_) backend_type::slow_lock(p_, ctx);
-        }
-        ~slow_guard() {
-            if (held_) backend_type::slow_unlock(p_);
-        }
-        slow_guard(const slow_guard&) = delete;
-        slow_guard& operator=(const slow_guard&) = delete;
-        Platform& p_;
-        bool held_;
-    };
-    /// no_slow_guard - slow_guard for an allocation that can never block.
-    struct no_slow_guard {
-        no_slow_guard(Platform&, bool, context) noexcept {}
-    };
-    /// optional_scope - the context's implicit scope, where the platform has scopes.
-    struct optional_scope {
-        static constexpr bool has = traits::template has<detail::has_scope_apply>;
-        struct none {
-            none(Platform&, context) noexcept {}
-        };
-        std::conditional_t<has, scope_guard<Platform>, none> guard_;
-        optional_scope(Platform& p, context c) noexcept : guard_(p, c) {}
-    };
 
     /// locked_context(eff) - the context of every callback made under the sleeping
     /// lock for a caller whose effective context is eff: eff without nofail (never
@@ -800,347 +638,30 @@ private:
         return -1;
     }
 
-    // ---- dynamic chunks -------------------------------------------------------------
+    // ---- first-chunk setup and teardown: core/setup.hpp ------------------------------
+    void build_first_chunk(chunk_node& c, chunk_kind kind, std::uintptr_t units, std::size_t begin,
+                           std::size_t end, unsigned char* meta) noexcept;
+    void teardown() noexcept;
 
+    // ---- chunk lifecycle and population bookkeeping: core/chunks.hpp ------------------
     static constexpr std::size_t node_bytes() noexcept { return detail::round_up(sizeof(chunk_node), meta_align); }
+    void insert_chunk(chunk_node& c) noexcept;
+    void adopt_chunk(chunk_node& c) noexcept;
+    void remove_chunk(chunk_node& c) noexcept;
+    chunk_node* create_chunk(context ctx) noexcept;
+    void destroy_chunk(chunk_node& c, context ctx) noexcept;
+    errc populate_range(chunk_node& c, std::uint32_t b, std::uint32_t e, context ctx) noexcept;
+    void record_population(chunk_node& c, std::uint32_t b, std::uint32_t e, bool populated) noexcept;
+    chunk_node* find_chunk(std::uintptr_t addr) noexcept;
 
-    /// create_chunk(ctx) - a new, empty dynamic chunk, not yet on any list; nullptr if
-    /// the metadata or the memory could not be had (and then nothing is left behind).
-    /// Context: sleeping lock held, index lock not held; ctx reaches the metadata
-    /// allocation and the address-space (or units) allocation alike.
-    chunk_node* create_chunk(context ctx) noexcept {
-        const std::size_t bytes = node_bytes() + chunk_type::meta_bytes(layout_.unit_pages);
-        void* mem = backend_.alloc_meta(platform_, bytes, max_meta_align(), ctx);
-        if (mem == nullptr) return nullptr;
-        auto* c = new (mem) chunk_node;
-        c->chunk.init(static_cast<unsigned char*>(mem) + node_bytes(), layout_.unit_pages);
-        const std::uintptr_t base = backend_.create(platform_, layout_, ctx);
-        if (base == 0) {
-            c->~chunk_node();
-            backend_.free_meta(platform_, mem, bytes, ctx);
-            return nullptr;
-        }
-        c->base = c->usable_begin = base;
-        c->usable_end = base + unit_size_;
-        c->kind = chunk_kind::dynamic;
-        return c;
-    }
-
-    /// destroy_chunk(c) - the back end depopulates what is populated and gives the
-    /// memory back; then the metadata goes. c is on no list and out of every global
-    /// count. Context: sleeping lock held, index lock not held. Allocates nothing.
-    void destroy_chunk(chunk_node& c, context ctx) noexcept {
-        detail::released(c.base, cpu_offsets_, nr_cpus_, unit_size_);
-        backend_.destroy(platform_, layout_, c.chunk, c.base, ctx);
-        c.~chunk_node();
-        backend_.free_meta(platform_, &c, node_bytes() + chunk_type::meta_bytes(layout_.unit_pages), ctx);
-    }
-
-    /// populate_range(c, b, e, ctx) - populate every unpopulated run of pages [b, e) of
-    /// c and record it. Context: sleeping lock held, index lock not held.
-    errc populate_range(chunk_node& c, std::uint32_t b, std::uint32_t e, context ctx) noexcept {
-        std::size_t rs = 0, re = 0;
-        for (std::size_t from = b; bitmap::next_clear_region(c.chunk.populated_map(), e, from, rs, re); from = re) {
-            PCPU_ASSERT(!c.immutable);
-            if (!backend_.populate(platform_, layout_, c.base, static_cast<std::uint32_t>(rs),
-                                   static_cast<std::uint32_t>(re), ctx))
-                return errc::out_of_memory;
-            index_guard<Platform> guard(platform_);
-            record_population(c, static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re), true);
-        }
-        return errc::ok;
-    }
-
-    /// record_population(c, b, e, populated) - pcpu_chunk_(de)populated: the chunk's
-    /// bitmap and counts, and the global ones. Index lock held.
-    void record_population(chunk_node& c, std::uint32_t b, std::uint32_t e, bool populated) noexcept {
-        const std::uint32_t empty_before = c.chunk.nr_empty_pop_pages();
-        if (populated) {
-            detail::born_free(c.base + std::uintptr_t{b} * page_size, cpu_offsets_, nr_cpus_,
-                              std::size_t{e - b} * page_size);
-            c.chunk.set_populated(b, e);
-            nr_populated_ += e - b;
-        } else {
-            c.chunk.set_depopulated(b, e);
-            nr_populated_ -= e - b;
-        }
-        account_empty_pages(c, empty_before);
-    }
-
-    /// after_free(c) - pcpu_free_percpu's background decision. Index lock held.
-    /// Returns true if balance should run.
-    ///
-    /// The reclaim rule. Memory comes back because every dynamic chunk is always where
-    /// the search or balance will find it:
-    ///   - in use (slots 0..base) or fully free (free slot): searched, and its empty
-    ///     populated pages are counted in the reserve, where the surplus pass sees them;
-    ///   - queued (to_depopulate): balance depopulates it next;
-    ///   - sidelined: searched by sleeping allocations only after every chunk in use,
-    ///     and it holds no empty populated page. So a free that leaves an empty
-    ///     populated page in a sidelined chunk (or leaves it entirely free) sends it
-    ///     back to to_depopulate, as the kernel's free does; without that move its
-    ///     pages were out of every count and no balance ever returned them.
-    /// Balance then depopulates every queued chunk down to what the reserve needs and
-    /// destroys every fully free chunk beyond one spare. verify() checks the rule.
-    bool after_free(chunk_node& c) noexcept {
-        if (!backend_type::creates_chunks || c.kind != chunk_kind::dynamic) return false;
-        const bool fully_free = c.chunk.free_bits() == c.chunk.map_bits();
-        if (c.isolated) {
-            if (c.chunk.nr_empty_pop_pages() == 0 && !fully_free) return false;
-            if (c.slot != index_.to_depopulate_slot()) {
-                index_.move(c, index_.to_depopulate_slot(), true);
-            }
-            return true;
-        }
-        if (fully_free) {
-            // One fully free chunk is kept as a spare; a second one is surplus.
-            const detail::list_link& head = index_.list(index_.free_slot());
-            return head.next != &c || c.next != &head;
-        }
-        // Isolated chunks follow the reclaim rule above; one in use, the back end's.
-        if (!backend_type::should_reclaim(c, nr_empty_pop_pages_, empty_pop_pages_high)) return false;
-        isolate(c);
-        return true;
-    }
-
-    /// isolate(c) / reintegrate(c) - take c out of service for reclaim (to_depopulate,
-    /// its empty pages out of the global count) and put it back.
-    void isolate(chunk_node& c) noexcept {
-        nr_empty_pop_pages_ -= c.chunk.nr_empty_pop_pages();
-        c.isolated = true;
-        index_.move(c, index_.to_depopulate_slot(), true);
-    }
-    void reintegrate(chunk_node& c) noexcept {
-        c.isolated = false;
-        nr_empty_pop_pages_ += c.chunk.nr_empty_pop_pages();
-        index_.move(c, index_.chunk_slot(c), true);
-    }
-
-    /// balance_free(empty_only) - destroy every fully free chunk but one spare (with
-    /// empty_only, only those with no populated page left). The spare is the first
-    /// free chunk that still has populated pages, else the first one. The kernel
-    /// keeps the first one whatever it holds, so after reclaim it can keep an
-    /// unpopulated spare beside a populated free chunk: two spares.
-    void balance_free(bool empty_only, context ctx) noexcept {
-        detail::list_link doomed;
-        {
-            index_guard<Platform> guard(platform_);
-            detail::list_link* head = &index_.list(index_.free_slot());
-            const detail::list_link* spare = head->next;
-            for (const detail::list_link* l = head->next; l != head; l = l->next) {
-                if (static_cast<const chunk_node*>(l)->chunk.nr_populated() != 0) {
-                    spare = l;
-                    break;
-                }
-            }
-            for (detail::list_link* l = head->next; l != head;) {
-                auto& c = *static_cast<chunk_node*>(l);
-                l = l->next;
-                if (&c == spare || c.immutable || (empty_only && c.chunk.nr_populated() != 0)) continue;
-                remove_chunk(c);
-                doomed.push_back(c);
-            }
-        }
-        while (!doomed.empty()) {
-            auto& c = *static_cast<chunk_node*>(doomed.next);
-            c.unlink();
-            destroy_chunk(c, ctx);
-        }
-    }
-
-    /// remove_chunk(c) - off its list and out of every global count. Index lock held.
-    void remove_chunk(chunk_node& c) noexcept {
-        if (last_found_ == &c) last_found_ = nullptr;
-        if (c.kind == chunk_kind::dynamic) addr_index_.remove(c); // chunk index hook
-        if (!c.isolated) nr_empty_pop_pages_ -= c.chunk.nr_empty_pop_pages();
-        nr_populated_ -= c.chunk.nr_populated();
-        index_.unlink(c);
-        --stats_.nr_chunks;
-    }
-
-    /// isolate_surplus() - beyond the kernel, which reclaims only chunks that free()
-    /// isolated: when the reserve holds more than the high mark, isolate every chunk
-    /// whose empty populated pages make up at least a quarter of it (the kernel's
-    /// threshold against churn), the spare free chunk included, so that reclaim brings
-    /// the reserve down to the high mark. The first chunk is never touched.
-    void isolate_surplus() noexcept {
-        index_guard<Platform> guard(platform_);
-        for (int slot = 0; slot < index_.nr_slots() && nr_empty_pop_pages_ > empty_pop_pages_high; ++slot) {
-            if (slot == index_.sidelined_slot() || slot == index_.to_depopulate_slot()) continue;
-            detail::list_link* head = &index_.list(slot);
-            for (detail::list_link* l = head->next; l != head;) {
-                auto& c = *static_cast<chunk_node*>(l);
-                l = l->next;
-                const std::uint32_t empty = c.chunk.nr_empty_pop_pages();
-                // A fully free chunk (the spare) gives back every page the reserve
-                // does not need, however few: nothing else will.
-                if (!c.immutable && empty != 0 &&
-                    (empty >= c.chunk.nr_pages() / 4 || c.chunk.free_bits() == c.chunk.map_bits()))
-                    isolate(c);
-            }
-        }
-    }
-
-    /// reclaim_populated() - pcpu_reclaim_populated: for each isolated chunk, unmap its
-    /// empty populated pages from the top down (so what stays populated gathers at the
-    /// chunk's start), one TLB flush per chunk. It stops where the reserve, counting
-    /// the pages this chunk keeps, would drop below the high mark (the kernel stops as
-    /// soon as the *other* chunks are below it, and then keeps every page of this one,
-    /// which can leave far more than the high mark populated). A chunk is then
-    /// reintegrated if the reserve needs it or it is entirely free, else sidelined:
-    /// searched only after every chunk in use.
-    void reclaim_populated(context ctx) noexcept {
-        detail::index_lock<Platform> lock(platform_);
-        while (!index_.list(index_.to_depopulate_slot()).empty()) {
-            auto& c = *static_cast<chunk_node*>(index_.list(index_.to_depopulate_slot()).next);
-            bool keep = false;
-            std::uint32_t lo = layout_.unit_pages, hi = 0; // pages unmapped, for the flush
-            std::uint32_t run_end = 0, run_begin = 0;        // pending run [run_begin, run_end)
-            auto flush_run = [&] {
-                lock.unlock();
-                detail::released(c.base + std::uintptr_t{run_begin} * page_size, cpu_offsets_, nr_cpus_,
-                                 std::size_t{run_end - run_begin} * page_size);
-                backend_.depopulate(platform_, layout_, c.base, run_begin, run_end, ctx);
-                lock.relock();
-                record_population(c, run_begin, run_end, false);
-                lo = run_begin < lo ? run_begin : lo;
-                hi = run_end > hi ? run_end : hi;
-                run_end = 0;
-            };
-            for (std::uint32_t i = layout_.unit_pages; i-- > 0;) {
-                const std::uint32_t pending = run_end != 0 ? run_end - run_begin : 0;
-                const std::uint32_t empty = c.chunk.nr_empty_pop_pages();
-                if (empty == pending) break; // nothing else here to reclaim
-                if (c.chunk.is_populated(i) && c.chunk.page_is_free(i)) {
-                    // The reserve counts this chunk's remaining empty pages too: stop
-                    // where unmapping one more would leave fewer than the high mark.
-                    if (nr_empty_pop_pages_ + empty - pending - 1 < empty_pop_pages_high) {
-                        keep = true;
-                        break;
-                    }
-                    if (run_end == 0) run_end = i + 1;
-                    run_begin = i;
-                    continue;
-                }
-                if (run_end != 0) flush_run();
-            }
-            if (run_end != 0) flush_run();
-            if (lo < hi) {
-                lock.unlock();
-                backend_.flush(platform_, layout_, c.base, lo, hi);
-                lock.relock();
-            }
-            if (keep || c.chunk.free_bits() == c.chunk.map_bits()) {
-                reintegrate(c);
-            } else if (c.chunk.nr_empty_pop_pages() != 0) {
-                // A free emptied a page behind the walk while the lock was dropped:
-                // once more, so that no sidelined chunk holds an empty page.
-                continue;
-            } else {
-                index_.move(c, index_.sidelined_slot(), false);
-            }
-        }
-    }
-
-    /// balance_populated(ctx) - pcpu_balance_populated: bring the populated empty pages
-    /// up to the high mark (all of it if an atomic allocation failed since the last
-    /// run), populating chunks that have at least a page of free space first, and
-    /// creating a chunk only if that is not enough.
-    errc balance_populated(context ctx) noexcept {
-        detail::index_lock<Platform> lock(platform_);
-        std::size_t target = atomic_alloc_failed_ ? empty_pop_pages_high
-                             : nr_empty_pop_pages_ < empty_pop_pages_high ? empty_pop_pages_high - nr_empty_pop_pages_
-                                                                          : 0;
-        atomic_alloc_failed_ = false;
-        while (target != 0) {
-            chunk_node* c = nullptr;
-            for (int slot = index_.size_to_slot(page_size); slot <= index_.free_slot() && c == nullptr; ++slot)
-                for (detail::list_link* l = index_.list(slot).next; l != &index_.list(slot); l = l->next) {
-                    auto& cand = *static_cast<chunk_node*>(l);
-                    if (!cand.isolated && !backend_type::fully_populated(cand.chunk)) {
-                        c = &cand;
-                        break;
-                    }
-                }
-            // A fully free chunk with every page populated serves any atomic request:
-            // a second spare would be surplus the next balance destroys. (A chunk that
-            // comes populated is such a chunk as soon as it is adopted.)
-            if (c == nullptr && !index_.list(index_.free_slot()).empty()) break;
-            if (c == nullptr) {
-                lock.unlock();
-                chunk_node* fresh = create_chunk(ctx);
-                lock.relock();
-                if (fresh == nullptr) return errc::out_of_memory;
-                adopt_chunk(*fresh);
-                continue;
-            }
-            std::size_t rs = 0, re = 0;
-            for (std::size_t from = 0;
-                 target != 0 && bitmap::next_clear_region(c->chunk.populated_map(), c->chunk.nr_pages(), from, rs, re);
-                 from = re) {
-                if (re - rs > target) re = rs + target;
-                lock.unlock();
-                const bool ok = backend_.populate(platform_, layout_, c->base, static_cast<std::uint32_t>(rs),
-                                                  static_cast<std::uint32_t>(re), ctx);
-                lock.relock();
-                if (!ok) return errc::out_of_memory;
-                record_population(*c, static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re), true);
-                target -= re - rs;
-            }
-        }
-        return errc::ok;
-    }
-
-    /// teardown() - everything dynamic back to the platform.
-    void teardown() noexcept {
-        if (!initialized_) return;
-        if (backend_type::creates_chunks) {
-            // Depopulation and destruction allocate nothing; the bracket only tells a
-            // checker that these callbacks belong to an operation.
-            const context bg = traits::background_context(platform_);
-            op_bracket op(platform_, bg);
-            for (int slot = 0; slot < index_.nr_slots(); ++slot) {
-                detail::list_link* head = &index_.list(slot);
-                for (detail::list_link* l = head->next; l != head;) {
-                    auto& c = *static_cast<chunk_node*>(l);
-                    l = l->next;
-                    if (c.kind != chunk_kind::dynamic) continue;
-                    remove_chunk(c);
-                    destroy_chunk(c, bg);
-                }
-            }
-            backend_.release(platform_, layout_, bg);
-            if (own_meta_ != nullptr) backend_.free_meta(platform_, own_meta_, own_meta_bytes_, bg);
-            own_meta_ = nullptr;
-        }
-        // Back to the state of a fresh object, so init() can start a new life: the
-        // first chunk is still on a slot list (init() would link it twice and corrupt
-        // the list), and the counters describe allocations that died with it.
-        detail::released(unit0_, cpu_offsets_, nr_cpus_, unit_size_); // the caller's storage again
-        index_.unlink(first_);
-        reserved_.unlink();
-        stats_ = alloc_stats{};
-        settled_ops_ = no_ops;
-        live_bytes_ = 0;
-        nr_empty_pop_pages_ = 0;
-        nr_populated_ = 0;
-        atomic_alloc_failed_ = false;
-        initialized_ = false;
-    }
-
-    /// find_chunk(addr) - the chunk whose usable CPU 0 range holds addr, or nullptr.
-    chunk_node* find_chunk(std::uintptr_t addr) noexcept {
-        auto holds = [addr](const chunk_node& c) { return addr >= c.usable_begin && addr < c.usable_end; };
-        if (holds(first_)) return &first_;
-        if (reserved_size_ != 0 && holds(reserved_)) return &reserved_;
-        // Frees come in runs from the same chunk: try the last one found before walking
-        // every slot list (remove_chunk() forgets it, so it never dangles).
-        if (last_found_ != nullptr && holds(*last_found_)) return last_found_;
-        // chunk index hook: O(log chunks) (pcpu/internal/chunk_index.hpp states the bound).
-        chunk_node* c = addr_index_.find(addr);
-        if (c != nullptr) last_found_ = c;
-        return c;
-    }
+    // ---- balance (pcpu_balance_workfn's family): core/balance.hpp ---------------------
+    bool after_free(chunk_node& c) noexcept;
+    void isolate(chunk_node& c) noexcept;
+    void reintegrate(chunk_node& c) noexcept;
+    void balance_free(bool empty_only, context ctx) noexcept;
+    void isolate_surplus() noexcept;
+    void reclaim_populated(context ctx) noexcept;
+    errc balance_populated(context ctx) noexcept;
 
     void warn(const char* msg) noexcept { warnings_.warn(platform_, msg); }
 
@@ -1201,3 +722,8 @@ private:
 };
 
 } // namespace pcpu
+
+// The members defined out of the class, along the kernel's lines (docs/architecture.md).
+#include "core/setup.hpp"
+#include "core/chunks.hpp"
+#include "core/balance.hpp"
