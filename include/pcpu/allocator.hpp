@@ -24,7 +24,8 @@
 //
 // Layout. This header holds the public API and the allocation and free paths, atomic
 // path included; the class declares every member, and the rest are defined after it in
-// core/: setup.hpp (init, teardown), chunks.hpp (chunk lifecycle, population
+// core/: search.hpp (the search over the slot index and the claim), setup.hpp (init,
+// teardown), chunks.hpp (chunk lifecycle, population
 // bookkeeping, find_chunk), balance.hpp (balance and free()'s part in it). core/guards.hpp
 // holds the guards an operation takes.
 //
@@ -381,22 +382,6 @@ private:
         nr_empty_pop_pages_ = nr_empty_pop_pages_ + c.chunk.nr_empty_pop_pages() - before;
     }
 
-    /// claim(c, bits, align, pop_only) - find-fit and claim in one chunk; -1 if it fails.
-    std::int32_t claim(chunk_node& c, std::uint32_t bits, std::uint32_t align, bool pop_only) noexcept {
-        const std::int32_t start = c.chunk.find_fit(bits, align, pop_only);
-        if (start < 0) return -1;
-        return claim_from(c, bits, align, start);
-    }
-    /// claim_from(c, bits, align, start) - claim at find_fit()'s result `start` (>= 0).
-    std::int32_t claim_from(chunk_node& c, std::uint32_t bits, std::uint32_t align, std::int32_t start) noexcept {
-        const std::uint32_t contig_before = c.chunk.contig_bits();
-        const std::uint32_t empty_before = c.chunk.nr_empty_pop_pages();
-        const std::int32_t off = c.chunk.alloc_area(bits, align, static_cast<std::uint32_t>(start));
-        if (off < 0) return -1;
-        account_empty_pages(c, empty_before);
-        index_.relocate_if_changed(c, contig_before);
-        return off;
-    }
 
     /// locked_context(eff) - the context of every callback made under the sleeping
     /// lock for a caller whose effective context is eff: eff without nofail (never
@@ -567,76 +552,14 @@ private:
         live_bytes_ += bytes;
     }
 
-    /// release_area(c, off) - give back an area claimed by an allocation that then
-    /// failed (population), leaving the chunk as if it had never been claimed.
-    void release_area(chunk_node& c, std::uint32_t off) noexcept {
-        const int old_slot = index_.chunk_slot(c);
-        const std::uint32_t empty_before = c.chunk.nr_empty_pop_pages();
-        c.chunk.free_area(off);
-        account_empty_pages(c, empty_before);
-        index_.relocate(c, old_slot);
-    }
 
-    /// search(bytes, bits, align, pop_only, out, fast) - the normal allocation search:
-    /// slots from the request's size class up to the free slot, fullest chunks first
-    /// (sidelined chunks come after every chunk in use, and fully free chunks last),
-    /// then slot 0. Returns the bit offset with the chunk in out, or -1.
-    /// fast: the sleeping allocation's lock-free try, which claims populated space
-    /// only: it demotes nothing and skips the sidelined list. A sidelined chunk's
-    /// populated pages hold no empty page (the reclaim rule at after_free()), often
-    /// no free run at all, and a populated fit there is found by the sleeping search
-    /// that follows; walking them here cost every allocation a bitmap scan per
-    /// sidelined chunk, for as long as they stayed sidelined.
-    std::int32_t search(std::size_t bytes, std::uint32_t bits, std::uint32_t align, bool pop_only,
-                        chunk_node*& out, bool fast = false) noexcept {
-        const bool demote = !fast;
-        // Non-empty slots from the request's size class up to the free slot, in order.
-        // The mask is re-read after each slot: demotion may have emptied one (it only
-        // ever moves chunks to slot 0, below any slot still to visit).
-        const std::uint32_t free_bit = index_type::bit(index_.free_slot());
-        const std::uint32_t upto = (free_bit | (free_bit - 1)) & ~(fast ? index_type::bit(index_.sidelined_slot()) : 0u);
-        for (int slot = index_.size_to_slot(bytes);; ++slot) {
-            const std::uint32_t pending = index_.mask() & upto & ~(index_type::bit(slot) - 1);
-            if (pending == 0) break;
-            slot = __builtin_ctz(pending);
-            detail::list_link* head = &index_.list(slot);
-            for (detail::list_link* l = head->next; l != head;) {
-                auto& c = *static_cast<chunk_node*>(l);
-                l = l->next; // c may move lists below
-                const std::int32_t start = c.chunk.find_fit(bits, align, pop_only);
-                if (start < 0) {
-                    // Usually an alignment failure in a nearly full chunk: park it in
-                    // slot 0, which is searched last, until its contig hint changes.
-                    if (demote && slot < slot_fail_threshold) {
-                        index_.move(c, 0, true);
-                    }
-                    continue;
-                }
-                // find_fit() once: claim from its result rather than searching again.
-                const std::int32_t off = claim_from(c, bits, align, start);
-                if (off >= 0) {
-                    // Serving from a sidelined chunk puts it back into use.
-                    if (c.isolated) reintegrate(c);
-                    out = &c;
-                    return off;
-                }
-            }
-        }
-        // Deviation from the kernel, which never looks at slot 0 and would rather
-        // create a chunk: a static-only allocator cannot create one, and a request that
-        // fits an existing chunk must not fail. Slot 0 holds only nearly full and
-        // demoted chunks, each rejected in O(1) by its contig hint when it cannot fit.
-        detail::list_link* head = &index_.list(0);
-        for (detail::list_link* l = head->next; l != head; l = l->next) {
-            auto& c = *static_cast<chunk_node*>(l);
-            const std::int32_t off = claim(c, bits, align, pop_only);
-            if (off >= 0) {
-                out = &c;
-                return off;
-            }
-        }
-        return -1;
-    }
+
+    // ---- the search over the slot index and the claim: core/search.hpp ----------------
+    std::int32_t claim(chunk_node& c, std::uint32_t bits, std::uint32_t align, bool pop_only) noexcept;
+    std::int32_t claim_from(chunk_node& c, std::uint32_t bits, std::uint32_t align, std::int32_t start) noexcept;
+    void release_area(chunk_node& c, std::uint32_t off) noexcept;
+    std::int32_t search(std::size_t bytes, std::uint32_t bits, std::uint32_t align, bool pop_only, chunk_node*& out,
+                        bool fast = false) noexcept;
 
     // ---- first-chunk setup and teardown: core/setup.hpp ------------------------------
     void build_first_chunk(chunk_node& c, chunk_kind kind, std::uintptr_t units, std::size_t begin,
@@ -724,6 +647,7 @@ private:
 } // namespace pcpu
 
 // The members defined out of the class, along the kernel's lines (docs/architecture.md).
+#include "core/search.hpp"
 #include "core/setup.hpp"
 #include "core/chunks.hpp"
 #include "core/balance.hpp"
