@@ -454,7 +454,6 @@ private:
             // would, under the index lock alone (the atomic path shows this is safe
             // against concurrent balance). Chunks are not demoted here: a chunk whose
             // fits are all unpopulated is still the right place for the slow path.
-            // Measured: the sleeping lock was a fifth of a trace replay's time.
             chunk_node* fc = nullptr;
             detail::index_lock<Platform> lock(platform_);
             const std::int32_t foff = search(bytes, bits, align_bits, true, fc, true);

@@ -433,61 +433,9 @@ private:
         return r;
     }
 
-    /// next_fit_region(bits, align, pos, off, len) - pcpu_next_fit_region: walk the
-    /// block metadata from the block holding `pos` for a region [off, off + len) that
-    /// holds an aligned fit, such that the first fit a bitmap scan from off finds also
-    /// ends by off + len. Returns false if there is none at or after pos.
-    ///
-    /// A run crossing block edges is carried from one block's right_free through the
-    /// following blocks' left_free; a run inside a block is found by the block's
-    /// contig hint. A walk that begins on a block boundary starts with an empty
-    /// carried run there, so the left edge of that block is not missed (the atomic
-    /// path restarts on page boundaries).
+    // ---- searches in a window: internal/chunk_fit.hpp ---------------------------------
     bool next_fit_region(std::uint32_t bits, std::uint32_t align, std::uint32_t pos, std::uint32_t& off,
-                         std::uint32_t& len) const noexcept {
-        std::uint32_t b = pos / block_bits;
-        bool carrying = pos % block_bits == 0;
-        std::uint32_t carry_start = pos; // aligned start of the carried candidate
-        for (; b < nr_blocks_; ++b) {
-            PCPU_FIND_FIT_COUNT(++detail::fit_counts.blocks_visited);
-            const block_md& md = md_blocks_[b];
-            const std::uint32_t base = b * block_bits;
-            if (carrying) {
-                if (base + md.left_free - carry_start >= bits) {
-                    off = carry_start;
-                    len = bits;
-                    return true;
-                }
-                if (md.left_free == block_bits) continue;
-                carrying = false;
-            }
-            // Runs of this block before pos are either before first_free or, when pos
-            // is the chunk scan hint's end (or the chunk contig hint, past max_before),
-            // no longer than that scan hint (or max_before), which is shorter than the
-            // request: a contig hint before pos cannot fit.
-            const std::uint32_t rel = base < pos ? pos - base : 0;
-            if (md.contig_hint_start >= rel && block_check_hint(md, bits, align)) {
-                // Let the bitmap scan begin at the block's own hint: it may find an
-                // earlier hole, and at worst ends on the contig hint, which lies within
-                // a block of the start, hence inside alloc_area()'s window.
-                off = base + block_next_hint(md, bits);
-                len = base + align_up(md.contig_hint_start, align) + bits - off;
-                return true;
-            }
-            std::uint32_t run_start = base + block_bits - md.right_free;
-            if (run_start < pos) run_start = pos;
-            // align <= block_bits, so this never passes the block's end.
-            carry_start = align_up(run_start, align);
-            if (base + block_bits - carry_start >= bits) {
-                off = carry_start;
-                len = bits;
-                return true;
-            }
-            carrying = true;
-        }
-        return false;
-    }
-
+                         std::uint32_t& len) const noexcept;
     /// find_aligned_fit(from, end, bits, align) - the first `align`-aligned p >= from
     /// with [p, p + bits) clear and p + bits <= end, or `end` if there is none: the
     /// first fit the run-by-run scan would find, without visiting the holes one by
@@ -496,105 +444,15 @@ private:
     /// free run can begin a run that long; a run is checked when a set bit ends it)
     /// and O(log2 bits) shifts otherwise (a mask of the positions that begin `bits`
     /// clear bits, by doubling, intersected with the aligned positions).
-    // Inline: out of line, the first word search after a stretch without one ran cold
-    // (op 1,366 of the trace's worst/1024k/warm: 1,300-1,500 cycles against about 1,000).
+    // Inline: out of line, the first word search after a stretch without one runs cold
+    // (docs/performance.md, "Bounded find-fit").
     std::size_t find_aligned_fit(std::size_t from, std::size_t end, std::uint32_t bits,
-                                 std::uint32_t align) const noexcept {
-        using bitmap::word;
-        constexpr std::size_t w_bits = bitmap::word_bits;
-        if (from >= end) return end;
-        const std::size_t first = from / w_bits, last = (end - 1) / w_bits;
-        // free_word(i) - the clear bits of word i that lie in [from, end), as ones.
-        auto free_word = [&](std::size_t i) noexcept {
-            word f = ~alloc_map_[i];
-            if (i == first) f &= bitmap::detail::mask_from(from);
-            if (i == last) f &= bitmap::detail::mask_below(end);
-            return f;
-        };
-        if (bits >= w_bits) {
-            // A run of bits >= word_bits clear bits reaches the end of the word it
-            // begins in: each word's trailing clear bits (all of it, if clear) are
-            // the only candidate it holds. A candidate that fails does so at a set
-            // bit q; no aligned start before q fits either, so go on from q's word.
-            for (std::size_t i = first; i <= last;) {
-                const word used = ~free_word(i);
-                const std::size_t top = used == 0 ? 0 : w_bits - bitmap::detail::clz(used);
-                if (top == w_bits) {
-                    ++i;
-                    continue;
-                }
-                const std::size_t a = align_up(u32(i * w_bits + top), align);
-                if (a + bits > end) return end;
-                const std::size_t next = (i + 1) * w_bits;
-                const std::size_t q = bitmap::find_next_set(alloc_map_, a + bits, a > next ? a : next);
-                if (q >= a + bits) return a;
-                i = q / w_bits;
-            }
-            return end;
-        }
-        // Aligned positions within a word: every align-th bit (one in a word, or in
-        // some words only, when align >= word_bits).
-        const word every = align < w_bits ? ~word{0} / ((word{1} << align) - 1) : word{1};
-        for (std::size_t i = first; i <= last; ++i) {
-            word lo = free_word(i);
-            if (lo == 0) continue;
-            if (align >= w_bits && (i * w_bits) % align != 0) continue;
-            word hi = i < last ? free_word(i + 1) : 0;
-            // lo bit p: [p, p + have) clear, reading on into the next word.
-            for (std::uint32_t have = 1; have < bits;) {
-                const std::uint32_t sh = have < bits - have ? have : bits - have;
-                lo &= (lo >> sh) | (hi << (w_bits - sh));
-                hi &= hi >> sh;
-                have += sh;
-            }
-            lo &= every;
-            if (lo != 0) return i * w_bits + bitmap::detail::ctz(lo);
-        }
-        return end;
-    }
-
-    /// offer_last_run(from, at, bits, align, s, e) - after a word search from `from`
-    /// found the fit at `at`: every run it passed failed the request, so none is
-    /// longer than bits + align - 2 (a run that long always holds it). The last of
-    /// them, if that long and no shorter than [s, e) (the longest run the scan
-    /// examined before `from`), is as good a scan hint and a later one; it becomes
-    /// [s, e). At most three backward word searches over [from, at).
+                                 std::uint32_t align) const noexcept;
     void offer_last_run(std::uint32_t from, std::uint32_t at, std::uint32_t bits, std::uint32_t align,
-                        std::uint32_t& s, std::uint32_t& e) const noexcept {
-        const std::uint32_t bound = bits + align - 2;
-        // Only runs shorter than a word: those are the holes a window holds by the
-        // dozen and a later scan would visit again; longer ones are few.
-        if (bound == 0 || bound >= bitmap::word_bits || bound < e - s) return;
-        // The run holding the fit begins after the last allocated bit before it (an
-        // unaligned fit begins its run: the bit before an earlier start is allocated).
-        std::uint32_t fit_run = at;
-        if (align > 1) {
-            const auto p = u32(bitmap::find_last_set(alloc_map_, from, at));
-            if (p == at) return;
-            fit_run = p + 1;
-        }
-        const auto last_free = u32(bitmap::find_last_clear(alloc_map_, from, fit_run));
-        if (last_free == fit_run) return;
-        const auto before = u32(bitmap::find_last_set(alloc_map_, from, last_free));
-        if (before == last_free || last_free - before != bound) return;
-        s = before + 1;
-        e = last_free + 1;
-    }
-
+                        std::uint32_t& s, std::uint32_t& e) const noexcept;
 #if PCPU_FIND_FIT_STATS
-    /// count_scanned_run(rs, re, bits, align, last) - debug accounting for one free run
-    /// [rs, re) that alloc_area()'s scan examined: a run that ends inside its block, in
-    /// a block whose contig hint says the request cannot fit there, is a scan the hints
-    /// should have prevented (counted once per block per scan).
     void count_scanned_run(std::uint32_t rs, std::uint32_t re, std::uint32_t bits, std::uint32_t align,
-                           std::uint32_t& last) const noexcept {
-        ++detail::fit_counts.runs_examined;
-        const std::uint32_t b = rs / block_bits;
-        if (re < (b + 1) * block_bits && b != last && !block_check_hint(md_blocks_[b], bits, align)) {
-            ++detail::fit_counts.hopeless_blocks_scanned;
-            last = b;
-        }
-    }
+                           std::uint32_t& last) const noexcept;
 #endif
 
     /// block_update_scan_area(start, s, e) - pcpu_block_update_scan: offer the longest
@@ -647,142 +505,10 @@ private:
         return n;
     }
 
-    /// block_update_hint_alloc(s, e) - pcpu_block_update_hint_alloc: hints after
-    /// [s, e) became allocated. O(1) per block touched unless the allocation breaks a
-    /// block's contig hint (rescan of that block) or the chunk's (metadata walk).
-    void block_update_hint_alloc(std::uint32_t s, std::uint32_t e) noexcept {
-        const std::uint32_t s_block = s / block_bits;
-        const std::uint32_t e_block = (e - 1) / block_bits;
-        const std::uint32_t s_off = s - s_block * block_bits;
-        const std::uint32_t e_off = e - e_block * block_bits; // in (0, block_bits]
-
-        // Every page that was entirely free is an empty page no more; count only the
-        // populated ones, so nr_empty_pop_pages stays exact (middle pages were
-        // necessarily entirely free).
-        nr_empty_pop_pages_ -= free_pop_pages(s, e);
-
-        // First block. left_free/right_free shrink exactly: the allocation lies in
-        // free space, so if it starts inside the left run that run now ends at s_off,
-        // and if it ends inside the right run that run now starts at e_off.
-        block_md& first = md_blocks_[s_block];
-        const std::uint32_t first_end = s_block == e_block ? e_off : block_bits;
-        if (s_off == first.first_free) {
-            const std::uint32_t base = s_block * block_bits;
-            first.first_free = u32(bitmap::find_next_clear(alloc_map_, base + block_bits, base + first_end)) - base;
-        }
-        if (first.scan_hint != 0 &&
-            overlaps(first.scan_hint_start, first.scan_hint_start + first.scan_hint, s_off, first_end))
-            first.scan_hint = 0;
-        first.left_free = min_u32(first.left_free, s_off);
-        first.right_free = s_block == e_block ? min_u32(first.right_free, block_bits - e_off) : 0;
-        if (overlaps(first.contig_hint_start, first.contig_hint_start + first.contig_hint, s_off, first_end) &&
-            !block_split_contig(s_block, s_off, first_end))
-            block_refresh_hint(s_block, run_bound(first, s_off, first_end));
-
-        if (e_block != s_block) {
-            for (std::uint32_t b = s_block + 1; b < e_block; ++b) block_set_full(md_blocks_[b]);
-            block_md& last = md_blocks_[e_block];
-            if (e_off == block_bits) {
-                block_set_full(last);
-            } else {
-                // [0, e_off) was free, so first_free was 0; the first free bit is now
-                // the first one after the allocation.
-                const std::uint32_t base = e_block * block_bits;
-                last.first_free = u32(bitmap::find_next_clear(alloc_map_, base + block_bits, base + e_off)) - base;
-                if (last.scan_hint != 0 && last.scan_hint_start < e_off) last.scan_hint = 0;
-                last.left_free = 0;
-                last.right_free = min_u32(last.right_free, block_bits - e_off);
-                if (last.contig_hint_start < e_off && !block_split_contig(e_block, 0, e_off))
-                    block_refresh_hint(e_block, run_bound(last, 0, e_off));
-            }
-        }
-
-        // Chunk level: runs only shrank, so the contig hint stays exact unless the
-        // allocation took from it.
-        block_md& cm = chunk_md_;
-        if (cm.scan_hint != 0 && overlaps(cm.scan_hint_start, cm.scan_hint_start + cm.scan_hint, s, e))
-            cm.scan_hint = 0;
-        cm.left_free = min_u32(cm.left_free, s);
-        cm.right_free = min_u32(cm.right_free, map_bits_ - e);
-        if (overlaps(cm.contig_hint_start, cm.contig_hint_start + cm.contig_hint, s, e) && !chunk_split_contig(s, e))
-            chunk_refresh_hint(false);
-    }
-
-    /// block_split_contig(b, s, e) - block b's contig hint after an allocation took
-    /// [s, e) (block relative) from it, in O(1) words of bitmap when that can be
-    /// proved, else false (the caller rescans the block). The block's first_free,
-    /// left_free, right_free and scan hint are already up to date.
-    ///
-    /// Why it is exact: as chunk_split_contig() below, with the block's free bits
-    /// outside the old contig run [cs, ce) counted from the bitmap instead of kept:
-    /// none lies before first_free, so they are the clear bits of [first_free, cs)
-    /// and [ce, block_bits), usually a few words or none (a block filled from its
-    /// start has first_free inside the piece left over, and its contig run reaches
-    /// the block's end). When the longer piece beats them all, it is the largest run.
-    /// This replaces a rescan of the block's runs after the scan hint, which costs
-    /// most where the block has a fragmented prefix (the worst single allocations of
-    /// the trace, and aligned requests that split the contig run at an offset).
-    bool block_split_contig(std::uint32_t b, std::uint32_t s, std::uint32_t e) noexcept {
-        block_md& md = md_blocks_[b];
-        const std::uint32_t cs = md.contig_hint_start, ce = cs + md.contig_hint;
-        PCPU_ASSERT(cs <= s && e <= ce);
-        const std::uint32_t left = s - cs, right = ce - e;
-        const bool take_right = right > left;
-        const std::uint32_t p = take_right ? right : left;
-        std::uint32_t other = take_right ? left : right;
-        const std::size_t base = std::size_t{b} * block_bits;
-        // Free or not, the bits outside the old run may be too few to reach p: then
-        // nothing needs counting (an aligned request that split a long run at an
-        // offset, beside a short fragmented prefix).
-        const std::uint32_t outside = (md.first_free < cs ? cs - md.first_free : 0) + (block_bits - ce);
-        if (other + outside >= p) {
-            if (other < p && md.first_free < cs)
-                other += cs - md.first_free - u32(bitmap::count_set(alloc_map_, base + md.first_free, base + cs));
-            if (other < p && ce < block_bits)
-                other += block_bits - ce - u32(bitmap::count_set(alloc_map_, base + ce, base + block_bits));
-            if (other >= p) return false;
-        }
-        // The piece not taken lies on one side of the new contig hint.
-        if (take_right && left > md.max_before) md.max_before = left;
-        if (!take_right && right > md.max_after) md.max_after = right;
-        md.contig_hint = p;
-        md.contig_hint_start = take_right ? e : cs;
-        return true;
-    }
-
-    /// chunk_split_contig(s, e) - the chunk contig hint after an allocation [s, e) took
-    /// from it, in O(1) when that can be proved, else false (the caller walks the
-    /// block metadata). free_bits_ already excludes [s, e).
-    ///
-    /// Why it is exact. [s, e) was free and overlaps the contig run [cs, ce), a maximal
-    /// free run, so it lies inside it and leaves two maximal runs, [cs, s) and [e, ce).
-    /// Let P be the longer. Every other free run is made of the free bits outside P,
-    /// so none is longer than free_bits_ - P; when P > free_bits_ - P, P is the largest
-    /// run and the contig hint is exact again (strictly: on a tie the merge rule would
-    /// pick the better aligned of the equal runs, which aligned requests rely on, and
-    /// only a walk can see the other). This is the common case: small requests
-    /// carved, first fit, from a chunk's long free tail, where the walk would otherwise
-    /// visit every block on each of them.
-    /// The scan hint, if it survived the overlap test above, is another maximal run
-    /// whose length counts among those free bits (so it is at most P), and it lay
-    /// before cs unless it was as long as the old contig hint, which is impossible now
-    /// that it is at most P < ce - cs: it stays valid, before the new contig hint or,
-    /// if equal in length, on a different run.
-    bool chunk_split_contig(std::uint32_t s, std::uint32_t e) noexcept {
-        block_md& cm = chunk_md_;
-        const std::uint32_t cs = cm.contig_hint_start, ce = cs + cm.contig_hint;
-        PCPU_ASSERT(cs <= s && e <= ce);
-        const std::uint32_t left = s - cs, right = ce - e;
-        const bool take_right = right > left;
-        const std::uint32_t p = take_right ? right : left;
-        if (p <= free_bits_ - p) return false;
-        if (take_right && left > cm.max_before) cm.max_before = left;
-        if (!take_right && right > cm.max_after) cm.max_after = right;
-        cm.contig_hint = p;
-        cm.contig_hint_start = take_right ? e : cs;
-        return true;
-    }
-
+    // ---- hint maintenance: internal/chunk_hints.hpp ----------------------------------
+    void block_update_hint_alloc(std::uint32_t s, std::uint32_t e) noexcept;
+    bool block_split_contig(std::uint32_t b, std::uint32_t s, std::uint32_t e) noexcept;
+    bool chunk_split_contig(std::uint32_t s, std::uint32_t e) noexcept;
     /// block_refresh_hint(b, bound) - pcpu_block_refresh_hint: recompute block b's
     /// contig and scan hints from its bitmap. A scan hint, if any, becomes the contig
     /// hint and only what follows it is scanned: nothing before it is longer.
@@ -792,34 +518,7 @@ private:
     /// tie-break, which aligned requests rely on, loses nothing that cheaply matters),
     /// and every run after it is known to be no longer.
     // Out of line: the slow path, kept out of the claim it would otherwise bloat.
-    [[gnu::noinline]] void block_refresh_hint(std::uint32_t b, std::uint32_t bound = 0) noexcept {
-        block_md& md = md_blocks_[b];
-        const std::uint32_t base = b * block_bits;
-        const std::uint32_t from = block_refresh_begin(md, true);
-        std::size_t rs = 0, re = 0;
-        std::uint32_t runs = 0;
-        for (std::size_t f = base + from; bitmap::next_clear_region(alloc_map_, base + block_bits, f, rs, re); f = re) {
-            PCPU_FIND_FIT_COUNT(++detail::fit_counts.refresh_runs);
-            const std::uint32_t s = u32(rs) - base, len = u32(re - rs);
-            block_update(md, s, s + len);
-            if (len == bound && naturally_aligned(s, len)) {
-                md.max_after = bound;
-                return;
-            }
-            if (PCPU_FIT_WORD_SEARCH && ++runs >= scan_runs && md.contig_hint == bound) {
-                // A largest run is known: only an equally long, naturally aligned one
-                // can still end the walk, and it begins an aligned fit of `bound` bits,
-                // which a word search finds without visiting the holes. Runs passed
-                // are no longer than the bound, which max_before (if the hint moves
-                // past them) and max_after say.
-                const std::size_t p = find_aligned_fit(re, base + block_bits, bound, natural_align(bound));
-                PCPU_FIND_FIT_COUNT(++detail::fit_counts.word_searches);
-                if (p < base + block_bits) block_update(md, u32(p) - base, u32(p) - base + bound);
-                md.max_after = bound;
-                return;
-            }
-        }
-    }
+    [[gnu::noinline]] void block_refresh_hint(std::uint32_t b, std::uint32_t bound = 0) noexcept;
     /// natural_align(len) - the largest power of two <= len.
     static constexpr std::uint32_t natural_align(std::uint32_t len) noexcept {
         std::uint32_t p = 1;
@@ -841,134 +540,10 @@ private:
         return u;
     }
 
-    /// chunk_refresh_hint(full_scan) - pcpu_chunk_refresh_hint: recompute chunk_md's
-    /// contig and scan hints from the block metadata (never the bitmap). Candidates, in
-    /// ascending order, are runs carried across block edges (right_free of one block,
-    /// left_free of the next ones) and each block's contig run when it touches neither
-    /// edge; every other run is no longer than its block's contig run. Unless
-    /// full_scan, a chunk scan hint is promoted and only what follows it is walked.
-    /// The walk does not offer every run, so max_before plays no part in it (a short
-    /// run it never offers may lie before a scan hint it would set) and ends as the
-    /// contig hint, a bound that always holds.
-    void chunk_refresh_hint(bool full_scan) noexcept {
-        block_md& cm = chunk_md_;
-        const std::uint32_t from = block_refresh_begin(cm, !full_scan);
-        if (from >= map_bits_) {
-            cm.max_before = cm.max_after = cm.contig_hint;
-            return;
-        }
-
-        const std::uint32_t first_block = from / block_bits;
-        bool carrying = from % block_bits == 0;
-        std::uint32_t run_start = from;
-        for (std::uint32_t b = first_block; b < nr_blocks_; ++b) {
-            PCPU_FIND_FIT_COUNT(++detail::fit_counts.refresh_blocks);
-            const block_md& md = md_blocks_[b];
-            const std::uint32_t base = b * block_bits;
-            if (carrying) {
-                if (md.left_free == block_bits) continue;
-                if (base + md.left_free > run_start) walk_merge(run_start, base + md.left_free);
-                carrying = false;
-            }
-            const std::uint32_t rel = b == first_block ? from - base : 0;
-            if (md.contig_hint != 0 && md.contig_hint_start > 0 &&
-                md.contig_hint_start + md.contig_hint < block_bits && md.contig_hint_start >= rel)
-                walk_merge(base + md.contig_hint_start, base + md.contig_hint_start + md.contig_hint);
-            run_start = base + block_bits - md.right_free;
-            if (run_start < from) run_start = from;
-            carrying = true;
-        }
-        if (carrying && map_bits_ > run_start) walk_merge(run_start, map_bits_);
-        cm.max_before = cm.max_after = cm.contig_hint;
-    }
+    void chunk_refresh_hint(bool full_scan) noexcept;
     /// walk_merge(s, e) - one candidate of chunk_refresh_hint()'s walk, max_before unused.
     void walk_merge(std::uint32_t s, std::uint32_t e) noexcept { detail::block_merge(chunk_md_, s, e, false, false); }
-
-
-    /// block_update_hint_free(s, e) - pcpu_block_update_hint_free: hints after [s, e)
-    /// became free. The new run is found at block granularity (from the hints when it
-    /// meets one, else by a scan bounded by the block), merged into the first and last
-    /// blocks; blocks in between become entirely free. At chunk level the run is
-    /// extended over the neighbouring blocks' edges and merged, chunk absolute at both
-    /// ends, which keeps the chunk contig hint exact; a free spanning blocks, or a run
-    /// that covers a whole block, takes the full metadata walk instead.
-    void block_update_hint_free(std::uint32_t s, std::uint32_t e) noexcept {
-        const std::uint32_t s_block = s / block_bits;
-        const std::uint32_t e_block = (e - 1) / block_bits;
-        const std::uint32_t s_off = s - s_block * block_bits;
-        const std::uint32_t e_off = e - e_block * block_bits; // in (0, block_bits]
-        const std::uint32_t s_base = s_block * block_bits;
-        const std::uint32_t e_base = e_block * block_bits;
-        block_md& first = md_blocks_[s_block];
-        block_md& last = md_blocks_[e_block];
-
-        // Where the new run begins in the first block: at a hinted run ending exactly
-        // at s, or after the last allocated bit before s.
-        std::uint32_t start;
-        if (first.contig_hint != 0 && s_off == first.contig_hint_start + first.contig_hint) {
-            start = first.contig_hint_start;
-        } else if (first.scan_hint != 0 && s_off == first.scan_hint_start + first.scan_hint) {
-            start = first.scan_hint_start;
-        } else if (s_off == first.left_free) {
-            start = 0;
-        } else {
-            const auto prev = u32(bitmap::find_last_set(alloc_map_, s_base, s));
-            start = prev == s ? 0 : prev + 1 - s_base;
-        }
-        // Where it ends in the last block: at a hinted run beginning exactly at e, or
-        // at the next allocated bit.
-        std::uint32_t end;
-        if (e_off == block_bits || e_off == block_bits - last.right_free) {
-            end = block_bits;
-        } else if (last.contig_hint != 0 && e_off == last.contig_hint_start) {
-            end = last.contig_hint_start + last.contig_hint;
-        } else if (last.scan_hint != 0 && e_off == last.scan_hint_start) {
-            end = last.scan_hint_start + last.scan_hint;
-        } else {
-            end = u32(bitmap::find_next_set(alloc_map_, e_base + block_bits, e)) - e_base;
-        }
-
-        if (s_block == e_block) {
-            block_update(first, start, end);
-        } else {
-            block_update(first, start, block_bits);
-            for (std::uint32_t b = s_block + 1; b < e_block; ++b) block_init(md_blocks_[b], block_bits);
-            block_update(last, 0, end);
-        }
-        // Pages that became entirely free are empty pages again if populated.
-        nr_empty_pop_pages_ += free_pop_pages(s, e);
-
-        // Chunk level: the new run is [s_base + start, e_base + end), extended over the
-        // neighbouring blocks' edge runs. Every other run is unchanged and the old
-        // contig run can only have been swallowed by a longer one, so merging this one
-        // run keeps the contig hint exact. Where the run reaches an entirely free
-        // neighbour it goes on through it: to the chunk's edge if the chunk's edge run
-        // (left_free/right_free, exact before this free, which cannot have touched
-        // them) begins within reach, else through each free block to the first one
-        // that is not (the kernel walks every block's metadata here instead).
-        const block_md& cm = chunk_md_;
-        std::uint32_t run_s = s_base + start;
-        std::uint32_t run_e = e_base + end;
-        if (start == 0 && run_s != 0) {
-            if (cm.left_free >= run_s) {
-                run_s = 0;
-            } else {
-                std::uint32_t b = s_block;
-                while (b > 0 && md_blocks_[b - 1].right_free == block_bits) --b;
-                run_s = b * block_bits - (b > 0 ? md_blocks_[b - 1].right_free : 0);
-            }
-        }
-        if (end == block_bits && run_e != map_bits_) {
-            if (map_bits_ - cm.right_free <= run_e) {
-                run_e = map_bits_;
-            } else {
-                std::uint32_t b = e_block + 1;
-                while (b < nr_blocks_ && md_blocks_[b].left_free == block_bits) ++b;
-                run_e = b * block_bits + (b < nr_blocks_ ? md_blocks_[b].left_free : 0);
-            }
-        }
-        block_update(chunk_md_, run_s, run_e);
-    }
+    void block_update_hint_free(std::uint32_t s, std::uint32_t e) noexcept;
 
     bitmap::word* alloc_map_ = nullptr;
     bitmap::word* bound_map_ = nullptr;
@@ -987,126 +562,10 @@ private:
     std::uint32_t usable_end_ = 0;
 };
 
-template <unsigned PageShift, unsigned GranuleShift, unsigned BlockShift>
-chunk_verify_report basic_chunk<PageShift, GranuleShift, BlockShift>::verify() const noexcept {
-    // Block level: recount each block's runs from the bitmap.
-    std::uint32_t empty_pages = 0;
-    bool page_free = true; // every block of the current page so far entirely free
-    std::size_t rs = 0, re = 0;
-    for (std::uint32_t b = 0; b < nr_blocks_; ++b) {
-        const block_md& md = md_blocks_[b];
-        const std::uint32_t base = b * block_bits;
-        if (md.nr_bits != block_bits) return mismatch("block nr_bits", b, block_bits, md.nr_bits);
-        std::uint32_t contig = 0, left = 0, right = 0, first = block_bits, before_scan = 0, before_contig = 0,
-                      after_contig = 0;
-        for (std::size_t f = base; bitmap::next_clear_region(alloc_map_, base + block_bits, f, rs, re); f = re) {
-            const std::uint32_t s = u32(rs) - base, e = u32(re) - base, len = e - s;
-            if (first == block_bits) first = s;
-            if (s == 0) left = len;
-            if (e == block_bits) right = len;
-            if (len > contig) contig = len;
-            if (e <= md.scan_hint_start && len > before_scan) before_scan = len;
-            if (e <= md.contig_hint_start && len > before_contig) before_contig = len;
-            if (s >= md.contig_hint_start + md.contig_hint && len > after_contig) after_contig = len;
-        }
-        if (md.max_before < before_contig)
-            return mismatch("block max_before: a longer run lies before contig_hint", b, before_contig, md.max_before);
-        if (md.max_after < after_contig)
-            return mismatch("block max_after: a longer run lies after contig_hint", b, after_contig, md.max_after);
-        if (md.contig_hint != contig) return mismatch("block contig_hint", b, contig, md.contig_hint);
-        if (contig != 0 && (md.contig_hint_start > block_bits - contig ||
-                            !bitmap::all_clear(alloc_map_, base + md.contig_hint_start,
-                                               base + md.contig_hint_start + contig)))
-            return mismatch("block contig_hint_start: not a free run of contig_hint bits", b, contig,
-                            md.contig_hint_start);
-        if (md.left_free != left) return mismatch("block left_free", b, left, md.left_free);
-        if (md.right_free != right) return mismatch("block right_free", b, right, md.right_free);
-        if (md.first_free > first) return mismatch("block first_free above the first free bit", b, first, md.first_free);
-        if (md.scan_hint != 0) {
-            const std::uint32_t ss = md.scan_hint_start, se = ss + md.scan_hint;
-            if (md.scan_hint > md.contig_hint) return mismatch("block scan_hint > contig_hint", b, md.contig_hint, md.scan_hint);
-            if (ss > block_bits - md.scan_hint || !bitmap::all_clear(alloc_map_, base + ss, base + se) ||
-                (ss != 0 && !bitmap::test(alloc_map_, base + ss - 1)) ||
-                (se != block_bits && !bitmap::test(alloc_map_, base + se)))
-                return mismatch("block scan_hint: not a free run", b, md.scan_hint, ss);
-            if (md.scan_hint == md.contig_hint ? ss == md.contig_hint_start : se > md.contig_hint_start)
-                return mismatch("block scan_hint: not before contig_hint", b, md.contig_hint_start, ss);
-            if (before_scan > md.scan_hint)
-                return mismatch("block scan_hint: a longer run lies before it", b, before_scan, md.scan_hint);
-        }
-        if (b % blocks_per_page == 0) page_free = true;
-        page_free = page_free && contig == block_bits;
-        if (b % blocks_per_page == blocks_per_page - 1 && page_free && bitmap::test(populated_, b / blocks_per_page))
-            ++empty_pages;
-    }
-
-    // Chunk level: the same from the whole map.
-    const block_md& cm = chunk_md_;
-    if (cm.nr_bits != map_bits_) return mismatch("chunk nr_bits", 0, map_bits_, cm.nr_bits);
-    std::uint32_t contig = 0, left = 0, right = 0, first = map_bits_, before_scan = 0, before_contig = 0, after_contig = 0,
-                  nr_free = 0;
-    for (std::size_t f = 0; bitmap::next_clear_region(alloc_map_, map_bits_, f, rs, re); f = re) {
-        const std::uint32_t s = u32(rs), e = u32(re), len = e - s;
-        if (first == map_bits_) first = s;
-        if (s == 0) left = len;
-        if (e == map_bits_) right = len;
-        if (len > contig) contig = len;
-        if (e <= cm.scan_hint_start && len > before_scan) before_scan = len;
-        if (e <= cm.contig_hint_start && len > before_contig) before_contig = len;
-        if (s >= cm.contig_hint_start + cm.contig_hint && len > after_contig) after_contig = len;
-        nr_free += len;
-    }
-    if (cm.max_before < before_contig)
-        return mismatch("chunk max_before: a longer run lies before contig_hint", 0, before_contig, cm.max_before);
-    if (cm.max_after < after_contig)
-        return mismatch("chunk max_after: a longer run lies after contig_hint", 0, after_contig, cm.max_after);
-    if (cm.contig_hint != contig) return mismatch("chunk contig_hint", 0, contig, cm.contig_hint);
-    if (contig != 0 &&
-        (cm.contig_hint_start > map_bits_ - contig ||
-         !bitmap::all_clear(alloc_map_, cm.contig_hint_start, std::size_t{cm.contig_hint_start} + contig)))
-        return mismatch("chunk contig_hint_start: not a free run of contig_hint bits", 0, contig, cm.contig_hint_start);
-    if (cm.first_free != first) return mismatch("chunk first_free", 0, first, cm.first_free);
-    if (cm.left_free != left) return mismatch("chunk left_free", 0, left, cm.left_free);
-    if (cm.right_free != right) return mismatch("chunk right_free", 0, right, cm.right_free);
-    if (cm.scan_hint != 0) {
-        const std::uint32_t ss = cm.scan_hint_start, se = ss + cm.scan_hint;
-        if (cm.scan_hint > cm.contig_hint) return mismatch("chunk scan_hint > contig_hint", 0, cm.contig_hint, cm.scan_hint);
-        if (ss > map_bits_ - cm.scan_hint || !bitmap::all_clear(alloc_map_, ss, se) ||
-            (ss != 0 && !bitmap::test(alloc_map_, ss - 1)) || (se != map_bits_ && !bitmap::test(alloc_map_, se)))
-            return mismatch("chunk scan_hint: not a free run", 0, cm.scan_hint, ss);
-        if (cm.scan_hint == cm.contig_hint ? ss == cm.contig_hint_start : se > cm.contig_hint_start)
-            return mismatch("chunk scan_hint: not before contig_hint", 0, cm.contig_hint_start, ss);
-        if (before_scan > cm.scan_hint)
-            return mismatch("chunk scan_hint: a longer run lies before it", 0, before_scan, cm.scan_hint);
-    }
-
-    // Counts.
-    if (free_bits_ != nr_free) return mismatch("free_bits", 0, nr_free, free_bits_);
-    const auto populated = u32(bitmap::count_set(populated_, 0, nr_pages_));
-    if (nr_populated_ != populated) return mismatch("nr_populated", 0, populated, nr_populated_);
-    if (nr_empty_pop_pages_ != empty_pages) return mismatch("nr_empty_pop_pages", 0, empty_pages, nr_empty_pop_pages_);
-
-    // Hidden head and tail stay allocated.
-    if (usable_begin_ > usable_end_ || usable_end_ > map_bits_) return mismatch("hidden bounds", 0, usable_end_, usable_begin_);
-    if (!bitmap::all_set(alloc_map_, 0, usable_begin_) || !bitmap::all_set(alloc_map_, usable_end_, map_bits_))
-        return mismatch("hidden region not allocated", 0, usable_begin_, usable_end_);
-
-    // Every allocated run of the usable part is a sequence of live allocations, each
-    // with its start bound bit set, interior bound bits clear and end bound bit set.
-    std::uint32_t nr_alloc = 0;
-    for (std::size_t f = usable_begin_; bitmap::next_set_region(alloc_map_, usable_end_, f, rs, re); f = re) {
-        for (std::size_t p = rs; p < re;) {
-            if (!bitmap::test(bound_map_, p)) return mismatch("bound_map: allocated bit without an allocation start", u32(p), 1, 0);
-            const std::size_t q = bitmap::find_next_set(bound_map_, std::size_t{map_bits_} + 1, p + 1);
-            if (q > re) return mismatch("bound_map: allocation ends past its allocated run", u32(p), u32(re), u32(q));
-            ++nr_alloc;
-            p = q;
-        }
-    }
-    if (nr_alloc_ != nr_alloc) return mismatch("nr_alloc", 0, nr_alloc, nr_alloc_);
-    return chunk_verify_report{};
-}
-
 using chunk = basic_chunk<>;
 
 } // namespace pcpu
+
+#include "chunk_fit.hpp"
+#include "chunk_hints.hpp"
+#include "chunk_verify.hpp"
