@@ -121,6 +121,7 @@ void run(bool rseq) {
     CHECK(f.a.verify().ok);
     pcpu::counter<alloc_t> c;
     REQUIRE(c.init(f.a, 0, pcpu::ctx::full, 8) == pcpu::errc::ok);
+    CHECK(f.a.verify().ok);
     g_fix = &f;
     g_h64 = h64.value();
     g_h32 = h32.value();
@@ -258,6 +259,7 @@ TEST_CASE("rseq: the bounded add stores exactly when the sum stays strictly insi
     REQUIRE(f.a.platform().rseq_enabled());
     auto h = pcpu::alloc_percpu<std::int32_t>(f.a, pcpu::ctx::full);
     REQUIRE(h);
+    CHECK(f.a.verify().ok);
     const pcpu::percpu<std::int32_t> d = h.value();
     // The thread stays on one CPU: only then is "the running CPU's copy" one copy.
     cpu_set_t allowed;
