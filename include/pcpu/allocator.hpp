@@ -59,6 +59,7 @@
 #include "internal/bitmap.hpp"
 #include "internal/chunk.hpp"
 #include "internal/chunk_index.hpp"
+#include "internal/populating.hpp"
 #include "internal/slot_index.hpp"
 #include "platform.hpp"
 #include "populate.hpp"
@@ -353,7 +354,8 @@ public:
     /// integrity, the global counters and the statistics. O(total bitmap size).
     /// Context: takes the sleeping lock when the policy creates chunks, so that it never
     /// sees an allocation between its claim and its population (the only moment the
-    /// counters legitimately disagree), then the index lock.
+    /// counters legitimately disagree) unless that allocation populates outside the
+    /// lock, which the allocator then counts as pending; then the index lock.
     verify_report verify() const noexcept {
         if (!initialized_) return verify_report{};
         // Taking the sleeping lock is a blocking operation of its own; it allocates
@@ -373,6 +375,11 @@ private:
     using slow_guard = detail::slow_guard<Platform, backend_type>;
     using no_slow_guard = detail::no_slow_guard<Platform>;
     using optional_scope = detail::optional_scope<Platform>;
+    using index_lock = detail::index_lock<Platform>;
+    /// parallel_population - allocations populate outside the sleeping lock
+    /// (internal/populating.hpp): the back end populates on demand and the platform
+    /// has the population event.
+    static constexpr bool parallel_population = backend_type::populate_slots != 0;
 
     /// account_empty_pages(c, before) - mirror a change of c's empty populated pages in
     /// the global count, which covers non-reserved, non-isolated chunks only: it is the
@@ -437,11 +444,13 @@ private:
     /// alloc_area(bytes, align, reserved, is_atomic, eff, out) - pcpu_alloc without the
     /// argument checks and the zeroing.
     ///
-    /// A sleeping allocation holds the sleeping lock throughout: only one task creates
-    /// or populates at a time, and no chunk is destroyed under it, which is what allows
-    /// dropping the index lock while a chunk is created or pages are populated. An
-    /// atomic allocation never takes it: it claims only populated space, or fails and
-    /// asks balance to refill the reserve.
+    /// A sleeping allocation holds the sleeping lock from its search to its
+    /// population: only one task creates a chunk or claims unpopulated space at a
+    /// time, and no chunk is destroyed under it, which is what allows dropping the
+    /// index lock while a chunk is created or pages are populated. With the
+    /// population event it lets the lock go before populating (populate_claimed()).
+    /// An atomic allocation never takes it: it claims only populated space, or fails
+    /// and asks balance to refill the reserve.
     template <bool MayBlock>
     errc alloc_area(std::size_t bytes, std::size_t align, bool reserved, bool is_atomic, context eff,
                     handle& out) noexcept {
@@ -520,24 +529,23 @@ private:
         const std::uint32_t page_begin = static_cast<std::uint32_t>(off) / chunk_type::page_bits;
         const std::uint32_t page_end = (static_cast<std::uint32_t>(off) + bits - 1) / chunk_type::page_bits + 1;
         bool populated = true;
+        bool wake = false; // a task sleeps on a page range this allocation populated
         // Only a sleeping allocation can need population: an atomic fit is populated.
         if constexpr (MayBlock) populated = backend_type::is_populated(c->chunk, page_begin, page_end);
         if (!populated) {
-            lock.unlock();
-            if constexpr (MayBlock) {
-                optional_scope scope(platform_, locked); // as around create_chunk() above
-                err = populate_range(*c, page_begin, page_end, locked);
-            }
-            lock.relock();
+            if constexpr (MayBlock) err = populate_claimed(*c, bits, page_begin, page_end, locked, lock, slow, wake);
             if (err != errc::ok) {
                 release_area(*c, static_cast<std::uint32_t>(off));
                 ++stats_.nr_failed;
+                lock.unlock();
+                if (wake) traits::populate_wake(platform_);
                 return err;
             }
         }
         account_alloc(bytes);
         const bool low = nr_empty_pop_pages_ < empty_pop_pages_low && backend_type::creates_chunks;
         lock.unlock();
+        if (wake) traits::populate_wake(platform_);
         if (low) traits::request_balance(platform_);
         out = handle(c->base + (static_cast<std::uintptr_t>(off) << min_alloc_shift));
         return errc::ok;
@@ -572,7 +580,10 @@ private:
     void remove_chunk(chunk_node& c) noexcept;
     chunk_node* create_chunk(context ctx) noexcept;
     void destroy_chunk(chunk_node& c, context ctx) noexcept;
-    errc populate_range(chunk_node& c, std::uint32_t b, std::uint32_t e, context ctx) noexcept;
+    errc populate_range(chunk_node& c, std::uint32_t b, std::uint32_t e, context ctx, index_lock& lock,
+                        unsigned slot) noexcept;
+    errc populate_claimed(chunk_node& c, std::uint32_t bits, std::uint32_t b, std::uint32_t e, context ctx,
+                          index_lock& lock, slow_guard& slow, bool& wake) noexcept;
     void record_population(chunk_node& c, std::uint32_t b, std::uint32_t e, bool populated) noexcept;
     chunk_node* find_chunk(std::uintptr_t addr) noexcept;
 
@@ -638,6 +649,13 @@ private:
 
     std::size_t nr_empty_pop_pages_ = 0;
     std::size_t nr_populated_ = 0;
+    // Population outside the sleeping lock (internal/populating.hpp), index lock: the
+    // ranges being populated, the tasks asleep until one goes, and the areas claimed
+    // whose allocation has not been counted yet (verify() allows for them).
+    populating_set<chunk_node, backend_type::populate_slots> populating_;
+    unsigned populate_waiters_ = 0;
+    std::uint32_t pending_allocs_ = 0;
+    std::size_t pending_bits_ = 0;
     std::size_t live_bytes_ = 0;
     alloc_stats stats_;
     warn_limit warnings_;

@@ -74,7 +74,8 @@
 // ---- Required by policies that create chunks (contiguous, lazy_mapped) ------------
 //   void slow_lock(context ctx) noexcept;  the sleeping lock (pcpu_alloc_mutex):
 //   void slow_unlock() noexcept;     serialises chunk creation, destruction, population
-//                                    and balance. Never taken by an atomic allocation.
+//                                    (but see the population event below) and balance.
+//                                    Never taken by an atomic allocation.
 //   void* alloc_meta(std::size_t bytes, std::size_t align, context ctx) noexcept;
 //                                    chunk structs, bitmaps and the temporary page array;
 //                                    nullptr on failure; contents unspecified
@@ -113,6 +114,16 @@
 //   void flush_after_map(std::uintptr_t begin, std::uintptr_t end) noexcept;
 //   void flush_before_unmap(std::uintptr_t begin, std::uintptr_t end) noexcept;
 //   void flush_tlb(std::uintptr_t begin, std::uintptr_t end) noexcept;
+//   Optional population event: with it, allocations populate their pages outside the
+//   sleeping lock, two tasks at once on different page ranges, so the page callbacks
+//   above must then be safe to run concurrently for disjoint ranges (the flushes for
+//   overlapping spans). An eventcount [none: population stays under the sleeping lock]:
+//   std::uint32_t populate_ticket() noexcept;   the current event count (pcpu reads it
+//                                    under the index lock before it sleeps)
+//   void populate_wait(std::uint32_t ticket, context ctx) noexcept;
+//                                    sleep until populate_wake() has been called since
+//                                    the ticket was read (at once if it already has)
+//   void populate_wake() noexcept;   advance the count and wake every waiter
 #pragma once
 
 #include "config.hpp"
@@ -221,7 +232,10 @@ enum class need : std::uint8_t { every, optional, chunks, contiguous, lazy_mappe
     X(scope_restore,      (::pcpu::detail::scope_token_of<P, Ctx>),                           none,     0, 0, 1, lazy_mapped) \
     X(flush_after_map,    (std::uintptr_t, std::uintptr_t),                           none,     0, 0, 1, optional) \
     X(flush_before_unmap, (std::uintptr_t, std::uintptr_t),                           none,     0, 0, 1, optional) \
-    X(flush_tlb,          (std::uintptr_t, std::uintptr_t),                           none,     0, 0, 1, optional)
+    X(flush_tlb,          (std::uintptr_t, std::uintptr_t),                           none,     0, 0, 1, optional) \
+    X(populate_ticket,    (),                                                         none,     0, 0, 1, optional) \
+    X(populate_wait,      (std::uint32_t),                                            last,     1, 0, 1, optional) \
+    X(populate_wake,      (),                                                         none,     0, 0, 1, optional)
 /// PCPU_PLATFORM_BRACKETS(X) - the operation brackets, same columns: pcpu calls them
 /// around every public operation that may call back into the platform.
 #define PCPU_PLATFORM_BRACKETS(X)                                                                               \
@@ -345,6 +359,30 @@ struct platform_traits {
     static void flush_tlb(P& p, std::uintptr_t b, std::uintptr_t e) noexcept {
         if constexpr (has<detail::has_flush_tlb>) p.flush_tlb(b, e);
         else (void)p, (void)b, (void)e;
+    }
+
+    /// parallel_population - the platform has the population event (populate_ticket,
+    /// populate_wait, populate_wake) and so declares that its page callbacks
+    /// (alloc_pages, map, free_pages, unmap, flushes) may run for two page ranges at
+    /// once: allocations then populate outside the sleeping lock (core/populating.hpp).
+    static constexpr bool parallel_population =
+        has<detail::has_populate_ticket> && has<detail::has_populate_wait> && has<detail::has_populate_wake>;
+    static_assert(parallel_population || (!has<detail::has_populate_ticket> && !has<detail::has_populate_wait> &&
+                                           !has<detail::has_populate_wake>),
+                  "pcpu: the population event needs all three members: `std::uint32_t populate_ticket() "
+                  "noexcept`, `void populate_wait(std::uint32_t ticket, context) noexcept` and "
+                  "`void populate_wake() noexcept`");
+    static std::uint32_t populate_ticket(P& p) noexcept {
+        if constexpr (parallel_population) return p.populate_ticket();
+        else return (void)p, 0;
+    }
+    static void populate_wait(P& p, std::uint32_t ticket, context c) noexcept {
+        if constexpr (parallel_population) p.populate_wait(ticket, c);
+        else (void)p, (void)ticket, (void)c;
+    }
+    static void populate_wake(P& p) noexcept {
+        if constexpr (parallel_population) p.populate_wake();
+        else (void)p;
     }
 
     // The blocking members whose context is optional (detail::ctx_arg::optional):

@@ -135,6 +135,10 @@ public:
     static constexpr bool populated_on_create = false;
     /// Empty pages can be unmapped and freed one run at a time (reclaim).
     static constexpr bool depopulates = true;
+    /// populate_slots - populations that may run outside the sleeping lock at once,
+    /// each with a page array of its own (internal/populating.hpp); none unless the
+    /// platform has the population event.
+    static constexpr unsigned populate_slots = traits::parallel_population ? 8 : 0;
 
     /// create(p, u, ctx) / destroy(...) - see lazy_mapped::create; destroy first
     /// depopulates whatever the chunk still has populated. destroy allocates nothing.
@@ -146,9 +150,9 @@ public:
         std::size_t rs = 0, re = 0;
         for (std::size_t from = 0; bitmap::next_set_region(c.populated_map(), u.unit_pages, from, rs, re);
              from = re) {
-            PCPU_ASSERT(pages_ != nullptr); // populated once, so it exists
+            PCPU_ASSERT(pages_[0] != nullptr); // populated once, so it exists
             const auto b = static_cast<std::uint32_t>(rs), e = static_cast<std::uint32_t>(re);
-            lazy_mapped::depopulate(p, u, base, b, e, pages_, ctx);
+            lazy_mapped::depopulate(p, u, base, b, e, pages_[0], ctx);
             c.set_depopulated(b, e);
         }
         // No TLB flush: release() retires the whole range next and must flush it.
@@ -175,17 +179,26 @@ public:
         return nr_empty > high + empty && empty >= c.chunk.nr_pages() / 4 && empty != 0;
     }
 
-    /// populate(p, u, base, b, e, ctx) - back pages [b, e) of every CPU (see
-    /// lazy_mapped::populate); false with nothing left allocated or mapped.
+    /// populate(p, u, base, b, e, ctx, slot) - back pages [b, e) of every CPU (see
+    /// lazy_mapped::populate) with slot's page array: slot 0 under the sleeping lock,
+    /// else the populating_set slot the caller holds, after prepare(). False with
+    /// nothing left allocated or mapped.
     bool populate(P& p, const unit_layout& u, std::uintptr_t base, std::uint32_t b, std::uint32_t e,
-                  context ctx) noexcept {
-        return ensure_page_array(p, u, ctx) && lazy_mapped::populate(p, u, base, b, e, pages_, ctx);
+                  context ctx, unsigned slot = 0) noexcept {
+        return (slot != 0 || prepare(p, u, ctx, 0)) && lazy_mapped::populate(p, u, base, b, e, pages_[slot], ctx);
+    }
+    /// prepare(p, u, ctx, slot) - under the sleeping lock, before slot's population runs
+    /// outside it: the page arrays it needs, slot 0's included (depopulation's, which
+    /// must then exist). The only place an array is allocated, so no two tasks ever
+    /// race on one.
+    bool prepare(P& p, const unit_layout& u, context ctx, unsigned slot) noexcept {
+        return ensure_page_array(p, u, ctx, 0) && ensure_page_array(p, u, ctx, slot);
     }
     /// depopulate(p, u, base, b, e, ctx) - unmap and free pages [b, e) of every CPU;
     /// no TLB flush (flush() once per chunk after a pass).
     void depopulate(P& p, const unit_layout& u, std::uintptr_t base, std::uint32_t b, std::uint32_t e,
                     context ctx) noexcept {
-        lazy_mapped::depopulate(p, u, base, b, e, pages_, ctx);
+        lazy_mapped::depopulate(p, u, base, b, e, pages_[0], ctx);
     }
     /// flush(p, u, base, b, e) - one TLB flush over pages [b, e) of every CPU.
     static void flush(P& p, const unit_layout& u, std::uintptr_t base, std::uint32_t b, std::uint32_t e) noexcept {
@@ -194,25 +207,30 @@ public:
 
     /// release(p, u, ctx) - the page array back to the platform (teardown).
     void release(P& p, const unit_layout& u, context ctx) noexcept {
-        if (pages_ != nullptr) traits::free_meta(p, pages_, page_array_bytes(u), ctx);
-        pages_ = nullptr;
+        for (page_ref*& a : pages_) {
+            if (a != nullptr) traits::free_meta(p, a, page_array_bytes(u), ctx);
+            a = nullptr;
+        }
     }
 
 private:
-    /// ensure_page_array(p, u, ctx) - the temporary page array: allocated by the first
-    /// population, with that population's context (it was GFP_KERNEL in Linux before
-    /// 2026: one of the allocations the noio bug went through), then kept for good so
-    /// depopulation never has to allocate.
-    bool ensure_page_array(P& p, const unit_layout& u, context ctx) noexcept {
-        if (pages_ == nullptr) pages_ = static_cast<page_ref*>(p.alloc_meta(page_array_bytes(u), alignof(page_ref), ctx));
-        return pages_ != nullptr;
+    /// ensure_page_array(p, u, ctx, slot) - slot's temporary page array: allocated by
+    /// the first population that needs it, with that population's context (it was
+    /// GFP_KERNEL in Linux before 2026: one of the allocations the noio bug went
+    /// through), then kept for good so depopulation never has to allocate. Sleeping
+    /// lock held.
+    bool ensure_page_array(P& p, const unit_layout& u, context ctx, unsigned slot) noexcept {
+        if (pages_[slot] == nullptr)
+            pages_[slot] = static_cast<page_ref*>(p.alloc_meta(page_array_bytes(u), alignof(page_ref), ctx));
+        return pages_[slot] != nullptr;
     }
     static std::size_t page_array_bytes(const unit_layout& u) noexcept {
         return std::size_t{u.nr_cpus} * u.unit_pages * sizeof(page_ref);
     }
 
-    /// nr_cpus * unit_pages entries, CPU c's page i at c * unit_pages + i.
-    page_ref* pages_ = nullptr;
+    /// nr_cpus * unit_pages entries each, CPU c's page i at c * unit_pages + i; [0] is
+    /// the sleeping lock holder's, [k] populating_set slot k's.
+    page_ref* pages_[1 + populate_slots] = {};
 };
 
 } // namespace pcpu

@@ -26,6 +26,8 @@ struct resident_pages {
     static constexpr bool populated_on_create = true;
     /// Pages cannot be given back one by one (pcpu_should_reclaim_chunk is false).
     static constexpr bool depopulates = false;
+    /// Nothing to populate, so nothing populates outside the sleeping lock.
+    static constexpr unsigned populate_slots = 0;
 
     template <class Chunk>
     static constexpr bool is_populated(const Chunk&, std::uint32_t, std::uint32_t) noexcept {
@@ -35,9 +37,11 @@ struct resident_pages {
     static constexpr bool fully_populated(const Chunk&) noexcept {
         return true;
     }
-    static bool populate(P&, const unit_layout&, std::uintptr_t, std::uint32_t, std::uint32_t, context) noexcept {
+    static bool populate(P&, const unit_layout&, std::uintptr_t, std::uint32_t, std::uint32_t, context,
+                         unsigned = 0) noexcept {
         return true;
     }
+    static bool prepare(P&, const unit_layout&, context, unsigned) noexcept { return true; }
     /// should_reclaim(c, nr_empty, high) - never: see depopulates.
     template <class Node>
     static constexpr bool should_reclaim(const Node&, std::size_t, std::size_t) noexcept {

@@ -227,10 +227,21 @@ inline void allocator<Platform, Populate, ChunkLayout>::reclaim_populated(contex
 /// balance_populated(ctx) - pcpu_balance_populated: bring the populated empty pages
 /// up to the high mark (all of it if an atomic allocation failed since the last
 /// run), populating chunks that have at least a page of free space first, and
-/// creating a chunk only if that is not enough.
+/// creating a chunk only if that is not enough. It populates empty pages only: an
+/// unpopulated page that holds an allocated area belongs to the allocation
+/// populating it outside the sleeping lock (internal/populating.hpp).
 template <class Platform, class Populate, class ChunkLayout>
 inline errc allocator<Platform, Populate, ChunkLayout>::balance_populated(context ctx) noexcept {
-    detail::index_lock<Platform> lock(platform_);
+    auto fillable = [](const chunk_type& ch, std::uint32_t i) {
+        return !ch.is_populated(i) && (!parallel_population || ch.page_is_free(i));
+    };
+    auto has_fillable = [&fillable](const chunk_type& ch) {
+        if (backend_type::fully_populated(ch)) return false;
+        for (std::uint32_t i = 0; i < ch.nr_pages(); ++i)
+            if (fillable(ch, i)) return true;
+        return false;
+    };
+    index_lock lock(platform_);
     std::size_t target = atomic_alloc_failed_ ? empty_pop_pages_high
                          : nr_empty_pop_pages_ < empty_pop_pages_high ? empty_pop_pages_high - nr_empty_pop_pages_
                                                                       : 0;
@@ -240,7 +251,7 @@ inline errc allocator<Platform, Populate, ChunkLayout>::balance_populated(contex
         for (int slot = index_.size_to_slot(page_size); slot <= index_.free_slot() && c == nullptr; ++slot)
             for (detail::list_link* l = index_.list(slot).next; l != &index_.list(slot); l = l->next) {
                 auto& cand = *static_cast<chunk_node*>(l);
-                if (!cand.isolated && !backend_type::fully_populated(cand.chunk)) {
+                if (!cand.isolated && has_fillable(cand.chunk)) {
                     c = &cand;
                     break;
                 }
@@ -257,18 +268,24 @@ inline errc allocator<Platform, Populate, ChunkLayout>::balance_populated(contex
             adopt_chunk(*fresh);
             continue;
         }
-        std::size_t rs = 0, re = 0;
-        for (std::size_t from = 0;
-             target != 0 && bitmap::next_clear_region(c->chunk.populated_map(), c->chunk.nr_pages(), from, rs, re);
-             from = re) {
-            if (re - rs > target) re = rs + target;
+        // Runs of fillable pages, at most target pages in all. Which pages are
+        // fillable cannot change while the index lock is dropped: only a sleeping
+        // allocation claims unpopulated space, under the sleeping lock this holds.
+        const std::uint32_t n = c->chunk.nr_pages();
+        for (std::uint32_t rs = 0; target != 0 && rs < n;) {
+            if (!fillable(c->chunk, rs)) {
+                ++rs;
+                continue;
+            }
+            std::uint32_t re = rs + 1;
+            while (re < n && re - rs < target && fillable(c->chunk, re)) ++re;
             lock.unlock();
-            const bool ok = backend_.populate(platform_, layout_, c->base, static_cast<std::uint32_t>(rs),
-                                              static_cast<std::uint32_t>(re), ctx);
+            const bool ok = backend_.populate(platform_, layout_, c->base, rs, re, ctx);
             lock.relock();
             if (!ok) return errc::out_of_memory;
-            record_population(*c, static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re), true);
+            record_population(*c, rs, re, true);
             target -= re - rs;
+            rs = re;
         }
     }
     return errc::ok;

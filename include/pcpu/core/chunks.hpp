@@ -77,21 +77,81 @@ inline void allocator<Platform, Populate, ChunkLayout>::destroy_chunk(chunk_node
     backend_.free_meta(platform_, &c, node_bytes() + chunk_type::meta_bytes(layout_.unit_pages), ctx);
 }
 
-/// populate_range(c, b, e, ctx) - populate every unpopulated run of pages [b, e) of
-/// c and record it. Context: sleeping lock held, index lock not held.
+/// populate_range(c, b, e, ctx, lock, slot) - populate every unpopulated run of pages
+/// [b, e) of c with slot's page array and record it. Index lock held on entry and on
+/// return, dropped around the back end; the caller owns the runs: it holds the
+/// sleeping lock (slot 0), or the populating_set slot registering [b, e).
 template <class Platform, class Populate, class ChunkLayout>
 inline errc allocator<Platform, Populate, ChunkLayout>::populate_range(chunk_node& c, std::uint32_t b, std::uint32_t e,
-                                                          context ctx) noexcept {
+                                                                       context ctx, index_lock& lock,
+                                                                       unsigned slot) noexcept {
     std::size_t rs = 0, re = 0;
     for (std::size_t from = b; bitmap::next_clear_region(c.chunk.populated_map(), e, from, rs, re); from = re) {
         PCPU_ASSERT(!c.immutable);
-        if (!backend_.populate(platform_, layout_, c.base, static_cast<std::uint32_t>(rs),
-                               static_cast<std::uint32_t>(re), ctx))
-            return errc::out_of_memory;
-        index_guard<Platform> guard(platform_);
+        lock.unlock();
+        const bool ok = backend_.populate(platform_, layout_, c.base, static_cast<std::uint32_t>(rs),
+                                          static_cast<std::uint32_t>(re), ctx, slot);
+        lock.relock();
+        if (!ok) return errc::out_of_memory;
         record_population(c, static_cast<std::uint32_t>(rs), static_cast<std::uint32_t>(re), true);
     }
     return errc::ok;
+}
+
+/// populate_claimed(c, bits, b, e, ctx, lock, slow, wake) - populate pages [b, e) of
+/// c, which hold the `bits`-bit area this allocation has just claimed. Index lock
+/// held on entry and on return; the sleeping lock held on entry, possibly not on
+/// return. The whole step runs under the caller's scope, not only map(): whatever the
+/// platform allocates without a context argument (bookkeeping, page tables) is
+/// narrowed as the callbacks are.
+///
+/// Without the population event the sleeping lock stays held throughout, as in the
+/// kernel. With it (internal/populating.hpp states what keeps this safe) the pages
+/// are registered and populated after the sleeping lock is let go; an allocation
+/// that needs a page someone else registered, or finds every slot taken, sleeps on
+/// the event and tries again. wake: a task sleeps on the event and must be woken once
+/// the index lock is dropped.
+template <class Platform, class Populate, class ChunkLayout>
+inline errc allocator<Platform, Populate, ChunkLayout>::populate_claimed(chunk_node& c, std::uint32_t bits,
+                                                                         std::uint32_t b, std::uint32_t e,
+                                                                         context ctx, index_lock& lock,
+                                                                         slow_guard& slow, bool& wake) noexcept {
+    optional_scope scope(platform_, ctx);
+    if constexpr (!parallel_population) {
+        (void)bits, (void)slow, (void)wake;
+        return populate_range(c, b, e, ctx, lock, 0);
+    } else {
+        // Claimed but not yet counted as an allocation while the locks are dropped.
+        ++pending_allocs_;
+        pending_bits_ += bits;
+        errc err = errc::ok;
+        while (!backend_type::is_populated(c.chunk, b, e)) {
+            if (!populating_.full() && !populating_.conflicts(c, b, e)) {
+                const unsigned slot = populating_.add(c, b, e);
+                lock.unlock();
+                const bool ready = backend_.prepare(platform_, layout_, ctx, slot);
+                slow.release();
+                lock.relock();
+                err = ready ? populate_range(c, b, e, ctx, lock, slot) : errc::out_of_memory;
+                populating_.remove(slot);
+                wake = populate_waiters_ != 0;
+                break;
+            }
+            // The ticket is read under the index lock, before the range this waits
+            // for can go: a wake that comes before the wait is not lost.
+            ++populate_waiters_;
+            const std::uint32_t ticket = traits::populate_ticket(platform_);
+            lock.unlock();
+            slow.release();
+            traits::populate_wait(platform_, ticket, ctx);
+            slow.retake();
+            lock.relock();
+            --populate_waiters_;
+        }
+        --pending_allocs_;
+        pending_bits_ -= bits;
+        return err;
+    }
 }
 
 /// record_population(c, b, e, populated) - pcpu_chunk_(de)populated: the chunk's

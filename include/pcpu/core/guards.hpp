@@ -25,19 +25,27 @@ struct op_bracket {
 };
 
 /// slow_guard - the sleeping lock, taken only when `take` (atomic allocations
-/// never take it; back ends that never create chunks have none).
+/// never take it; back ends that never create chunks have none). An allocation that
+/// populates outside it (core/populating.hpp) lets it go early and may take it again.
 template <class Platform, class Backend>
 struct slow_guard {
     using context = typename platform_traits<Platform>::context;
-    slow_guard(Platform& p, bool take, context ctx) noexcept : p_(p), held_(take) {
-        if (held_) Backend::slow_lock(p_, ctx);
+    slow_guard(Platform& p, bool take, context ctx) noexcept : p_(p), ctx_(ctx), held_(take) {
+        if (held_) Backend::slow_lock(p_, ctx_);
     }
-    ~slow_guard() {
+    ~slow_guard() { release(); }
+    void release() noexcept {
         if (held_) Backend::slow_unlock(p_);
+        held_ = false;
+    }
+    void retake() noexcept {
+        if (!held_) Backend::slow_lock(p_, ctx_);
+        held_ = true;
     }
     slow_guard(const slow_guard&) = delete;
     slow_guard& operator=(const slow_guard&) = delete;
     Platform& p_;
+    context ctx_;
     bool held_;
 };
 
@@ -46,6 +54,8 @@ template <class Platform>
 struct no_slow_guard {
     using context = typename platform_traits<Platform>::context;
     no_slow_guard(Platform&, bool, context) noexcept {}
+    void release() noexcept {}
+    void retake() noexcept {}
 };
 
 /// optional_scope - the context's implicit scope, where the platform has scopes.

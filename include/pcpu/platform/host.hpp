@@ -24,6 +24,11 @@
 //                 called under it - pcpu guarantees itself (debug/context_checker.hpp
 //                 checks it).
 //   sleeping lock std::mutex (pcpu_alloc_mutex).
+//   population event  an atomic count with a mutex and condition variable: with it,
+//                 allocations populate outside the sleeping lock, several threads at
+//                 once (the page members below are safe to run concurrently: mprotect
+//                 and madvise on disjoint ranges, the budget an atomic count). Only an
+//                 allocation that needs a page another thread is populating sleeps.
 //   this_cpu()    the cpu_id of the thread's rseq area where glibc registered one (a
 //                 load), else sched_getcpu(); folded into [0, nr_cpus()). A thread can
 //                 migrate right after asking, and two threads can share a CPU, so
@@ -177,6 +182,24 @@ public:
     void index_unlock() noexcept { index_mu_.unlock(); }
     void slow_lock() noexcept { slow_mu_.lock(); }
     void slow_unlock() noexcept { slow_mu_.unlock(); }
+
+    // ---- Population event (see the file comment) -------------------------------------
+
+    std::uint32_t populate_ticket() noexcept { return populate_events_.load(std::memory_order_acquire); }
+    void populate_wait(std::uint32_t ticket, context ctx) noexcept {
+        (void)ctx; // sleeping allocates nothing
+        std::unique_lock<std::mutex> g(populate_mu_);
+        populate_cv_.wait(g, [&] { return populate_events_.load(std::memory_order_acquire) != ticket; });
+    }
+    void populate_wake() noexcept {
+        {
+            // Under the mutex: a waiter between its predicate check and its sleep
+            // would otherwise miss the notification.
+            std::lock_guard<std::mutex> g(populate_mu_);
+            populate_events_.fetch_add(1, std::memory_order_release);
+        }
+        populate_cv_.notify_all();
+    }
 
     // ---- Topology, diagnostics -------------------------------------------------------
 
@@ -447,6 +470,9 @@ private:
     bool rseq_;
     std::mutex index_mu_;
     std::mutex slow_mu_;
+    std::atomic<std::uint32_t> populate_events_{0};
+    std::mutex populate_mu_;
+    std::condition_variable populate_cv_;
     std::atomic<std::uint8_t> background_{ctx::noio.bits};
     std::atomic<bool> pending_{false};
     std::mutex balance_mu_; ///< only orders request_balance() against a waiter going to sleep
