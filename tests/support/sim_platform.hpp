@@ -48,6 +48,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -617,7 +618,7 @@ public:
     /// freeing_calls_with_context() - calls of those forms since construction.
     std::size_t freeing_calls_with_context() const noexcept { return with_context_.load(); }
 
-private:
+protected: // sim_event_platform adds members that report as these do
     void got_context(context) noexcept { ++with_context_; }
     std::atomic<std::size_t> with_context_{0};
     using tr = pcpu::context_traits<context>;
@@ -789,6 +790,40 @@ private:
     std::vector<std::string> bug_messages_;
     std::vector<call_record> log_;
     bool recording_ = true;
+};
+
+/// sim_event_platform - sim_platform with the population event (platform.hpp), so
+/// that pcpu populates outside the sleeping lock (internal/populating.hpp): the fault
+/// sweeps and the model run that path too. A real eventcount, for tests with threads.
+template <unsigned PageShift = 12, std::size_t MaxCpus = 8>
+class sim_event_platform : public sim_platform<PageShift, MaxCpus> {
+public:
+    using context = typename sim_platform<PageShift, MaxCpus>::context;
+    using sim_platform<PageShift, MaxCpus>::sim_platform;
+
+    std::uint32_t populate_ticket() noexcept { return events_.load(std::memory_order_acquire); }
+    void populate_wait(std::uint32_t ticket, context) noexcept {
+        if (this->holds_index_lock()) this->report_bug("populate_wait under the index lock");
+        if (this->holds_slow_lock()) this->report_bug("populate_wait under the sleeping lock: its waker may need it");
+        ++waits_;
+        std::unique_lock<std::mutex> g(mu_);
+        cv_.wait(g, [&] { return events_.load(std::memory_order_acquire) != ticket; });
+    }
+    void populate_wake() noexcept {
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            events_.fetch_add(1, std::memory_order_release);
+        }
+        cv_.notify_all();
+    }
+    /// waits() - populate_wait() calls so far.
+    std::size_t waits() const noexcept { return waits_.load(); }
+
+private:
+    std::atomic<std::uint32_t> events_{0};
+    std::atomic<std::size_t> waits_{0};
+    std::mutex mu_;
+    std::condition_variable cv_;
 };
 
 } // namespace pcpu_test
