@@ -46,6 +46,7 @@ namespace {
 
 namespace ctx = pcpu::ctx;
 using sim = pcpu_test::sim_platform<12, 8>;
+using sim_event = pcpu_test::sim_event_platform<12, 8>;
 using host = pcpu::basic_host_platform<8, 12>;
 constexpr unsigned cpus = 4;
 
@@ -59,6 +60,10 @@ struct platform_hooks<sim> {
     static void pin(unsigned cpu) { sim::set_cpu(cpu); }
     static std::string misuse(sim& p) { return p.bugs() == 0 ? "" : p.describe_bugs(); }
     static std::string outstanding(sim& p) { return p.leaks() ? p.describe_leaks() : ""; }
+};
+template <>
+struct platform_hooks<sim_event> : platform_hooks<sim> {
+    static constexpr const char* name = "sim with the population event";
 };
 template <>
 struct platform_hooks<host> {
@@ -396,6 +401,10 @@ void run_stress() {
 TEST_CASE_TEMPLATE("concurrency stress on the sim platform: mixed contexts, atomic allocations and balance in parallel",
                    Policy, pcpu::lazy_mapped, pcpu::contiguous, pcpu::static_only) {
     run_stress<sim, Policy>();
+}
+
+TEST_CASE("concurrency stress on the sim platform with the population event: populations outside the sleeping lock") {
+    run_stress<sim_event, pcpu::lazy_mapped>();
 }
 
 TEST_CASE_TEMPLATE("concurrency stress on the host platform: mixed contexts, atomic allocations and balance in parallel",
