@@ -15,7 +15,6 @@
 #include <pcpu/counter.hpp>
 #include <pcpu/debug/occupancy_svg.hpp>
 #include <pcpu/percpu.hpp>
-#include <pcpu/platform/host.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -33,9 +32,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -674,86 +671,6 @@ void BM_populate(benchmark::State& st, std::uint32_t pages) {
                                                         benchmark::Counter::kInvert);
 }
 
-// ---- population by several threads -------------------------------------------------------------
-
-/// serial_host - the host platform without its population event: pcpu then populates
-/// under the sleeping lock, one allocation at a time, as Linux does (the deleted
-/// members hide the base's from platform_traits).
-struct serial_host : pcpu::host_platform {
-    std::uint32_t populate_ticket() = delete;
-    void populate_wait(std::uint32_t, context) = delete;
-    void populate_wake() = delete;
-};
-static_assert(pcpu::platform_traits<pcpu::host_platform>::parallel_population &&
-                  !pcpu::platform_traits<serial_host>::parallel_population,
-              "bench: the two population modes");
-
-/// BM_populate_threads<Host>(threads, size) - `threads` threads, started together,
-/// each allocate per_thread areas of `size` bytes from one lazy_mapped allocator on
-/// the real host platform (1 MiB units, as Linux's), every area on pages no earlier
-/// allocation touched: each allocation populates (mprotect and prefault on every CPU)
-/// and every 1 MiB / size allocations a chunk is created. Timed: from the start to the
-/// last thread's end; frees and teardown are not. ns_per_alloc is wall time per
-/// allocation: throughput with two threads is the one-thread figure over it.
-template <class Host>
-void BM_populate_threads(benchmark::State& st, unsigned threads, std::size_t size) {
-    using alloc_type = pcpu::allocator<Host, pcpu::lazy_mapped>;
-    constexpr std::size_t unit = std::size_t{1} << 20, first_dyn = 4096, page = 4096;
-    const std::size_t per_thread = opt.short_mode ? 32 : 256;
-    const unsigned cpus = opt.cpus;
-    std::vector<unsigned char> units(cpus * unit + page);
-    const std::size_t meta_bytes = alloc_type::first_chunk_meta_bytes(unit, unit - first_dyn, 0);
-    std::vector<unsigned char> meta(meta_bytes + alloc_type::meta_align);
-    auto align_up = [](unsigned char* p, std::size_t a) {
-        return p + (a - reinterpret_cast<std::uintptr_t>(p) % a) % a;
-    };
-    for (auto _ : st) {
-        auto a = std::make_unique<alloc_type>();
-        pcpu::first_chunk_config cfg;
-        cfg.nr_cpus = cpus;
-        cfg.units = align_up(units.data(), page);
-        cfg.unit_size = unit;
-        cfg.static_size = unit - first_dyn;
-        cfg.meta = align_up(meta.data(), alloc_type::meta_align);
-        cfg.meta_size = meta_bytes;
-        if (a->init(cfg) != pcpu::errc::ok) return fail(st, "init failed");
-        // The first chunk's one dynamic page, so that every area lands on fresh pages.
-        if (!a->alloc(first_dyn, 8, pcpu::ctx::full).ok()) return fail(st, "alloc failed");
-        std::vector<std::vector<pcpu::handle>> got(threads);
-        std::atomic<unsigned> ready{0};
-        std::atomic<bool> go{false}, failed{false};
-        std::vector<std::thread> ts;
-        for (unsigned t = 0; t < threads; ++t)
-            ts.emplace_back([&, t] {
-                got[t].reserve(per_thread);
-                ready.fetch_add(1);
-                while (!go.load(std::memory_order_acquire)) {
-                }
-                for (std::size_t i = 0; i < per_thread; ++i) {
-                    const auto r = a->alloc(size, page, pcpu::ctx::full);
-                    if (!r.ok()) {
-                        failed.store(true);
-                        return;
-                    }
-                    got[t].push_back(r.value());
-                }
-            });
-        while (ready.load() != threads) {
-        }
-        const auto t0 = clk::now();
-        go.store(true, std::memory_order_release);
-        for (auto& t : ts) t.join();
-        st.SetIterationTime(seconds(clk::now() - t0));
-        if (failed.load()) return fail(st, "alloc failed");
-        for (auto& v : got)
-            for (pcpu::handle h : v) (void)a->free(h);
-        a->shutdown();
-    }
-    st.counters["ns_per_alloc"] = benchmark::Counter(static_cast<double>(threads * per_thread),
-                                                     benchmark::Counter::kIsIterationInvariantRate |
-                                                         benchmark::Counter::kInvert);
-}
-
 // ---- memory of 4-byte counters ---------------------------------------------------------------------
 
 template <class Impl>
@@ -1037,14 +954,6 @@ void register_all() {
     for (const std::uint32_t pages : {1u, 4u, 16u})
         reg("populate/pcpu/pages:" + std::to_string(pages),
             [=](benchmark::State& st) { BM_populate(st, pages); }, true);
-    for (const std::size_t size : {std::size_t{4096}, std::size_t{16384}})
-        for (const unsigned threads : {1u, 2u}) {
-            const std::string p = "/size:" + std::to_string(size) + "/threads:" + std::to_string(threads);
-            reg("populate_threads/pcpu" + p,
-                [=](benchmark::State& st) { BM_populate_threads<pcpu::host_platform>(st, threads, size); }, true);
-            reg("populate_threads/pcpu_serial" + p,
-                [=](benchmark::State& st) { BM_populate_threads<serial_host>(st, threads, size); }, true);
-        }
     reg("worst/trace/pcpu", [](benchmark::State& st) { BM_worst(st, &g_trace, geometry{}, false); }, false, true);
     for (const std::size_t unit : {std::size_t{64} * 1024, std::size_t{1024} * 1024}) {
         const std::string u = "/unit:" + std::to_string(unit / 1024) + "k";
