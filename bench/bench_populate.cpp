@@ -10,7 +10,9 @@
 // allocation, so throughput with two threads over one thread is the one-thread figure
 // over the two-thread one. <impl>: pcpu, the host platform with its population event
 // (allocations populate outside the sleeping lock); pcpu_serial, the same platform with
-// the event hidden (population under the sleeping lock, as Linux does it).
+// the event hidden (population under the sleeping lock, as Linux does it); _noguard,
+// either without guard pages (host.hpp: no mprotect, whose mmap write lock serialises
+// populations inside the kernel).
 //
 // A binary of its own: a second allocator instantiation in pcpu_bench changes the
 // compiler's inlining of the chunk helpers the trace rows measure.
@@ -52,7 +54,7 @@ void fail(benchmark::State& st, const char* what) {
 }
 
 template <class Host>
-void BM_populate_threads(benchmark::State& st, unsigned threads, std::size_t size) {
+void BM_populate_threads(benchmark::State& st, unsigned threads, std::size_t size, bool guard) {
     using alloc_type = pcpu::allocator<Host, pcpu::lazy_mapped>;
     constexpr std::size_t unit = std::size_t{1} << 20, first_dyn = 4096, page = 4096;
     const std::size_t per_thread = g_short ? 32 : 512;
@@ -65,6 +67,7 @@ void BM_populate_threads(benchmark::State& st, unsigned threads, std::size_t siz
     };
     for (auto _ : st) {
         auto a = std::make_unique<alloc_type>();
+        if (!a->platform().set_guard_pages(guard)) return fail(st, "set_guard_pages refused");
         pcpu::first_chunk_config cfg;
         cfg.nr_cpus = cpus;
         cfg.units = align_up(units.data(), page);
@@ -111,11 +114,11 @@ void BM_populate_threads(benchmark::State& st, unsigned threads, std::size_t siz
 }
 
 template <class Host>
-void reg(const char* impl, std::size_t size, unsigned threads) {
-    const std::string name = std::string("populate_threads/") + impl + "/size:" + std::to_string(size) +
-                             "/threads:" + std::to_string(threads);
+void reg(const char* impl, std::size_t size, unsigned threads, bool guard) {
+    const std::string name = std::string("populate_threads/") + impl + (guard ? "" : "_noguard") +
+                             "/size:" + std::to_string(size) + "/threads:" + std::to_string(threads);
     benchmark::RegisterBenchmark(name.c_str(),
-                                 [=](benchmark::State& st) { BM_populate_threads<Host>(st, threads, size); })
+                                 [=](benchmark::State& st) { BM_populate_threads<Host>(st, threads, size, guard); })
         ->UseManualTime()
         ->Unit(benchmark::kMicrosecond);
 }
@@ -134,11 +137,12 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "pcpu_bench_populate: --pcpu_cpus out of range\n");
         return 2;
     }
-    for (const std::size_t size : {std::size_t{4096}, std::size_t{16384}})
-        for (const unsigned threads : {1u, 2u}) {
-            reg<pcpu::host_platform>("pcpu", size, threads);
-            reg<serial_host>("pcpu_serial", size, threads);
-        }
+    for (const bool guard : {true, false})
+        for (const std::size_t size : {std::size_t{4096}, std::size_t{16384}})
+            for (const unsigned threads : {1u, 2u}) {
+                reg<pcpu::host_platform>("pcpu", size, threads, guard);
+                reg<serial_host>("pcpu_serial", size, threads, guard);
+            }
     int n = static_cast<int>(rest.size());
     benchmark::Initialize(&n, rest.data());
     benchmark::RunSpecifiedBenchmarks();

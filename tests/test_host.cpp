@@ -272,6 +272,25 @@ TEST_CASE("host platform: reserve, map, unmap and release are real; a page below
     p.free_pages(0, five, 4);
     CHECK(p.counters().nothing_outstanding());
 
+    // Without guard pages the reservation is read/write: an unpopulated page reads as
+    // zero instead of faulting, and the setting cannot change under a reservation.
+    REQUIRE(p.set_guard_pages(false));
+    const std::uintptr_t open_base = p.reserve(bytes, ctx::noio);
+    REQUIRE(open_base != 0);
+    CHECK_FALSE(p.set_guard_pages(true));
+    CHECK(*reinterpret_cast<volatile unsigned char*>(open_base + unit) == 0);
+    REQUIRE(p.alloc_pages(0, pages, 1, ctx::noio));
+    REQUIRE(p.map(open_base, pages, 1, ctx::noio));
+    CHECK(resident(open_base, host::page_size) == static_cast<long>(host::page_size / pcpu::detail::host_page_size()));
+    std::memset(reinterpret_cast<void*>(open_base), 0x77, host::page_size);
+    p.unmap(open_base, back, 1);
+    CHECK(resident(open_base, host::page_size) == 0);
+    CHECK(*reinterpret_cast<volatile unsigned char*>(open_base) == 0); // contents dropped
+    p.free_pages(0, back, 1);
+    p.release(open_base, bytes);
+    CHECK(p.counters().nothing_outstanding());
+    CHECK(p.set_guard_pages(true));
+
     if (pcpu::detail::host_page_size() > 1024) {
         pcpu::basic_host_platform<4, 10> small(1); // 1 KiB pages cannot be protected one by one
         std::vector<std::string> seen;
@@ -282,10 +301,12 @@ TEST_CASE("host platform: reserve, map, unmap and release are real; a page below
     }
 }
 
-TEST_CASE("lazy_mapped on the host: real pages mapped on demand, unmapped by balance, nothing left after teardown") {
+/// lazy_mapped_real_pages(guard) - the case below, with guard pages on or off.
+static void lazy_mapped_real_pages(bool guard) {
     using alloc_t = pcpu::allocator<host, pcpu::lazy_mapped>;
     host_setup<alloc_t> f;
     auto& a = f.alloc;
+    REQUIRE(a.platform().set_guard_pages(guard));
     REQUIRE(f.init() == pcpu::errc::ok);
     REQUIRE_VERIFIED(a);
     const std::size_t hpages_per_page = host::page_size / pcpu::detail::host_page_size();
@@ -368,6 +389,14 @@ TEST_CASE("lazy_mapped on the host: real pages mapped on demand, unmapped by bal
     a.shutdown();
     for (const auto& c : last) CHECK_FALSE(mapping_overlaps(c.begin, c.end));
     CHECK(a.platform().counters().nothing_outstanding());
+}
+
+TEST_CASE("lazy_mapped on the host: real pages mapped on demand, unmapped by balance, nothing left after teardown") {
+    lazy_mapped_real_pages(true);
+}
+
+TEST_CASE("lazy_mapped on the host: real pages without guard pages (read/write reservations)") {
+    lazy_mapped_real_pages(false);
 }
 
 TEST_CASE("lazy_mapped on the host: a page limit fails population cleanly") {

@@ -52,6 +52,13 @@
 //                 first touch.
 //   unmap()       MADV_DONTNEED (the kernel frees the pages at once) then PROT_NONE:
 //                 the range stays reserved, so nothing else can be mapped into a chunk.
+//   guard pages   the PROT_NONE above, by default: a stray touch of an unpopulated page
+//                 faults. Its price is an mprotect per population and per reclaim, which
+//                 takes the process's mmap lock for writing, so populations on two
+//                 threads serialise inside the kernel. set_guard_pages(false) reserves
+//                 read/write address space (MAP_NORESERVE) instead: map() is the
+//                 prefault alone and unmap() the MADV_DONTNEED alone (both take it for
+//                 reading), and a stray touch quietly gets a zero page.
 //   release()     munmap.
 //
 // Frames: anonymous memory, not memfd frames. pcpu never maps one frame at two
@@ -365,7 +372,9 @@ public:
                      "cannot be reserved (use a larger PageShift)");
             return 0;
         }
-        void* p = detail::host_map_aligned(bytes, page_size, PROT_NONE);
+        const bool guard = guard_.load(std::memory_order_relaxed);
+        void* p = detail::host_map_aligned(bytes, page_size, guard ? PROT_NONE : PROT_READ | PROT_WRITE,
+                                           guard ? 0 : MAP_NORESERVE);
         if (p == nullptr) return 0;
         counters_.reservations.fetch_add(1, std::memory_order_relaxed);
         counters_.reserved_bytes.fetch_add(bytes, std::memory_order_relaxed);
@@ -395,16 +404,17 @@ public:
     bool map(std::uintptr_t addr, const page_ref* pages, std::size_t nr, context ctx) noexcept {
         (void)pages, (void)ctx;
         const std::size_t bytes = nr * page_size;
-        if (!detail::host_make_accessible(addr, bytes) ||
+        const bool guard = guard_.load(std::memory_order_relaxed);
+        if ((guard && !detail::host_make_accessible(addr, bytes)) ||
             (prefault_.load(std::memory_order_relaxed) && !detail::host_prefault(addr, bytes))) {
-            detail::host_discard(addr, bytes);
+            detail::host_discard(addr, bytes, !guard);
             return false;
         }
         counters_.mapped_pages.fetch_add(nr, std::memory_order_relaxed);
         return true;
     }
     void unmap(std::uintptr_t addr, page_ref* out, std::size_t nr) noexcept {
-        detail::host_discard(addr, nr * page_size);
+        detail::host_discard(addr, nr * page_size, !guard_.load(std::memory_order_relaxed));
         for (std::size_t i = 0; i < nr; ++i) out[i] = host_page_marker;
         counters_.mapped_pages.fetch_sub(nr, std::memory_order_relaxed);
     }
@@ -418,6 +428,14 @@ public:
     /// set_prefault(on) - map() makes pages resident at once (default) or leaves that
     /// to the first touch.
     void set_prefault(bool on) noexcept { prefault_.store(on, std::memory_order_relaxed); }
+    /// set_guard_pages(on) - unpopulated pages of lazy_mapped chunks fault on touch
+    /// (default) or not (see the file comment). Only while no address space is
+    /// reserved: false, nothing changed, otherwise.
+    bool set_guard_pages(bool on) noexcept {
+        if (counters_.reservations.load(std::memory_order_relaxed) != 0) return false;
+        guard_.store(on, std::memory_order_relaxed);
+        return true;
+    }
 
     host_counters counters() const noexcept {
         host_counters c;
@@ -481,6 +499,7 @@ private:
     std::atomic<void*> warn_user_{nullptr};
     std::atomic<std::size_t> page_limit_{static_cast<std::size_t>(-1)};
     std::atomic<bool> prefault_{true};
+    std::atomic<bool> guard_{true};
     std::atomic<bool> page_warned_{false};
     atomic_counters counters_;
 };

@@ -92,12 +92,12 @@ inline bool host_prefault(std::uintptr_t addr, std::size_t bytes) noexcept {
     return true;
 }
 
-/// host_discard(addr, bytes) - drop the contents of host pages of a reserved range
-/// (the kernel frees them; residency drops at once) and their access. The range stays
-/// reserved. addr host-page aligned.
-inline void host_discard(std::uintptr_t addr, std::size_t bytes) noexcept {
+/// host_discard(addr, bytes, keep_access) - drop the contents of host pages of a
+/// reserved range (the kernel frees them; residency drops at once) and, unless
+/// keep_access, their access. The range stays reserved. addr host-page aligned.
+inline void host_discard(std::uintptr_t addr, std::size_t bytes, bool keep_access = false) noexcept {
     ::madvise(reinterpret_cast<void*>(addr), bytes, MADV_DONTNEED);
-    ::mprotect(reinterpret_cast<void*>(addr), bytes, PROT_NONE);
+    if (!keep_access) ::mprotect(reinterpret_cast<void*>(addr), bytes, PROT_NONE);
 }
 
 } // namespace pcpu::detail
