@@ -227,6 +227,20 @@ constexpr void block_update_scan(block_md& md, std::uint32_t s, std::uint32_t e)
     detail::block_merge(md, s, e, true);
 }
 
+/// block_keep_longer_piece(md, s, e) - [s, e) was taken from inside md's contig run and
+/// the longer of the two pieces left is known to be the largest run (the callers in
+/// chunk_hints.hpp prove it): that piece becomes the contig hint, and the other, which
+/// lies before or after it, raises max_before or max_after.
+constexpr void block_keep_longer_piece(block_md& md, std::uint32_t s, std::uint32_t e) noexcept {
+    const std::uint32_t cs = md.contig_hint_start, ce = cs + md.contig_hint;
+    const std::uint32_t left = s - cs, right = ce - e;
+    const bool take_right = right > left;
+    if (take_right && left > md.max_before) md.max_before = left;
+    if (!take_right && right > md.max_after) md.max_after = right;
+    md.contig_hint = take_right ? right : left;
+    md.contig_hint_start = take_right ? e : cs;
+}
+
 /// block_refresh_begin(md, use_scan) - the first step of recomputing md's contig and
 /// scan hints (pcpu_block_refresh_hint, pcpu_chunk_refresh_hint). With a scan hint
 /// (and use_scan) it becomes the contig hint and the walk need only cover what follows

@@ -111,11 +111,7 @@ inline bool basic_chunk<PageShift, GranuleShift, BlockShift>::block_split_contig
             other += block_bits - ce - u32(bitmap::count_set(alloc_map_, base + ce, base + block_bits));
         if (other >= p) return false;
     }
-    // The piece not taken lies on one side of the new contig hint.
-    if (take_right && left > md.max_before) md.max_before = left;
-    if (!take_right && right > md.max_after) md.max_after = right;
-    md.contig_hint = p;
-    md.contig_hint_start = take_right ? e : cs;
+    block_keep_longer_piece(md, s, e);
     return true;
 }
 
@@ -144,13 +140,9 @@ inline bool basic_chunk<PageShift, GranuleShift, BlockShift>::chunk_split_contig
     const std::uint32_t cs = cm.contig_hint_start, ce = cs + cm.contig_hint;
     PCPU_ASSERT(cs <= s && e <= ce);
     const std::uint32_t left = s - cs, right = ce - e;
-    const bool take_right = right > left;
-    const std::uint32_t p = take_right ? right : left;
+    const std::uint32_t p = right > left ? right : left;
     if (p <= free_bits_ - p) return false;
-    if (take_right && left > cm.max_before) cm.max_before = left;
-    if (!take_right && right > cm.max_after) cm.max_after = right;
-    cm.contig_hint = p;
-    cm.contig_hint_start = take_right ? e : cs;
+    block_keep_longer_piece(cm, s, e);
     return true;
 }
 
