@@ -378,7 +378,7 @@ private:
     /// the global count, which covers non-reserved, non-isolated chunks only: it is the
     /// atomic reserve, and neither of those serves normal atomic allocations.
     void account_empty_pages(const chunk_node& c, std::uint32_t before) noexcept {
-        if (c.kind == chunk_kind::reserved || c.isolated) return;
+        if (c.kind == chunk_kind::reserved || (backend_type::creates_chunks && c.isolated)) return;
         nr_empty_pop_pages_ = nr_empty_pop_pages_ + c.chunk.nr_empty_pop_pages() - before;
     }
 

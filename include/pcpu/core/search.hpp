@@ -86,8 +86,9 @@ inline std::int32_t allocator<Platform, Populate, ChunkLayout>::search(std::size
             // find_fit() once: claim from its result rather than searching again.
             const std::int32_t off = claim_from(c, bits, align, start);
             if (off >= 0) {
-                // Serving from a sidelined chunk puts it back into use.
-                if (c.isolated) reintegrate(c);
+                // Serving from a sidelined chunk puts it back into use (only a
+                // dynamic chunk is ever sidelined).
+                if (backend_type::creates_chunks && c.isolated) reintegrate(c);
                 out = &c;
                 return off;
             }
