@@ -22,11 +22,12 @@ inline errc allocator<Platform, Populate, ChunkLayout>::init(const first_chunk_c
         warn("pcpu: init: already initialised");
         return errc::bad_config;
     }
-    if (const char* bad = rules::template check<traits::template has<detail::has_warn>,
-                                                !backend_type::creates_chunks, max_cpus>(cfg)) {
+    if (const unsigned bad = rules::template check<!backend_type::creates_chunks, max_cpus>(cfg)) {
+        // Without warn() nobody reads the names: they stay out of the image.
         if constexpr (traits::template has<detail::has_warn>) {
             detail::message<128> m;
-            m << "pcpu: init: bad first_chunk_config." << bad;
+            m << "pcpu: init: bad first_chunk_config." << bad_field(bad);
+            if (const char* why = bad_reason(bad)) m << " (" << why << ")";
             warn(m.c_str());
         }
         return errc::bad_config;
