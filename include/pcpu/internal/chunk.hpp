@@ -507,6 +507,7 @@ private:
 
     // ---- hint maintenance: internal/chunk_hints.hpp ----------------------------------
     void block_update_hint_alloc(std::uint32_t s, std::uint32_t e) noexcept;
+    void block_alloc_edge(std::uint32_t b, std::uint32_t s_off, std::uint32_t e_off, bool ends_here) noexcept;
     bool block_split_contig(std::uint32_t b, std::uint32_t s, std::uint32_t e) noexcept;
     bool chunk_split_contig(std::uint32_t s, std::uint32_t e) noexcept;
     /// block_refresh_hint(b, bound) - pcpu_block_refresh_hint: recompute block b's
