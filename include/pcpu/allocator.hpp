@@ -263,13 +263,18 @@ private:
             if (err != errc::ok) ++stats_.nr_bad_free;
         }
         if (need_balance) traits::request_balance(platform_);
-        if (err != errc::ok) {
-            detail::message<96> m;
-            m << "pcpu: free of ";
-            m.hex(h.addr()) << ": " << errc_name(err);
-            warn(m.c_str());
-        }
+        if (err != errc::ok) warn_bad_free(h, err);
         return err;
+    }
+
+    /// warn_bad_free(h, err) - free()'s report of a rejected handle. Out of line, so
+    /// that its buffer is on the stack only while a report is made, not on every free
+    /// (which may run in an interrupt).
+    [[gnu::noinline]] void warn_bad_free(handle h, errc err) noexcept {
+        detail::message<128> m;
+        m << "pcpu: free of ";
+        m.hex(h.addr()) << ": " << errc_name(err);
+        warn(m.c_str());
     }
 
 public:
