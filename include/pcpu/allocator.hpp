@@ -267,10 +267,10 @@ private:
         return err;
     }
 
-    /// warn_bad_free(h, err) - free()'s report of a rejected handle. Out of line, so
-    /// that its buffer is on the stack only while a report is made, not on every free
-    /// (which may run in an interrupt).
-    [[gnu::noinline]] void warn_bad_free(handle h, errc err) noexcept {
+    /// warn_bad_free(h, err) - free()'s report of a rejected handle. Out of line under
+    /// -Os, so that its buffer is on the stack only while a report is made, not on every
+    /// free (which may run in an interrupt).
+    PCPU_SIZE_NOINLINE void warn_bad_free(handle h, errc err) noexcept {
         detail::message<128> m;
         m << "pcpu: free of ";
         m.hex(h.addr()) << ": " << errc_name(err);
