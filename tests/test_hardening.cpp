@@ -285,6 +285,53 @@ TEST_CASE("bad config: first_chunk_meta_bytes() is 0 for geometries init() rejec
     CHECK(alloc_t::first_chunk_meta_bytes(unit, unit, 0) == 0);
 }
 
+TEST_CASE_TEMPLATE("bad config: the warning names the field, and why where the field alone does not say", Policy,
+                   POLICIES) {
+    using alloc_t = pcpu::allocator<sim, Policy>;
+    struct wording {
+        void (*mutate)(pcpu::first_chunk_config&, storage&);
+        const char* text; ///< the whole warning
+    };
+    static const void* const fake_addrs[cpus] = {nullptr, nullptr};
+    // clang-format off
+    const wording cases[] = {
+        {[](pcpu::first_chunk_config& c, storage&) { c.nr_cpus = 0; }, "nr_cpus"},
+        {[](pcpu::first_chunk_config& c, storage&) { c.unit_size = page - 1; }, "unit_size"},
+        {[](pcpu::first_chunk_config& c, storage&) { c.units = nullptr; }, "units"},
+        {[](pcpu::first_chunk_config& c, storage&) { c.unit_addrs = fake_addrs; }, "units (given with unit_addrs)"},
+        {[](pcpu::first_chunk_config& c, storage&) { c.units = nullptr; c.unit_addrs = fake_addrs; }, "unit_addrs"},
+        {[](pcpu::first_chunk_config& c, storage&) { c.units = reinterpret_cast<void*>(umax - page + 1); }, "units (wraps)"},
+        {[](pcpu::first_chunk_config& c, storage&) { c.static_size = unit; }, "static_size"},
+        {[](pcpu::first_chunk_config& c, storage&) { c.reserved_size = unit; }, "reserved_size"},
+        {[](pcpu::first_chunk_config& c, storage&) { c.static_size = unit - 512; }, "reserved_size (no dynamic space)"},
+        {[](pcpu::first_chunk_config& c, storage&) { c.dyn_size = unit; }, "dyn_size (past the unit's end)"},
+        {[](pcpu::first_chunk_config& c, storage&) { c.static_image = reinterpret_cast<const void*>(umax - 63); },
+         "static_image (wraps)"},
+        {[](pcpu::first_chunk_config& c, storage& st) { c.static_image = st.units(); }, "static_image (overlaps units)"},
+        {[](pcpu::first_chunk_config& c, storage& st) { c.meta = static_cast<unsigned char*>(st.meta()) + 1; },
+         "meta (alignment)"},
+        {[](pcpu::first_chunk_config& c, storage&) { c.meta_size = 1; }, "meta_size"},
+        {[](pcpu::first_chunk_config& c, storage& st) { c.meta = st.units(); }, "meta (overlaps units)"},
+        {[](pcpu::first_chunk_config& c, storage&) { c.meta = nullptr; },
+         Policy::creates_chunks ? nullptr : "meta (null)"}, // allocated by pcpu where the policy can
+    };
+    // clang-format on
+    for (const wording& w : cases) {
+        if (w.text == nullptr) continue;
+        storage st;
+        alloc_t a(max_cpus);
+        a.platform().set_recording(false);
+        pcpu::first_chunk_config cfg = st.valid();
+        w.mutate(cfg, st);
+        const std::string want = std::string("pcpu: init: bad first_chunk_config.") + w.text;
+        CAPTURE(want);
+        CHECK(a.init(cfg) == pcpu::errc::bad_config);
+        const auto warnings = a.platform().warnings();
+        REQUIRE(warnings.size() == 1);
+        CHECK(warnings[0] == want);
+    }
+}
+
 TEST_CASE_TEMPLATE("bad config: init twice -> bad_config, the live allocator intact", Policy, POLICIES) {
     using alloc_t = pcpu::allocator<sim, Policy>;
     storage st;

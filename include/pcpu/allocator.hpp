@@ -264,13 +264,18 @@ private:
             if (err != errc::ok) ++stats_.nr_bad_free;
         }
         if (need_balance) traits::request_balance(platform_);
-        if (err != errc::ok) {
-            detail::message<96> m;
-            m << "pcpu: free of ";
-            m.hex(h.addr()) << ": " << errc_name(err);
-            warn(m.c_str());
-        }
+        if (err != errc::ok) warn_bad_free(h, err);
         return err;
+    }
+
+    /// warn_bad_free(h, err) - free()'s report of a rejected handle. Out of line under
+    /// -Os, so that its buffer is on the stack only while a report is made, not on every
+    /// free (which may run in an interrupt).
+    PCPU_SIZE_NOINLINE void warn_bad_free(handle h, errc err) noexcept {
+        detail::message<128> m;
+        m << "pcpu: free of ";
+        m.hex(h.addr()) << ": " << errc_name(err);
+        warn(m.c_str());
     }
 
 public:
@@ -385,7 +390,7 @@ private:
     /// the global count, which covers non-reserved, non-isolated chunks only: it is the
     /// atomic reserve, and neither of those serves normal atomic allocations.
     void account_empty_pages(const chunk_node& c, std::uint32_t before) noexcept {
-        if (c.kind == chunk_kind::reserved || c.isolated) return;
+        if (c.kind == chunk_kind::reserved || (backend_type::creates_chunks && c.isolated)) return;
         nr_empty_pop_pages_ = nr_empty_pop_pages_ + c.chunk.nr_empty_pop_pages() - before;
     }
 

@@ -55,6 +55,15 @@
 #else
 #define PCPU_HOT_INLINE inline
 #endif
+/// PCPU_SIZE_NOINLINE - keep a cold path of a hot function (a failure report) out of
+/// line when optimising for size, where it takes its buffer off the hot function's stack
+/// and lets reports share code; elsewhere the compiler decides, and leaves the hot
+/// function's code as it was.
+#if defined(__GNUC__) && defined(__OPTIMIZE_SIZE__)
+#define PCPU_SIZE_NOINLINE __attribute__((noinline))
+#else
+#define PCPU_SIZE_NOINLINE
+#endif
 
 /// PCPU_FIT_WORD_SEARCH - 1: after scan_runs free runs, a find-fit (and a block refresh
 /// that holds a largest run) searches the rest of its window a word at a time, so its

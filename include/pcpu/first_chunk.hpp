@@ -62,6 +62,40 @@ namespace detail {
 constexpr std::size_t round_up(std::size_t v, std::size_t a) noexcept { return (v + a - 1) / a * a; }
 } // namespace detail
 
+/// config_field, config_reason - what first_chunk_rules::check() found wrong: the field
+/// (low 4 bits of its code) and, where the field alone does not say it, why (high 4).
+/// Their names are bad_field() and bad_reason(), in the order of the enumerators.
+enum class config_field : unsigned char {
+    nr_cpus = 1, unit_size, units, unit_addrs, static_size, reserved_size, dyn_size, static_image, meta, meta_size
+};
+enum class config_reason : unsigned char {
+    none, given_with_unit_addrs, wraps, no_dynamic_space, past_the_end, overlaps_units, null, alignment
+};
+
+namespace detail {
+/// nth_name(names, n) - the n-th of the NUL-separated names (0 is the first).
+inline const char* nth_name(const char* names, unsigned n) noexcept {
+    for (; n != 0; --n)
+        while (*names++ != '\0') {
+        }
+    return names;
+}
+} // namespace detail
+
+/// bad_field(code), bad_reason(code) - the field check() blamed, as init()'s warning names
+/// it ("units"), and the reason ("wraps"), or nullptr when the field says it all.
+inline const char* bad_field(unsigned code) noexcept {
+    return detail::nth_name("nr_cpus\0unit_size\0units\0unit_addrs\0static_size\0reserved_size\0dyn_size\0"
+                            "static_image\0meta\0meta_size",
+                            (code & 15u) - 1);
+}
+inline const char* bad_reason(unsigned code) noexcept {
+    if ((code >> 4) == 0) return nullptr;
+    return detail::nth_name("given with unit_addrs\0wraps\0no dynamic space\0past the unit's end\0overlaps units\0"
+                            "null\0alignment",
+                            (code >> 4) - 1);
+}
+
 /// first_chunk_rules<Chunk> - the first chunk's geometry for the bitmap allocator
 /// Chunk (chunk_layout<...>::chunk<page_shift>), and check(), the validation init() runs before it
 /// writes anything.
@@ -120,32 +154,29 @@ struct first_chunk_rules {
         return true;
     }
 
-    /// check<Verbose, MetaRequired, MaxCpus>(cfg) - nullptr if init() may use cfg, else
-    /// the name of the first bad field; with Verbose (the platform has warn() to show
-    /// it) with a word of why, else only the field, so the reasons' bytes stay out of
-    /// firmware with no console. MetaRequired: the back end cannot allocate the
-    /// metadata itself. allocator::init()'s comment has the rules in full. Every
-    /// comparison is made so that it cannot wrap: each size is bounded by the unit
-    /// size (at most max_unit_size) before it is rounded or added.
-    template <bool Verbose, bool MetaRequired, std::size_t MaxCpus>
-    static const char* check(const first_chunk_config& cfg) noexcept {
-        const auto why = [](const char* field, const char* reason) {
-            if constexpr (Verbose) return (void)field, reason;
-            else return (void)reason, field;
-        };
+    /// check<MetaRequired, MaxCpus>(cfg) - 0 if init() may use cfg, else a code naming
+    /// the first bad field and a word of why (bad_field(), bad_reason()): a byte, so
+    /// that each rejection costs an immediate rather than a string address, and the
+    /// names exist once, in the two tables below. MetaRequired: the back end cannot
+    /// allocate the metadata itself. allocator::init()'s comment has the rules in
+    /// full. Every comparison is made so that it cannot wrap: each size is bounded by
+    /// the unit size (at most max_unit_size) before it is rounded or added.
+    template <bool MetaRequired, std::size_t MaxCpus>
+    static unsigned check(const first_chunk_config& cfg) noexcept {
+        using f = config_field;
+        using r = config_reason;
         const auto meta = reinterpret_cast<std::uintptr_t>(cfg.meta);
-        if (cfg.nr_cpus == 0 || cfg.nr_cpus > MaxCpus) return why("nr_cpus", "nr_cpus");
+        if (cfg.nr_cpus == 0 || cfg.nr_cpus > MaxCpus) return bad(f::nr_cpus);
         if (cfg.unit_size == 0 || cfg.unit_size % page_size != 0 || cfg.unit_size > max_unit_size)
-            return why("unit_size", "unit_size");
+            return bad(f::unit_size);
         const auto units = reinterpret_cast<std::uintptr_t>(cfg.units);
         const std::uintptr_t span = cfg.unit_size * std::uintptr_t{cfg.nr_cpus};
         if (cfg.unit_addrs != nullptr) {
-            if (units != 0) return why("units", "units (given with unit_addrs)");
-            if (!valid_unit_addrs(cfg)) return why("unit_addrs", "unit_addrs");
+            if (units != 0) return bad(f::units, r::given_with_unit_addrs);
+            if (!valid_unit_addrs(cfg)) return bad(f::unit_addrs);
         } else {
-            if (units == 0 || units % page_size != 0) return why("units", "units");
-            if (span / cfg.nr_cpus != cfg.unit_size || UINTPTR_MAX - units < span)
-                return why("units", "units (wraps)");
+            if (units == 0 || units % page_size != 0) return bad(f::units);
+            if (span / cfg.nr_cpus != cfg.unit_size || UINTPTR_MAX - units < span) return bad(f::units, r::wraps);
         }
         // [p, p + n) meets some CPU's unit.
         const auto overlaps_units = [&](std::uintptr_t p, std::size_t n) {
@@ -156,24 +187,28 @@ struct first_chunk_rules {
             }
             return false;
         };
-        if (cfg.static_size >= cfg.unit_size) return why("static_size", "static_size");
-        if (cfg.reserved_size >= cfg.unit_size) return why("reserved_size", "reserved_size");
+        if (cfg.static_size >= cfg.unit_size) return bad(f::static_size);
+        if (cfg.reserved_size >= cfg.unit_size) return bad(f::reserved_size);
         const std::size_t head = detail::round_up(cfg.static_size, min_alloc_size) +
                                  detail::round_up(cfg.reserved_size, min_alloc_size);
-        if (head >= cfg.unit_size) return why("reserved_size", "reserved_size (no dynamic space)");
-        if (cfg.dyn_size > cfg.unit_size - head) return why("dyn_size", "dyn_size (past the unit's end)");
+        if (head >= cfg.unit_size) return bad(f::reserved_size, r::no_dynamic_space);
+        if (cfg.dyn_size > cfg.unit_size - head) return bad(f::dyn_size, r::past_the_end);
         const auto image = reinterpret_cast<std::uintptr_t>(cfg.static_image);
-        if (image != 0 && UINTPTR_MAX - image < cfg.static_size)
-            return why("static_image", "static_image (wraps)");
+        if (image != 0 && UINTPTR_MAX - image < cfg.static_size) return bad(f::static_image, r::wraps);
         if (image != 0 && cfg.static_size != 0 && overlaps_units(image, cfg.static_size))
-            return why("static_image", "static_image (overlaps units)");
-        if (meta == 0 && MetaRequired) return why("meta", "meta (null)");
-        if (meta % meta_align != 0) return why("meta", "meta (alignment)");
+            return bad(f::static_image, r::overlaps_units);
+        if (meta == 0 && MetaRequired) return bad(f::meta, r::null);
+        if (meta % meta_align != 0) return bad(f::meta, r::alignment);
         const std::size_t need = meta_bytes(cfg.unit_size, cfg.static_size, cfg.reserved_size, cfg.dyn_size);
-        if (meta != 0 && cfg.meta_size < need) return why("meta_size", "meta_size");
+        if (meta != 0 && cfg.meta_size < need) return bad(f::meta_size);
         if (meta != 0 && (UINTPTR_MAX - meta < need || overlaps_units(meta, need)))
-            return why("meta", "meta (overlaps units)");
-        return nullptr;
+            return bad(f::meta, r::overlaps_units);
+        return 0;
+    }
+
+private:
+    static constexpr unsigned bad(config_field field, config_reason why = config_reason::none) noexcept {
+        return static_cast<unsigned>(field) | static_cast<unsigned>(why) << 4;
     }
 };
 

@@ -178,6 +178,8 @@ inline auto allocator<Platform, Populate, ChunkLayout>::find_chunk(std::uintptr_
     auto holds = [addr](const chunk_node& c) { return addr >= c.usable_begin && addr < c.usable_end; };
     if (holds(first_)) return &first_;
     if (reserved_size_ != 0 && holds(reserved_)) return &reserved_;
+    // Without chunk creation those two are all there is.
+    if constexpr (!backend_type::creates_chunks) return nullptr;
     // Frees come in runs from the same chunk: try the last one found before walking
     // every slot list (remove_chunk() forgets it, so it never dangles).
     if (last_found_ != nullptr && holds(*last_found_)) return last_found_;

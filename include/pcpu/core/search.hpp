@@ -16,7 +16,7 @@ namespace pcpu {
 template <class Platform, class Populate, class ChunkLayout>
 inline std::int32_t allocator<Platform, Populate, ChunkLayout>::claim(chunk_node& c, std::uint32_t bits,
                                                                std::uint32_t align, bool pop_only) noexcept {
-    const std::int32_t start = c.chunk.find_fit(bits, align, pop_only);
+    const std::int32_t start = c.chunk.template find_fit_in<backend_type::creates_chunks>(bits, align, pop_only);
     if (start < 0) return -1;
     return claim_from(c, bits, align, start);
 }
@@ -74,7 +74,7 @@ inline std::int32_t allocator<Platform, Populate, ChunkLayout>::search(std::size
         for (detail::list_link* l = head->next; l != head;) {
             auto& c = *static_cast<chunk_node*>(l);
             l = l->next; // c may move lists below
-            const std::int32_t start = c.chunk.find_fit(bits, align, pop_only);
+            const std::int32_t start = c.chunk.template find_fit_in<backend_type::creates_chunks>(bits, align, pop_only);
             if (start < 0) {
                 // Usually an alignment failure in a nearly full chunk: park it in
                 // slot 0, which is searched last, until its contig hint changes.
@@ -86,8 +86,9 @@ inline std::int32_t allocator<Platform, Populate, ChunkLayout>::search(std::size
             // find_fit() once: claim from its result rather than searching again.
             const std::int32_t off = claim_from(c, bits, align, start);
             if (off >= 0) {
-                // Serving from a sidelined chunk puts it back into use.
-                if (c.isolated) reintegrate(c);
+                // Serving from a sidelined chunk puts it back into use (only a
+                // dynamic chunk is ever sidelined).
+                if (backend_type::creates_chunks && c.isolated) reintegrate(c);
                 out = &c;
                 return off;
             }

@@ -22,11 +22,12 @@ inline errc allocator<Platform, Populate, ChunkLayout>::init(const first_chunk_c
         warn("pcpu: init: already initialised");
         return errc::bad_config;
     }
-    if (const char* bad = rules::template check<traits::template has<detail::has_warn>,
-                                                !backend_type::creates_chunks, max_cpus>(cfg)) {
+    if (const unsigned bad = rules::template check<!backend_type::creates_chunks, max_cpus>(cfg)) {
+        // Without warn() nobody reads the names: they stay out of the image.
         if constexpr (traits::template has<detail::has_warn>) {
             detail::message<128> m;
-            m << "pcpu: init: bad first_chunk_config." << bad;
+            m << "pcpu: init: bad first_chunk_config." << bad_field(bad);
+            if (const char* why = bad_reason(bad)) m << " (" << why << ")";
             warn(m.c_str());
         }
         return errc::bad_config;
@@ -79,13 +80,16 @@ inline errc allocator<Platform, Populate, ChunkLayout>::init(const first_chunk_c
 
     index_.init(unit_size_);
 
-    layout_.nr_cpus = nr_cpus_;
-    layout_.unit_size = unit_size_;
-    layout_.unit_pages = static_cast<std::uint32_t>(unit_size_ / page_size);
-    layout_.page_size = page_size;
-    layout_.offsets = cpu_offsets_;
-    layout_.lo = lowest - units;
-    layout_.span = highest - lowest + unit_size_;
+    // The unit layout is what dynamic chunks repeat; without them nobody reads it.
+    if constexpr (backend_type::creates_chunks) {
+        layout_.nr_cpus = nr_cpus_;
+        layout_.unit_size = unit_size_;
+        layout_.unit_pages = static_cast<std::uint32_t>(unit_size_ / page_size);
+        layout_.page_size = page_size;
+        layout_.offsets = cpu_offsets_;
+        layout_.lo = lowest - units;
+        layout_.span = highest - lowest + unit_size_;
+    }
 
     auto* meta = static_cast<unsigned char*>(meta_storage);
     build_first_chunk(first_, chunk_kind::first, units, s + r, end, meta);

@@ -85,6 +85,27 @@ inline void for_words(std::size_t begin, std::size_t end, F&& f) noexcept {
     f(last, mask_below(end));
 }
 
+#if defined(__OPTIMIZE_SIZE__)
+/// range_op, on_range(map, begin, end, op) - the range operations below in one word
+/// loop when optimising for size: one loop and an operation code cost less than a
+/// copy of the loop per operation. count never writes (map is const to its callers).
+enum class range_op { set, clear, count };
+[[gnu::noinline]] inline std::size_t on_range(word* map, std::size_t begin, std::size_t end, range_op op) noexcept {
+    std::size_t n = 0;
+    if (begin >= end) return 0;
+    const std::size_t first = begin / word_bits, last = (end - 1) / word_bits;
+    for (std::size_t i = first; i <= last; ++i) {
+        word m = ~word{0};
+        if (i == first) m &= mask_from(begin);
+        if (i == last) m &= mask_below(end);
+        if (op == range_op::set) map[i] |= m;
+        else if (op == range_op::clear) map[i] &= ~m;
+        else n += popcount(map[i] & m);
+    }
+    return n;
+}
+#endif
+
 inline bool next_region(const word* map, std::size_t size, std::size_t from, std::size_t& rs, std::size_t& re,
                         word invert) noexcept {
     const std::size_t s = find_next(map, size, from, invert);
@@ -101,12 +122,21 @@ inline void set(word* map, std::size_t bit) noexcept { map[bit / word_bits] |= w
 inline void clear(word* map, std::size_t bit) noexcept { map[bit / word_bits] &= ~(word{1} << (bit % word_bits)); }
 
 /// set_range/clear_range(map, begin, end) - set or clear every bit in [begin, end).
+#if defined(__OPTIMIZE_SIZE__)
+inline void set_range(word* map, std::size_t begin, std::size_t end) noexcept {
+    detail::on_range(map, begin, end, detail::range_op::set);
+}
+inline void clear_range(word* map, std::size_t begin, std::size_t end) noexcept {
+    detail::on_range(map, begin, end, detail::range_op::clear);
+}
+#else
 inline void set_range(word* map, std::size_t begin, std::size_t end) noexcept {
     detail::for_words(begin, end, [map](std::size_t i, word m) { map[i] |= m; });
 }
 inline void clear_range(word* map, std::size_t begin, std::size_t end) noexcept {
     detail::for_words(begin, end, [map](std::size_t i, word m) { map[i] &= ~m; });
 }
+#endif
 
 /// find_next_set/find_next_clear(map, size, from) - first set (clear) bit in
 /// [from, size), or `size` if there is none (also when from >= size).
@@ -128,9 +158,13 @@ inline std::size_t find_last_clear(const word* map, std::size_t begin, std::size
 
 /// count_set(map, begin, end) - number of set bits in [begin, end) (popcount per word).
 inline std::size_t count_set(const word* map, std::size_t begin, std::size_t end) noexcept {
+#if defined(__OPTIMIZE_SIZE__)
+    return detail::on_range(const_cast<word*>(map), begin, end, detail::range_op::count);
+#else
     std::size_t n = 0;
     detail::for_words(begin, end, [map, &n](std::size_t i, word m) { n += detail::popcount(map[i] & m); });
     return n;
+#endif
 }
 
 /// all_clear/all_set(map, begin, end) - true if every bit in [begin, end) is clear

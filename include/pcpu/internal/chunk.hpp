@@ -239,6 +239,16 @@ public:
     /// a shorter run in the middle of a block can be missed.
     /// O(blocks); reads no bitmap but the populated one.
     std::int32_t find_fit(std::uint32_t bits, std::uint32_t align, bool pop_only) const noexcept {
+        return find_fit_in<true>(bits, align, pop_only);
+    }
+    /// find_fit_in<MayCheckPopulation>(bits, align, pop_only) - find_fit(); with
+    /// MayCheckPopulation false, for a caller that knows at compile time that every page
+    /// of the chunk is populated (an allocator that never creates chunks: its first and
+    /// reserved chunks are populated throughout), so pop_only cannot change the result
+    /// and the population walk is not compiled.
+    template <bool MayCheckPopulation>
+    std::int32_t find_fit_in(std::uint32_t bits, std::uint32_t align, bool pop_only) const noexcept {
+        PCPU_ASSERT(MayCheckPopulation || !pop_only || nr_populated_ == nr_pages_);
         PCPU_ASSERT(bits > 0 && align > 0 && (align & (align - 1)) == 0 && align <= block_bits);
         PCPU_FIND_FIT_COUNT(++detail::fit_counts.find_fit_calls);
         if (!block_check_hint(chunk_md_, bits, align)) {
@@ -248,7 +258,7 @@ public:
         std::uint32_t pos = block_next_hint(chunk_md_, bits);
         std::uint32_t off = 0, len = 0;
         while (next_fit_region(bits, align, pos, off, len)) {
-            if (!pop_only) return static_cast<std::int32_t>(off);
+            if (!MayCheckPopulation || !pop_only) return static_cast<std::int32_t>(off);
             const std::uint32_t page_begin = off / page_bits;
             const std::uint32_t page_end = (off + len - 1) / page_bits + 1;
             const auto hole = u32(bitmap::find_next_clear(populated_, page_end, page_begin));
@@ -507,6 +517,7 @@ private:
 
     // ---- hint maintenance: internal/chunk_hints.hpp ----------------------------------
     void block_update_hint_alloc(std::uint32_t s, std::uint32_t e) noexcept;
+    void block_alloc_edge(std::uint32_t b, std::uint32_t s_off, std::uint32_t e_off, bool ends_here) noexcept;
     bool block_split_contig(std::uint32_t b, std::uint32_t s, std::uint32_t e) noexcept;
     bool chunk_split_contig(std::uint32_t s, std::uint32_t e) noexcept;
     /// block_refresh_hint(b, bound) - pcpu_block_refresh_hint: recompute block b's

@@ -28,40 +28,15 @@ inline void basic_chunk<PageShift, GranuleShift, BlockShift>::block_update_hint_
     // necessarily entirely free).
     nr_empty_pop_pages_ -= free_pop_pages(s, e);
 
-    // First block. left_free/right_free shrink exactly: the allocation lies in
-    // free space, so if it starts inside the left run that run now ends at s_off,
-    // and if it ends inside the right run that run now starts at e_off.
-    block_md& first = md_blocks_[s_block];
-    const std::uint32_t first_end = s_block == e_block ? e_off : block_bits;
-    if (s_off == first.first_free) {
-        const std::uint32_t base = s_block * block_bits;
-        first.first_free = u32(bitmap::find_next_clear(alloc_map_, base + block_bits, base + first_end)) - base;
-    }
-    if (first.scan_hint != 0 &&
-        overlaps(first.scan_hint_start, first.scan_hint_start + first.scan_hint, s_off, first_end))
-        first.scan_hint = 0;
-    first.left_free = min_u32(first.left_free, s_off);
-    first.right_free = s_block == e_block ? min_u32(first.right_free, block_bits - e_off) : 0;
-    if (overlaps(first.contig_hint_start, first.contig_hint_start + first.contig_hint, s_off, first_end) &&
-        !block_split_contig(s_block, s_off, first_end))
-        block_refresh_hint(s_block, run_bound(first, s_off, first_end));
-
+    // First block, then the last one if the allocation ends in another; blocks in
+    // between are wholly covered by it.
+    block_alloc_edge(s_block, s_off, s_block == e_block ? e_off : block_bits, s_block == e_block);
     if (e_block != s_block) {
         for (std::uint32_t b = s_block + 1; b < e_block; ++b) block_set_full(md_blocks_[b]);
-        block_md& last = md_blocks_[e_block];
-        if (e_off == block_bits) {
-            block_set_full(last);
-        } else {
-            // [0, e_off) was free, so first_free was 0; the first free bit is now
-            // the first one after the allocation.
-            const std::uint32_t base = e_block * block_bits;
-            last.first_free = u32(bitmap::find_next_clear(alloc_map_, base + block_bits, base + e_off)) - base;
-            if (last.scan_hint != 0 && last.scan_hint_start < e_off) last.scan_hint = 0;
-            last.left_free = 0;
-            last.right_free = min_u32(last.right_free, block_bits - e_off);
-            if (last.contig_hint_start < e_off && !block_split_contig(e_block, 0, e_off))
-                block_refresh_hint(e_block, run_bound(last, 0, e_off));
-        }
+        if (e_off == block_bits)
+            block_set_full(md_blocks_[e_block]);
+        else
+            block_alloc_edge(e_block, 0, e_off, true); // [0, e_off) was free: first_free was 0
     }
 
     // Chunk level: runs only shrank, so the contig hint stays exact unless the
@@ -73,6 +48,29 @@ inline void basic_chunk<PageShift, GranuleShift, BlockShift>::block_update_hint_
     cm.right_free = min_u32(cm.right_free, map_bits_ - e);
     if (overlaps(cm.contig_hint_start, cm.contig_hint_start + cm.contig_hint, s, e) && !chunk_split_contig(s, e))
         chunk_refresh_hint(false);
+}
+
+/// block_alloc_edge(b, s_off, e_off, ends_here) - block b's hints after [s_off, e_off)
+/// (block relative) of it became allocated, the allocation ending in b if ends_here
+/// (else it goes on into the next block, and e_off is block_bits).
+/// left_free/right_free shrink exactly: the allocation lies in free space, so if it
+/// starts inside the left run that run now ends at s_off, and if it ends inside the
+/// right run that run now starts at e_off.
+template <unsigned PageShift, unsigned GranuleShift, unsigned BlockShift>
+PCPU_HOT_INLINE void basic_chunk<PageShift, GranuleShift, BlockShift>::block_alloc_edge(
+    std::uint32_t b, std::uint32_t s_off, std::uint32_t e_off, bool ends_here) noexcept {
+    block_md& md = md_blocks_[b];
+    if (s_off == md.first_free) {
+        const std::uint32_t base = b * block_bits;
+        md.first_free = u32(bitmap::find_next_clear(alloc_map_, base + block_bits, base + e_off)) - base;
+    }
+    if (md.scan_hint != 0 && overlaps(md.scan_hint_start, md.scan_hint_start + md.scan_hint, s_off, e_off))
+        md.scan_hint = 0;
+    md.left_free = min_u32(md.left_free, s_off);
+    md.right_free = ends_here ? min_u32(md.right_free, block_bits - e_off) : 0;
+    if (overlaps(md.contig_hint_start, md.contig_hint_start + md.contig_hint, s_off, e_off) &&
+        !block_split_contig(b, s_off, e_off))
+        block_refresh_hint(b, run_bound(md, s_off, e_off));
 }
 
 /// block_split_contig(b, s, e) - block b's contig hint after an allocation took
