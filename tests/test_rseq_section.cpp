@@ -16,16 +16,27 @@
 // runs the suite with GLIBC_TUNABLES=glibc.pthread.rseq=0, which keeps glibc from
 // registering, so the native builds check it too).
 //
-// What cannot run here: the abort path. Only the kernel moves a preempted or
-// signalled thread to the abort handler; with no kernel behind the area nothing ever
-// does. What the kernel would read to do it is checked instead: the descriptor the
-// section publishes in rseq_cs (version, flags, alignment, the abort handler outside
-// the section and the signature before it) and, on AArch64, that the commit store is
-// the section's last instruction.
+// The abort path needs a kernel to stop the thread inside a section. A fault plays
+// that part: a copy on a PROT_NONE page makes the section's load fault, and the
+// SIGSEGV handler does what the kernel does on preemption inside the section (check
+// the signature before abort_ip, clear rseq_cs, resume at abort_ip), then opens the
+// page; the section's abort handler and the retry run for real, and the copy must be
+// stored exactly once. What this cannot show is the kernel's side itself (that it
+// honours the descriptor on preemption, migration and signals): that is
+// tests/test_rseq.cpp's stress, wherever a kernel registers the area. Checked too:
+// the descriptor each section publishes in rseq_cs (version, flags, alignment, the
+// abort handler outside the section and the signature before it) and, on AArch64,
+// that the commit store is the section's last instruction.
 #include <pcpu/platform/detail/rseq.hpp>
 
 #include <doctest/doctest.h>
 
+#include <signal.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
@@ -194,6 +205,131 @@ void check_descriptor(const struct rseq* rs) {
 #endif
 }
 
+/// fault_play - the kernel's fixup, played by a SIGSEGV handler: a section that faults
+/// on its load from a PROT_NONE copy is a thread stopped inside the section, which
+/// the kernel would resume at abort_ip (after checking the signature before it,
+/// clearing rseq_cs). The handler does that, then makes the page accessible, so the
+/// section's retry completes.
+struct fault_play {
+    void* page = nullptr;
+    std::size_t size = 0;
+    unsigned aborts = 0;        // faults inside a section, moved to its abort handler
+    unsigned strays = 0;        // faults anywhere else (only made accessible)
+    unsigned bad_signatures = 0;
+};
+fault_play g_play;
+
+void on_fault(int, siginfo_t* si, void* ucv) {
+    auto* uc = static_cast<ucontext_t*>(ucv);
+#if defined(__x86_64__)
+    std::uint64_t ip = static_cast<std::uint64_t>(uc->uc_mcontext.gregs[REG_RIP]);
+#else
+    std::uint64_t ip = uc->uc_mcontext.pc;
+#endif
+    struct rseq* rs = pcpu::detail::rseq_area();
+    const auto at = static_cast<std::uintptr_t>(si->si_addr != nullptr ? reinterpret_cast<std::uintptr_t>(si->si_addr) : 0);
+    const auto page = reinterpret_cast<std::uintptr_t>(g_play.page);
+    descriptor d{};
+    if (rs->rseq_cs != 0)
+        std::memcpy(&d, reinterpret_cast<const void*>(static_cast<std::uintptr_t>(rs->rseq_cs)), sizeof d);
+    if (rs->rseq_cs != 0 && ip - d.start_ip < d.post_commit_offset && at - page < g_play.size) {
+        std::uint32_t sig;
+        std::memcpy(&sig, reinterpret_cast<const void*>(static_cast<std::uintptr_t>(d.abort_ip - 4)), sizeof sig);
+        if (sig != static_cast<std::uint32_t>(RSEQ_SIG)) ++g_play.bad_signatures;
+        ip = d.abort_ip;
+        rs->rseq_cs = 0;
+        ++g_play.aborts;
+    } else {
+        ++g_play.strays;
+    }
+#if defined(__x86_64__)
+    uc->uc_mcontext.gregs[REG_RIP] = static_cast<greg_t>(ip);
+#else
+    uc->uc_mcontext.pc = ip;
+#endif
+    (void)mprotect(g_play.page, g_play.size, PROT_READ | PROT_WRITE);
+}
+
+/// fault_page - one page of copies (at offsets not in CPU order) with the SIGSEGV
+/// handler above installed while it lives.
+template <class U>
+struct fault_page {
+    std::uintptr_t offsets[nr]{};
+    struct sigaction old {};
+    bool ok = false;
+    fault_page() {
+        g_play = fault_play{};
+        g_play.size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+        g_play.page = mmap(nullptr, g_play.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (g_play.page == MAP_FAILED) return;
+        const unsigned order[nr] = {3, 1, 0, 2};
+        for (unsigned c = 0; c < nr; ++c) offsets[c] = 64 + order[c] * 8 * sizeof(U);
+        struct sigaction sa {};
+        sa.sa_sigaction = on_fault;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        ok = sigaction(SIGSEGV, &sa, &old) == 0;
+    }
+    fault_page(const fault_page&) = delete;
+    fault_page& operator=(const fault_page&) = delete;
+    ~fault_page() {
+        if (ok) (void)sigaction(SIGSEGV, &old, nullptr);
+        if (g_play.page != MAP_FAILED) (void)munmap(g_play.page, g_play.size);
+    }
+    std::uintptr_t base() const { return reinterpret_cast<std::uintptr_t>(g_play.page); }
+    U& at(unsigned cpu) { return *reinterpret_cast<U*>(base() + offsets[cpu]); }
+    /// arm() - the next access to the page faults.
+    bool arm() { return mprotect(g_play.page, g_play.size, PROT_NONE) == 0; }
+};
+
+template <class U>
+void check_abort() {
+    fault_page<U> fp;
+    REQUIRE(fp.ok);
+    played_cpu k;
+    for (unsigned c = 0; c < nr; ++c) {
+        CAPTURE(c);
+        k.set(c);
+        fp.at(c) = static_cast<U>(40 + c);
+        U out = 0, seen = 0;
+        unsigned aborts = g_play.aborts;
+        REQUIRE(fp.arm());
+        CHECK(rseq_add(fp.base(), fp.offsets, nr, U{2}, out) == rseq_result::done);
+        CHECK(g_play.aborts == aborts + 1);
+        CHECK(out == static_cast<U>(42 + c)); // stored once, by the retry
+        CHECK(fp.at(c) == static_cast<U>(42 + c));
+        aborts = g_play.aborts;
+        REQUIRE(fp.arm());
+        CHECK(rseq_cmpxchg(fp.base(), fp.offsets, nr, static_cast<U>(42 + c), U{7}, seen) == rseq_result::done);
+        CHECK(g_play.aborts == aborts + 1);
+        CHECK(fp.at(c) == U{7});
+        aborts = g_play.aborts;
+        REQUIRE(fp.arm());
+        CHECK(rseq_cmpxchg(fp.base(), fp.offsets, nr, U{8}, U{9}, seen) == rseq_result::changed);
+        CHECK(g_play.aborts == aborts + 1);
+        CHECK(seen == U{7});
+        CHECK(fp.at(c) == U{7});
+        if (sizeof(U) == 4) {
+            fp.at(c) = 5;
+            std::int32_t s32 = 0;
+            aborts = g_play.aborts;
+            REQUIRE(fp.arm());
+            CHECK(rseq_add_within(fp.base(), fp.offsets, nr, 2, -8, 8, s32) == rseq_result::done);
+            CHECK(g_play.aborts == aborts + 1);
+            CHECK(fp.at(c) == U{7});
+            aborts = g_play.aborts;
+            REQUIRE(fp.arm());
+            CHECK(rseq_add_within(fp.base(), fp.offsets, nr, 1, -8, 8, s32) == rseq_result::changed);
+            CHECK(g_play.aborts == aborts + 1);
+            CHECK(s32 == 7);
+        }
+        fp.at(c) = 0;
+    }
+    CHECK(g_play.strays == 0);
+    CHECK(g_play.bad_signatures == 0);
+    for (unsigned c = 0; c < nr; ++c) CHECK(fp.at(c) == 0);
+}
+
 } // namespace
 #endif // PCPU_HOST_RSEQ
 
@@ -299,6 +435,16 @@ TEST_CASE("rseq section: each section publishes a descriptor a kernel would acce
     CHECK(mi.at(1) == 1);
 #else
     MESSAGE("PCPU_HOST_RSEQ is 0 in this build: no sections");
+#endif
+}
+
+TEST_CASE("rseq section: stopped inside, each section resumes at its abort handler, stores nothing, and the retry stores once") {
+#if PCPU_HOST_RSEQ && !defined(__SANITIZE_ADDRESS__)
+    if (registered_here()) return;
+    check_abort<std::uint32_t>();
+    check_abort<std::uint64_t>();
+#else
+    MESSAGE("no sections here, or AddressSanitizer owns SIGSEGV");
 #endif
 }
 
