@@ -53,7 +53,7 @@ pcpu_setup() {
 # pcpu_need_cross_tools - the ARM cross toolchains and QEMU for scripts/test's cross
 # stages: the Cortex-M4, dual Cortex-M33 (mps2-an521) and Cortex-M0 (microbit)
 # firmware under qemu-system-arm (one package for all three boards and cross files),
-# the armhf suite under qemu-arm.
+# the armhf suite under qemu-arm, the arm64 this-CPU suites under qemu-aarch64.
 # The firmware itself links no C or C++ runtime (headers only); the newlib C++ library
 # (libstdc++-arm-none-eabi-newlib, about 300 MB to download) is for the typed layer's
 # Cortex-M4 link check, tests/embedded/check_typed_cm4.sh, which links with newlib's
@@ -71,7 +71,10 @@ pcpu_need_cross_tools() {
     [ -d /usr/include/newlib/c++ ] || missing+=(libstdc++-arm-none-eabi-dev)
     command -v qemu-system-arm >/dev/null 2>&1 || missing+=(qemu-system-arm)
     command -v arm-linux-gnueabihf-g++ >/dev/null 2>&1 || missing+=(g++-arm-linux-gnueabihf)
-    command -v qemu-arm >/dev/null 2>&1 || missing+=(qemu-user)
+    command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || missing+=(g++-aarch64-linux-gnu)
+    if ! command -v qemu-arm >/dev/null 2>&1 || ! command -v qemu-aarch64 >/dev/null 2>&1; then
+        missing+=(qemu-user)
+    fi
     pcpu_apt_install "${missing[@]}"
 }
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // tests/test_rseq.cpp - this-CPU operations on the host platform from threads that
-// migrate and are interrupted while they update (suite "stress"): with restartable
-// sections (Linux rseq, platform/detail/rseq.hpp) where the build and the process have
-// them, and with them turned off (the atomic path, also what a TSan build runs).
+// migrate and are interrupted while they update (suite "rseq", in the stress binary):
+// with restartable sections (Linux rseq, platform/detail/rseq.hpp) where the build and
+// the process have them, and with them turned off (the atomic path, also what a TSan
+// build runs). tests/test_rseq_section.cpp runs the sections where no kernel does.
 //
 // What makes a broken section show: each worker flips its CPU affinity every few
 // hundred operations (so threads meet on every CPU's copy, and tasks migrate between
@@ -225,7 +226,7 @@ void run(bool rseq) {
 
 } // namespace
 
-TEST_SUITE("stress") {
+TEST_SUITE("rseq") {
 
 TEST_CASE("rseq: the host platform turns restartable sections on exactly where the build and process have them") {
     host all;

@@ -249,6 +249,13 @@ enum class need : std::uint8_t { every, optional, chunks, contiguous, lazy_mappe
     X(preempt_disable,    (),                                                         none,     0, 0, 0, guard)   \
     X(preempt_enable,     (),                                                         none,     0, 0, 0, guard)
 // clang-format on
+// The restartable sections (rseq_add, rseq_cmpxchg, rseq_add_within) have no rows. A
+// row is one member with one signature and one detector, and rseq_add and
+// rseq_cmpxchg are one member per word width (percpu.hpp detects them per width,
+// has_rseq<P, U>). The three are also one set, all or nothing per width: a row for
+// rseq_add_within alone would split it, and platform_wrapper, which forwards every
+// row, would offer the bounded add without the sections it goes with. So they are
+// detected together in percpu.hpp, and a wrapped platform takes the atomic path.
 
 namespace detail {
 // For each member: call_<name>::call(p, args...) calls it; params_<name><P, Ctx> are
