@@ -12,7 +12,8 @@
 // (allocations populate outside the sleeping lock); pcpu_serial, the same platform with
 // the event hidden (population under the sleeping lock, as Linux does it); _noguard,
 // either without guard pages (host.hpp: no mprotect, whose mmap write lock serialises
-// populations inside the kernel).
+// populations inside the kernel); _latency, either with map() waiting 50 us first
+// (latency_host below).
 //
 // A binary of its own: a second allocator instantiation in pcpu_bench changes the
 // compiler's inlining of the chunk helpers the trace rows measure.
@@ -42,6 +43,18 @@ struct serial_host : pcpu::host_platform {
     void populate_wait(std::uint32_t, context) = delete;
     void populate_wake() = delete;
 };
+/// latency_host<Base> - Base whose map() first waits 50 us without using a CPU: a
+/// platform whose population waits on something else (a hypervisor's fault handler,
+/// a DMA engine zeroing the pages, a remote memory pool). It separates what pcpu
+/// serialises from what this machine's page-fault path serialises.
+template <class Base>
+struct latency_host : Base {
+    bool map(std::uintptr_t addr, const pcpu::page_ref* pages, std::size_t nr, typename Base::context c) noexcept {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+        return Base::map(addr, pages, nr, c);
+    }
+};
+
 static_assert(pcpu::platform_traits<pcpu::host_platform>::parallel_population &&
                   !pcpu::platform_traits<serial_host>::parallel_population,
               "bench: the two population modes");
@@ -143,6 +156,10 @@ int main(int argc, char** argv) {
                 reg<pcpu::host_platform>("pcpu", size, threads, guard);
                 reg<serial_host>("pcpu_serial", size, threads, guard);
             }
+    for (const unsigned threads : {1u, 2u}) {
+        reg<latency_host<pcpu::host_platform>>("pcpu_latency", 4096, threads, true);
+        reg<latency_host<serial_host>>("pcpu_serial_latency", 4096, threads, true);
+    }
     int n = static_cast<int>(rest.size());
     benchmark::Initialize(&n, rest.data());
     benchmark::RunSpecifiedBenchmarks();
