@@ -11,6 +11,7 @@
 
 #include <sched.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <thread>
@@ -308,6 +309,51 @@ TEST_CASE_TEMPLATE("threads racing on one CPU's delta lose nothing and never pus
     CHECK(f.c.sum() == expected);
     CHECK(f.deltas_within_batch());
     CHECK(iabs(f.c.read() - expected) < f.c.error_bound());
+}
+
+TEST_CASE_TEMPLATE("sum() while threads add and fold: every finished add counted, no unstarted one; read() near",
+                   F, none_f, preempt_f, irq_f) {
+    // A fold moves a delta into the count. Were the two writes visible apart to sum(),
+    // a sum taken between them would lose the delta (adds that finished before the sum
+    // began) or count it twice. So sum() must lie between the adds finished before it
+    // and the adds started before it returned.
+    constexpr unsigned nr = 4, nr_threads = 4;
+    constexpr std::int32_t batch = 4;
+    constexpr std::int64_t per_thread = 200000;
+    fixture<F::kind> f(nr, 1000, batch);
+    std::atomic<std::int64_t> started{0}, finished{0};
+    std::atomic<unsigned> running{nr_threads};
+    std::vector<std::thread> threads;
+    for (unsigned t = 0; t < nr_threads; ++t)
+        threads.emplace_back([&, t] {
+            set_cpu(t % 2); // two threads on each of two CPUs: racing folds of one delta too
+            for (std::int64_t i = 0; i < per_thread; ++i) {
+                started.fetch_add(1);
+                f.c.add(1);
+                finished.fetch_add(1);
+            }
+            running.fetch_sub(1);
+        });
+    long sums = 0, bad_sums = 0, bad_reads = 0;
+    // Adds in flight may have taken their delta and not yet stored the count: up to
+    // nr_threads deltas below batch, beyond the bound of a counter at rest.
+    const std::int64_t slack = std::int64_t{nr_threads} * batch;
+    while (running.load() != 0) {
+        const std::int64_t lo = finished.load();
+        const std::int64_t s = f.c.sum() - 1000;
+        const std::int64_t r = f.c.read() - 1000;
+        const std::int64_t hi = started.fetch_add(0); // an RMW: the latest count, after the reads above
+        ++sums;
+        if (s < lo || s > hi) ++bad_sums;
+        if (r > hi || r < lo - f.c.error_bound() - slack) ++bad_reads;
+    }
+    for (auto& th : threads) th.join();
+    MESSAGE(sums << " sums racing with the adds");
+    CHECK(sums > 0);
+    CHECK(bad_sums == 0);
+    CHECK(bad_reads == 0);
+    CHECK(f.c.sum() == 1000 + nr_threads * per_thread);
+    CHECK(f.deltas_within_batch());
 }
 
 } // TEST_SUITE("counter")

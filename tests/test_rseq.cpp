@@ -224,6 +224,58 @@ void run(bool rseq) {
     CHECK(f.a.verify().ok);
 }
 
+/// run_racing_sum(rseq) - sum() and read() taken while migrating threads add and fold:
+/// every sum lies between the adds finished before it and the adds started before it
+/// returned (a fold seen half done would lose a delta or count it twice).
+void run_racing_sum(bool rseq) {
+    fixture f;
+    REQUIRE(f.ok);
+    const bool on = f.a.platform().set_rseq(rseq);
+    if (!rseq) CHECK(!on);
+    pcpu::counter<alloc_t> c;
+    constexpr std::int32_t batch = 4;
+    REQUIRE(c.init(f.a, 0, pcpu::ctx::full, batch) == pcpu::errc::ok);
+    CHECK(f.a.verify().ok);
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    REQUIRE(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+    const unsigned workers = 2 * online_cpus();
+    const std::uint64_t n = steps() / 2;
+    std::atomic<std::int64_t> started{0}, finished{0};
+    std::atomic<unsigned> running{workers};
+    std::vector<std::thread> ts;
+    for (unsigned w = 0; w < workers; ++w)
+        ts.emplace_back([&, w] {
+            for (std::uint64_t i = 0; i < n; ++i) {
+                if (i % 512 == 0) pin_to(w + static_cast<unsigned>(i / 512), allowed);
+                started.fetch_add(1);
+                c.add(1);
+                finished.fetch_add(1);
+            }
+            running.fetch_sub(1);
+        });
+    long sums = 0, bad_sums = 0, bad_reads = 0;
+    // Adds in flight may hold a delta they took and have not stored in the count yet.
+    const std::int64_t slack = std::int64_t{workers} * batch;
+    while (running.load() != 0) {
+        const std::int64_t lo = finished.load();
+        const std::int64_t s = c.sum();
+        const std::int64_t r = c.read();
+        const std::int64_t hi = started.fetch_add(0); // an RMW: the latest count, after the reads above
+        ++sums;
+        if (s < lo || s > hi) ++bad_sums;
+        if (r > hi || r < lo - c.error_bound() - slack) ++bad_reads;
+    }
+    for (auto& t : ts) t.join();
+    MESSAGE("sections " << std::string(on ? "on" : "off") << ", " << workers << " workers x " << n << " adds, " << sums << " racing sums");
+    CHECK(sums > 0);
+    CHECK(bad_sums == 0);
+    CHECK(bad_reads == 0);
+    CHECK(c.sum() == static_cast<std::int64_t>(workers * n));
+    CHECK(c.destroy() == pcpu::errc::ok);
+    CHECK(f.a.verify().ok);
+}
+
 } // namespace
 
 TEST_SUITE("rseq") {
@@ -300,6 +352,11 @@ TEST_CASE("rseq: the bounded add stores exactly when the sum stays strictly insi
 TEST_CASE("rseq: this-CPU add, xchg, cmpxchg and counter::add from migrating, interrupted threads sum exactly") {
     SUBCASE("restartable sections where available") { run(true); }
     SUBCASE("atomic path") { run(false); }
+}
+
+TEST_CASE("rseq: sum() racing with migrating threads' adds and folds sees each add whole") {
+    SUBCASE("restartable sections where available") { run_racing_sum(true); }
+    SUBCASE("atomic path") { run_racing_sum(false); }
 }
 
 } // TEST_SUITE

@@ -80,6 +80,19 @@
 #endif
 #endif
 
+/// PCPU_CACHE_LINE - the bytes of a cache line, for the layout of objects that several
+/// CPUs write (counter.hpp keeps what a fold writes off the line every add reads). 64 by
+/// default; 0 on a Cortex-M (M-profile), whose cores have no coherent data caches to
+/// share a line between, so padding would only cost RAM. Define it to choose (128 for
+/// cores with 128-byte lines, 0 for no padding).
+#ifndef PCPU_CACHE_LINE
+#if defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'
+#define PCPU_CACHE_LINE 0
+#else
+#define PCPU_CACHE_LINE 64
+#endif
+#endif
+
 #ifndef PCPU_DEFAULT_PAGE_SHIFT
 #define PCPU_DEFAULT_PAGE_SHIFT 12
 #endif

@@ -50,6 +50,7 @@
 // takes the lock). No heap beyond the allocator, no <mutex>, no <thread>.
 #pragma once
 
+#include "config.hpp"
 #include "error.hpp"
 #include "percpu.hpp"
 
@@ -60,17 +61,32 @@
 namespace pcpu {
 
 namespace detail {
-/// spinlock - a test-and-set lock for a few instructions of critical section.
+/// counter_line - the alignment of a counter's shared part: PCPU_CACHE_LINE, at least
+/// what the 64-bit count needs.
+inline constexpr std::size_t counter_line = PCPU_CACHE_LINE > alignof(std::int64_t) ? PCPU_CACHE_LINE : alignof(std::int64_t);
+
+/// spinlock - a test-and-test-and-set lock for a few instructions of critical section.
+/// A waiter spins on plain loads, which share the line, and tries the exchange only when
+/// it reads the lock free: an exchange in the loop would take the line from the holder
+/// on every turn, and the holder needs it back to store the count and to unlock.
 class spinlock {
 public:
     void lock() noexcept {
-        while (flag_.test_and_set(std::memory_order_acquire)) {
+        while (flag_.exchange(true, std::memory_order_acquire)) {
+            while (flag_.load(std::memory_order_relaxed)) relax();
         }
     }
-    void unlock() noexcept { flag_.clear(std::memory_order_release); }
+    void unlock() noexcept { flag_.store(false, std::memory_order_release); }
 
 private:
-    std::atomic_flag flag_ = ATOMIC_FLAG_INIT;
+    static void relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield");
+#endif
+    }
+    std::atomic<bool> flag_{false};
 };
 } // namespace detail
 
@@ -473,14 +489,20 @@ private:
         else count_ = v;
     }
 
+    // What every add reads and only init() and destroy() write, on a cache line of its
+    // own: were it on the line of the count and lock below, each fold on one CPU would
+    // take the line away from the adds on every other CPU.
     Alloc* a_ = nullptr;
     percpu<std::int32_t> deltas_;
     std::int32_t batch_ = 0;
-    std::uint32_t generation_ = 0; // a_->generation() at init()
-    alignas(8) std::int64_t count_ = 0;
-    mutable detail::spinlock lock_;
+    std::uint32_t generation_ = 0;  // a_->generation() at init()
     std::uint32_t group_ = 0;       ///< init_many group size (0: init())
     std::uint32_t group_index_ = 0; ///< this counter's place in its group
+    // What folds write: the count and its lock, together (a fold takes both) and apart
+    // from the line above. The class is aligned to the line, so no other object shares
+    // either line.
+    alignas(detail::counter_line) std::int64_t count_ = 0;
+    mutable detail::spinlock lock_;
 };
 
 } // namespace pcpu
