@@ -30,10 +30,22 @@
 // writes every CPU's delta from one CPU: an add racing with it may then keep its
 // delta's value from before the set(), as the kernel's non-atomic this_cpu_add can on
 // x86. The shared count is guarded
-// by a tiny per-counter spinlock (std::atomic_flag), taken inside the this-CPU guard:
-// with irq_save an ISR can add too (the kernel's raw_spin_lock_irqsave). On a
+// by a tiny per-counter spinlock (test-and-test-and-set), taken inside the this-CPU
+// guard: with irq_save an ISR can add too (the kernel's raw_spin_lock_irqsave). On a
 // preemptive single-core RTOS give the platform a guard: without one, a task preempted
 // while holding the spinlock would leave a higher-priority spinner spinning forever.
+//
+// Why a fold takes the lock. A fold is two writes to two places: the delta goes to 0
+// and the count grows by what the delta held. Done apart (an atomic add on the count
+// after taking the delta), a sum() between them would miss the delta - adds that
+// finished before the sum began - or, the other way round, count it twice. The lock
+// makes the pair one step for sum(), limited_add() and set(): the invariant, as seen
+// by a holder of the lock, is that every finished add is in exactly one place, the
+// count or one delta. So sum() is exact when no add is in flight and counts each racing add whole
+// or not at all, as the kernel's percpu_counter_sum. Only the count and the lock are
+// written by folds; they share a cache line (a fold takes both), and what every add
+// reads (the allocator, the deltas' handle, the batch) is on another line, so that a
+// fold on one CPU does not take that line from the adds on the others.
 //
 // Every call has an answer in every state. Before init() and after destroy() the
 // counter reads as 0 (read, sum, compare against 0) and the writes (add and its
