@@ -44,13 +44,14 @@ TEST_CASE("random operation sequences agree with the model, for every policy and
     CHECK(t.frees > 40 * seeds);
     CHECK(t.faults_injected > 0);
     CHECK(t.memory_checks > 0); // free-all + balance, then the memory-return bound
+    CHECK(t.event_inputs > 0);  // lazy_mapped with populations outside the sleeping lock
     std::printf("figure: model: %llu random inputs, %llu operations, %llu allocations (%llu failed), %llu frees, "
-                "%llu bad frees, %llu balances (%llu free-all + balance with the memory bound), %llu faults injected\n",
+                "%llu bad frees, %llu balances (%llu free-all + balance with the memory bound), %llu faults injected, %llu inputs on the platform with the population event\n",
                 static_cast<unsigned long long>(t.inputs), static_cast<unsigned long long>(t.ops),
                 static_cast<unsigned long long>(t.allocs), static_cast<unsigned long long>(t.alloc_errors),
                 static_cast<unsigned long long>(t.frees), static_cast<unsigned long long>(t.bad_frees),
                 static_cast<unsigned long long>(t.balances), static_cast<unsigned long long>(t.memory_checks),
-                static_cast<unsigned long long>(t.faults_injected));
+                static_cast<unsigned long long>(t.faults_injected), static_cast<unsigned long long>(t.event_inputs));
 }
 
 TEST_CASE("the model catches a corrupted per-CPU copy and a leaked allocation") {

@@ -12,7 +12,9 @@
 //   byte 0   policy (% 3: static_only, contiguous, lazy_mapped), CPUs (1 + /3 % 4)
 //   byte 1   first-chunk layout: static size (bits 0-1), reserved size (bits 2-3),
 //            background context full instead of noio (bit 4), metadata for the
-//            first chunk from the platform (bit 5), whose first attempt fails (bit 6)
+//            first chunk from the platform (bit 5), whose first attempt fails (bit 6),
+//            lazy_mapped on a platform with the population event (bit 7: populations
+//            drop the sleeping lock, sim_event_platform)
 //   byte 2   operations tried before init (% 4)
 //   then one operation per byte, with its arguments in the bytes after it:
 //     alloc / alloc_reserved   size, alignment, context (+ implicit scope)
@@ -56,6 +58,7 @@ struct totals {
     std::uint64_t balances = 0;
     std::uint64_t faults_injected = 0;
     std::uint64_t memory_checks = 0; ///< free-all + balance ends where the memory had to be back
+    std::uint64_t event_inputs = 0;  ///< lazy_mapped inputs on the platform with the population event
 };
 
 /// reader - the input as a stream of bytes; 0 past the end.
@@ -76,16 +79,17 @@ private:
 };
 
 using sim = pcpu_test::sim_platform<12, 8>;
+using sim_event = pcpu_test::sim_event_platform<12, 8>;
 namespace ctx = pcpu::ctx;
 
 constexpr std::size_t unit = 16 * 1024; ///< 4 pages: chunks fill, and get created, quickly
 constexpr std::size_t max_ops = 300;
 constexpr std::size_t max_chunks = 12; ///< above it, allocations are kept small
 
-template <class Policy>
+template <class Policy, class Sim = sim>
 class driver {
 public:
-    using runner_t = pcpu_test::model_runner<Policy, sim>;
+    using runner_t = pcpu_test::model_runner<Policy, Sim>;
     static constexpr std::size_t page = runner_t::page;
 
     driver(reader& in, totals& t, unsigned cpus, std::uint8_t layout)
@@ -313,7 +317,12 @@ inline std::string run_input(const std::uint8_t* data, std::size_t size, totals&
     switch (head % 3u) {
     case 0: e = driver<pcpu::static_only>(in, t, cpus, layout).run(layout, preinit); break;
     case 1: e = driver<pcpu::contiguous>(in, t, cpus, layout).run(layout, preinit); break;
-    default: e = driver<pcpu::lazy_mapped>(in, t, cpus, layout).run(layout, preinit); break;
+    default:
+        if ((layout & 0x80) != 0) {
+            ++t.event_inputs;
+            e = driver<pcpu::lazy_mapped, sim_event>(in, t, cpus, layout).run(layout, preinit);
+        } else e = driver<pcpu::lazy_mapped>(in, t, cpus, layout).run(layout, preinit);
+        break;
     }
     sim::reset_scope();
     return e;
