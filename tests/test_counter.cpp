@@ -3,6 +3,7 @@
 // model: folding at the batch, the documented error bound, compare() on both sides of
 // the bound, set(), add_local(), sync(), and many threads adding known amounts.
 #include "support/cpu_platform.hpp"
+#include "support/racing_sums.hpp"
 #include "support/static_platform.hpp"
 
 #include <pcpu/counter.hpp>
@@ -321,37 +322,24 @@ TEST_CASE_TEMPLATE("sum() while threads add and fold: every finished add counted
     constexpr std::int32_t batch = 4;
     constexpr std::int64_t per_thread = 200000;
     fixture<F::kind> f(nr, 1000, batch);
-    std::atomic<std::int64_t> started{0}, finished{0};
+    pcpu_test::racing_sums race;
     std::atomic<unsigned> running{nr_threads};
     std::vector<std::thread> threads;
     for (unsigned t = 0; t < nr_threads; ++t)
         threads.emplace_back([&, t] {
             set_cpu(t % 2); // two threads on each of two CPUs: racing folds of one delta too
-            for (std::int64_t i = 0; i < per_thread; ++i) {
-                started.fetch_add(1);
-                f.c.add(1);
-                finished.fetch_add(1);
-            }
+            for (std::int64_t i = 0; i < per_thread; ++i) race.add([&] { f.c.add(1); });
             running.fetch_sub(1);
         });
-    long sums = 0, bad_sums = 0, bad_reads = 0;
     // Adds in flight may have taken their delta and not yet stored the count: up to
     // nr_threads deltas below batch, beyond the bound of a counter at rest.
     const std::int64_t slack = std::int64_t{nr_threads} * batch;
-    while (running.load() != 0) {
-        const std::int64_t lo = finished.load();
-        const std::int64_t s = f.c.sum() - 1000;
-        const std::int64_t r = f.c.read() - 1000;
-        const std::int64_t hi = started.fetch_add(0); // an RMW: the latest count, after the reads above
-        ++sums;
-        if (s < lo || s > hi) ++bad_sums;
-        if (r > hi || r < lo - f.c.error_bound() - slack) ++bad_reads;
-    }
+    while (running.load() != 0) race.check(f.c, 1000, slack);
     for (auto& th : threads) th.join();
-    MESSAGE(sums << " sums racing with the adds");
-    CHECK(sums > 0);
-    CHECK(bad_sums == 0);
-    CHECK(bad_reads == 0);
+    MESSAGE(race.sums << " sums racing with the adds");
+    CHECK(race.sums > 0);
+    CHECK(race.bad_sums == 0);
+    CHECK(race.bad_reads == 0);
     CHECK(f.c.sum() == 1000 + nr_threads * per_thread);
     CHECK(f.deltas_within_batch());
 }

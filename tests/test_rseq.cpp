@@ -14,6 +14,8 @@
 // does not touch the counter: its fold takes a spinlock the interrupted thread may
 // hold, as an ISR would on a platform without irq_save). Everything
 // checked is an exact sum, never a timing.
+#include "support/racing_sums.hpp"
+
 #include <pcpu/counter.hpp>
 #include <pcpu/percpu.hpp>
 #include <pcpu/platform/host.hpp>
@@ -241,36 +243,25 @@ void run_racing_sum(bool rseq) {
     REQUIRE(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
     const unsigned workers = 2 * online_cpus();
     const std::uint64_t n = steps() / 2;
-    std::atomic<std::int64_t> started{0}, finished{0};
+    pcpu_test::racing_sums race;
     std::atomic<unsigned> running{workers};
     std::vector<std::thread> ts;
     for (unsigned w = 0; w < workers; ++w)
         ts.emplace_back([&, w] {
             for (std::uint64_t i = 0; i < n; ++i) {
                 if (i % 512 == 0) pin_to(w + static_cast<unsigned>(i / 512), allowed);
-                started.fetch_add(1);
-                c.add(1);
-                finished.fetch_add(1);
+                race.add([&] { c.add(1); });
             }
             running.fetch_sub(1);
         });
-    long sums = 0, bad_sums = 0, bad_reads = 0;
     // Adds in flight may hold a delta they took and have not stored in the count yet.
     const std::int64_t slack = std::int64_t{workers} * batch;
-    while (running.load() != 0) {
-        const std::int64_t lo = finished.load();
-        const std::int64_t s = c.sum();
-        const std::int64_t r = c.read();
-        const std::int64_t hi = started.fetch_add(0); // an RMW: the latest count, after the reads above
-        ++sums;
-        if (s < lo || s > hi) ++bad_sums;
-        if (r > hi || r < lo - c.error_bound() - slack) ++bad_reads;
-    }
+    while (running.load() != 0) race.check(c, 0, slack);
     for (auto& t : ts) t.join();
-    MESSAGE("sections " << std::string(on ? "on" : "off") << ", " << workers << " workers x " << n << " adds, " << sums << " racing sums");
-    CHECK(sums > 0);
-    CHECK(bad_sums == 0);
-    CHECK(bad_reads == 0);
+    MESSAGE("sections " << std::string(on ? "on" : "off") << ", " << workers << " workers x " << n << " adds, " << race.sums << " racing sums");
+    CHECK(race.sums > 0);
+    CHECK(race.bad_sums == 0);
+    CHECK(race.bad_reads == 0);
     CHECK(c.sum() == static_cast<std::int64_t>(workers * n));
     CHECK(c.destroy() == pcpu::errc::ok);
     CHECK(f.a.verify().ok);
