@@ -9,6 +9,7 @@
 #include "support/test_scale.hpp"
 
 #include <pcpu/internal/chunk.hpp>
+#include <pcpu/internal/scan_chunk.hpp>
 
 #include <doctest/doctest.h>
 
@@ -74,6 +75,12 @@ struct random_params {
     bool hidden;             ///< hide a head and tail like a first chunk
 };
 
+template <class Chunk>
+constexpr std::uint32_t block_bits_of() {
+    if constexpr (pcpu_test::is_scan_chunk<Chunk>::value) return Chunk::page_bits;
+    else return Chunk::block_bits;
+}
+
 /// random_run<PageShift, Chunk>(p) - p.ops random operations against the model. Returns
 /// the number of aligned requests that failed although some aligned fit existed (the
 /// kernel's hint-only search does not look at every run; never for align == 1).
@@ -81,7 +88,9 @@ struct random_params {
 template <unsigned PageShift, class Chunk = pcpu::basic_chunk<PageShift>>
 std::uint32_t random_run(const random_params& p) {
     using chunk_t = Chunk;
-    constexpr std::uint32_t bb = chunk_t::block_bits;
+    constexpr bool scan = pcpu_test::is_scan_chunk<Chunk>::value;
+    // A scan chunk has no blocks: requests are drawn against its pages.
+    constexpr std::uint32_t bb = block_bits_of<Chunk>();
     constexpr std::uint32_t pb = chunk_t::page_bits; // population is per page
     std::uint32_t log2_bb = 0;
     while ((1u << log2_bb) < bb) ++log2_bb;
@@ -137,6 +146,8 @@ std::uint32_t random_run(const random_params& p) {
             const bool visible = m.hint_visible_fit(c, bits, align, pop_only);
             if (align == 1) CHECK(visible == any); // exact contig hints: nothing is missed
             const std::int32_t off = try_alloc(c, bits, align, pop_only);
+            // A scan chunk claims exactly the first aligned fit, and fails only without one.
+            if (scan) CHECK(off == m.first_fit(bits, align, pop_only));
             if (off >= 0) {
                 const auto o = static_cast<std::uint32_t>(off);
                 CHECK(o % align == 0);
@@ -696,3 +707,65 @@ TEST_CASE("nr_empty_pop_pages is exact through populate, depopulate, alloc and f
 }
 
 } // TEST_SUITE("hints")
+
+TEST_SUITE("scan_chunk") {
+
+// basic_scan_chunk (internal/scan_chunk.hpp): the same model runs, with the stronger
+// expectation random_run() applies to it: the claim is the brute-force first fit,
+// for every alignment, so no aligned request fails while a fit exists.
+TEST_CASE("scan chunk: randomized against the model, exact first fit") {
+    for (std::uint64_t seed : {71ull, 72ull, 73ull}) {
+        CAPTURE(seed);
+        CHECK(random_run<7, pcpu::basic_scan_chunk<7>>({24, seed, 3000, 3, false, false}) == 0);
+        CHECK(random_run<8, pcpu::basic_scan_chunk<8>>({12, seed, 2500, 2, true, false}) == 0);
+        CHECK(random_run<7, pcpu::basic_scan_chunk<7>>({16, seed, 2500, 3, false, true}) == 0);
+        CHECK(random_run<8, pcpu::basic_scan_chunk<8>>({10, seed, 2500, 2, true, true}) == 0);
+        CHECK(random_run<12, pcpu::basic_scan_chunk<12, 4>>({4, seed, 2000, 2, true, false}) == 0);
+        CHECK(random_run<7, pcpu::basic_scan_chunk<7>>({1, seed, 1500, 2, true, false}) == 0);
+    }
+}
+
+TEST_CASE("scan chunk: metadata is the bitmaps alone") {
+    using scan_t = pcpu::basic_scan_chunk<12>;
+    using hinted_t = pcpu::basic_chunk<12>;
+    CHECK(hinted_t::meta_bytes(8) - scan_t::meta_bytes(8) == 8 * sizeof(pcpu::block_md));
+    chunk_box<scan_t> box(3);
+    CHECK(box.c.map_bits() == 3 * 1024);
+    CHECK(box.c.contig_bits() == box.c.map_bits());
+    CHECK(CHECK_CHUNK_VERIFIED(box.c));
+    CHECK(box.guard_intact());
+}
+
+TEST_CASE("scan chunk: an aligned fit in the middle of a block is found") {
+    // The hinted chunk looks inside a block only at its contig run and the runs at its
+    // edges; the scan looks at every run.
+    using chunk_t = pcpu::basic_scan_chunk<8>; // 64-bit pages
+    chunk_box<chunk_t> box(2);
+    chunk_t& c = box.c;
+    c.set_populated(0, 2);
+    // Page 0: [0, 9) used, [9, 20) free (8 aligned at 16: too short), [20, 24) used,
+    // [24, 40) free (holds 8 at 32), [40, 64) used; page 1 entirely free.
+    REQUIRE(place(c, 0, 9));
+    REQUIRE(place(c, 20, 4));
+    REQUIRE(place(c, 40, 24));
+    CHECK(c.contig_bits() == 64);
+    CHECK(c.find_fit(8, 16, false) == 32);
+    CHECK(try_alloc(c, 8, 16, false) == 32);
+    CHECK(CHECK_CHUNK_VERIFIED(c));
+    // The longest run (page 1) is untouched by that claim; taking from it rescans.
+    CHECK(c.contig_bits() == 64);
+    CHECK(try_alloc(c, 60, 64, false) == 64);
+    CHECK(CHECK_CHUNK_VERIFIED(c));
+    CHECK(c.contig_bits() == 11);
+    // A free merges its run with both neighbours.
+    CHECK(c.free_area(20) == 4);
+    CHECK(CHECK_CHUNK_VERIFIED(c));
+    CHECK(c.contig_bits() == 23); // [9, 32)
+    CHECK(c.nr_empty_pop_pages() == 0);
+    CHECK(c.free_area(64) == 60);
+    CHECK(CHECK_CHUNK_VERIFIED(c));
+    CHECK(c.nr_empty_pop_pages() == 1);
+    CHECK(c.contig_bits() == 64);
+}
+
+} // TEST_SUITE("scan_chunk")

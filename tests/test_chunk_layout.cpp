@@ -26,6 +26,8 @@ using granule8 = pcpu::chunk_layout<8>;
 using granule16 = pcpu::chunk_layout<16>;
 using block256 = pcpu::chunk_layout<4, 256>;
 using g8_block512 = pcpu::chunk_layout<8, 512>;
+using scan = pcpu::scan_layout<>;
+using scan16 = pcpu::scan_layout<16>;
 
 using pcpu_test::zeroed;
 
@@ -49,7 +51,7 @@ TEST_CASE("the kernel's layout is the default") {
 }
 
 TEST_CASE_TEMPLATE("randomized alloc/free over a static first chunk, every layout", L, pcpu::kernel_layout,
-                   granule8, granule16, block256, g8_block512) {
+                   granule8, granule16, block256, g8_block512, scan, scan16) {
     using alloc_t = pcpu::allocator<plat, pcpu::static_only, L>;
     constexpr std::size_t g = alloc_t::min_alloc_size;
     for (unsigned seed : {1u, 2u}) {
@@ -100,7 +102,8 @@ TEST_CASE_TEMPLATE("randomized alloc/free over a static first chunk, every layou
     }
 }
 
-TEST_CASE_TEMPLATE("sizes and alignments below the granule round up to it", L, granule8, granule16, g8_block512) {
+TEST_CASE_TEMPLATE("sizes and alignments below the granule round up to it", L, granule8, granule16, g8_block512,
+                   scan16) {
     using alloc_t = pcpu::allocator<plat, pcpu::static_only, L>;
     constexpr std::size_t g = alloc_t::min_alloc_size;
     // A static area that is not a granule multiple: the dynamic area starts rounded.
@@ -165,7 +168,7 @@ TEST_CASE("blocks smaller than pages: alignment is honoured up to the block, ref
 }
 
 TEST_CASE_TEMPLATE("lazy_mapped: chunks created, populated, balanced and destroyed, every layout", L,
-                   pcpu::kernel_layout, granule16, block256, g8_block512) {
+                   pcpu::kernel_layout, granule16, block256, g8_block512, scan, scan16) {
     using alloc_t = pcpu::allocator<pcpu_test::checked_sim, pcpu::lazy_mapped, L>;
     constexpr std::size_t g = alloc_t::min_alloc_size;
     pcpu_test::checked_fixture<alloc_t> f;
@@ -259,6 +262,51 @@ TEST_CASE("blocks smaller than pages: population maps exactly the pages an area 
         REQUIRE_VERIFIED(a);
     }
     CHECK_CLEAN(a);
+}
+
+TEST_CASE("scan_layout, static_only: one chunk searched directly, exact first fit for any alignment") {
+    using alloc_t = pcpu::allocator<plat, pcpu::static_only, scan>;
+    static_assert(!alloc_t::index_type::sorted);
+    static_assert(pcpu::allocator<plat, pcpu::static_only>::index_type::sorted);
+    static_assert(pcpu::allocator<pcpu_test::checked_sim, pcpu::lazy_mapped, scan>::index_type::sorted);
+    static_assert(alloc_t::max_align == 4096);
+    pcpu_test::static_setup<alloc_t> s(2, 16 * 1024, 0, 0);
+    REQUIRE(s.init() == pcpu::errc::ok);
+    auto& a = s.alloc;
+    // Page 0: 4-byte allocations with every third one kept, so no free run there is
+    // longer than 8 bytes; one 64-aligned 32-byte request then goes to the first
+    // aligned run that holds it.
+    std::vector<pcpu::handle> all;
+    for (int i = 0; i < 1024; ++i) {
+        auto r = a.alloc(4, 4, full);
+        REQUIRE(r.ok());
+        REQUIRE_VERIFIED(a);
+        all.push_back(r.value());
+    }
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        if (i % 3 == 0) continue;
+        REQUIRE(a.free(all[i]) == pcpu::errc::ok);
+        REQUIRE_VERIFIED(a);
+    }
+    a.for_each_chunk([&](const pcpu::chunk_stats& c) { CHECK(c.slot == 0); });
+    // 8-byte holes: a 12-byte request skips page 0 entirely, at any alignment.
+    auto big = a.alloc(12, 4, full);
+    REQUIRE(big.ok());
+    REQUIRE_VERIFIED(a);
+    CHECK(big.value().addr() == all[0].addr() + 4096);
+    auto hole = a.alloc(8, 8, full);
+    REQUIRE(hole.ok());
+    REQUIRE_VERIFIED(a);
+    CHECK(hole.value().addr() == all[0].addr() + 16); // the first 8-aligned 8-byte hole: bytes 16..24
+    a.for_each_chunk([&](const pcpu::chunk_stats& c) { CHECK(c.slot == 0); });
+    for (std::size_t i = 0; i < all.size(); i += 3) {
+        REQUIRE(a.free(all[i]) == pcpu::errc::ok);
+        REQUIRE_VERIFIED(a);
+    }
+    REQUIRE(a.free(big.value()) == pcpu::errc::ok);
+    REQUIRE(a.free(hole.value()) == pcpu::errc::ok);
+    REQUIRE_VERIFIED(a);
+    CHECK(a.stats().nr_cur_alloc == 0);
 }
 
 } // TEST_SUITE("chunk_layout")

@@ -202,7 +202,7 @@ std::size_t objects_per_cycle(std::uint32_t size, std::size_t capacity) {
 
 // The kernel's chunk layout and two others (chunk_layout.hpp): a 16-byte granule, and
 // 256-byte blocks on the 4 KiB pages.
-#define PCPU_LIFECYCLE_LAYOUTS pcpu::kernel_layout, pcpu::chunk_layout<16>, pcpu::chunk_layout<4, 256>
+#define PCPU_LIFECYCLE_LAYOUTS pcpu::kernel_layout, pcpu::chunk_layout<16>, pcpu::chunk_layout<4, 256>, pcpu::scan_layout<>
 
 TEST_SUITE("lifecycle") {
 

@@ -92,10 +92,13 @@ public:
     static constexpr std::size_t max_cpus = traits::max_cpus;
     static constexpr std::size_t meta_align = chunk_type::meta_align;
     using rules = first_chunk_rules<chunk_type>;
-    using index_type = slot_index<chunk_type>;
     /// backend_type - the back end (pcpu/backend/): the chunk memory, its population
     /// and whatever state that needs. The core asks it; it never branches on a policy.
     using backend_type = typename Populate::template backend<Platform>;
+    /// index_type - the slot lists. Sorted by contig hint unless the allocator has one
+    /// chunk to search (it creates none: the reserved chunk is not on them) and its
+    /// chunk layout does not ask for the order (scan_layout).
+    using index_type = slot_index<chunk_type, backend_type::creates_chunks || ChunkLayout::sorts_single_chunk>;
     /// Units above 1 GiB would overflow the 32-bit bit offsets of the chunk.
     static constexpr std::size_t max_unit_size = rules::max_unit_size;
     /// See slot_index::fail_threshold.
@@ -109,6 +112,7 @@ public:
     static constexpr std::size_t empty_pop_pages_high = 4;
 
     static_assert(Populate::template check_platform<Platform>(), "pcpu: platform/policy mismatch");
+    static_assert(index_type::sorted || !backend_type::creates_chunks, "pcpu: an unsorted slot index holds one chunk");
 
     template <class... Args>
     explicit allocator(Args&&... platform_args) noexcept

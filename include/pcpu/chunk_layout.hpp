@@ -15,6 +15,7 @@
 
 #include "config.hpp"
 #include "internal/chunk.hpp"
+#include "internal/scan_chunk.hpp"
 
 #include <cstddef>
 
@@ -41,6 +42,9 @@ struct chunk_layout {
                   "pcpu: chunk_layout: the block must be a power of two (or 0: one block per page)");
     static constexpr std::size_t granule_bytes = GranuleBytes;
     static constexpr std::size_t block_bytes = BlockBytes; ///< 0: one block per page
+    /// sorts_single_chunk - a static_only allocator keeps its one chunk on the slot
+    /// lists by contig hint, as the kernel keeps every chunk (chunk_stats::slot shows it).
+    static constexpr bool sorts_single_chunk = true;
 
     /// chunk<PageShift> - the chunk type for pages of 1 << PageShift bytes.
     template <unsigned PageShift>
@@ -50,5 +54,26 @@ struct chunk_layout {
 
 /// kernel_layout - the kernel's: 4-byte granule, one block per page.
 using kernel_layout = chunk_layout<>;
+
+/// scan_layout<GranuleBytes> - the firmware chunk policy: the same maps without block
+/// hints (internal/scan_chunk.hpp). Every search scans the allocation map, O(map bits /
+/// word bits + free runs) per operation, and finds the exact first fit for any
+/// alignment up to the page; the hints' code (most of the hinted chunk's) is not
+/// compiled, and a chunk's metadata is its bitmaps alone. For a small first chunk
+/// (static_only firmware) and wherever flash matters more than a search that does not
+/// read the map.
+template <std::size_t GranuleBytes = min_alloc_size>
+struct scan_layout {
+    static_assert(detail::is_pow2(GranuleBytes) && GranuleBytes >= min_alloc_size,
+                  "pcpu: scan_layout: the granule must be a power of two of at least 4 bytes");
+    static constexpr std::size_t granule_bytes = GranuleBytes;
+    /// sorts_single_chunk - false: a static_only allocator searches its one chunk
+    /// directly and keeps no slot lists in order (it sits on slot 0); with a back end
+    /// that creates chunks the slot index sorts them as with any layout.
+    static constexpr bool sorts_single_chunk = false;
+
+    template <unsigned PageShift>
+    using chunk = basic_scan_chunk<PageShift, detail::log2_exact(GranuleBytes)>;
+};
 
 } // namespace pcpu

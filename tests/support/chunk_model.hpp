@@ -14,9 +14,11 @@
 #pragma once
 
 #include <pcpu/internal/chunk.hpp>
+#include <pcpu/internal/scan_chunk.hpp>
 
 #include <cstdint>
 #include <map>
+#include <type_traits>
 #include <vector>
 
 namespace pcpu_test {
@@ -36,6 +38,13 @@ struct rng {
     /// range(lo, hi) - uniform in [lo, hi].
     std::uint32_t range(std::uint32_t lo, std::uint32_t hi) { return lo + below(hi - lo + 1); }
 };
+
+/// is_scan_chunk<Chunk> - Chunk is a basic_scan_chunk (internal/scan_chunk.hpp): no
+/// block hints, and an exact first fit for every alignment.
+template <class Chunk>
+struct is_scan_chunk : std::false_type {};
+template <unsigned P, unsigned G>
+struct is_scan_chunk<pcpu::basic_scan_chunk<P, G>> : std::true_type {};
 
 /// chunk_box<Chunk> - a chunk together with its metadata storage, plus a guard zone
 /// after meta_bytes() that the chunk must never touch.
@@ -170,12 +179,18 @@ struct chunk_model {
         const std::uint64_t a = (std::uint64_t{rs} + align - 1) / align * align;
         return a + bits <= re;
     }
-    /// any_fit(bits, align, pop_only) - brute force: an aligned run of `bits` usable bits.
-    bool any_fit(std::uint32_t bits, std::uint32_t align, bool pop_only) const {
-        bool found = false;
-        for_each_run(pop_only, [&](std::uint32_t rs, std::uint32_t re) { found = found || run_fits(rs, re, bits, align); });
-        return found;
+    /// first_fit(bits, align, pop_only) - brute force: the lowest aligned offset of
+    /// `bits` usable bits, or -1.
+    std::int64_t first_fit(std::uint32_t bits, std::uint32_t align, bool pop_only) const {
+        std::int64_t at = -1;
+        for_each_run(pop_only, [&](std::uint32_t rs, std::uint32_t re) {
+            if (at < 0 && run_fits(rs, re, bits, align))
+                at = static_cast<std::int64_t>((std::uint64_t{rs} + align - 1) / align * align);
+        });
+        return at;
     }
+    /// any_fit(bits, align, pop_only) - brute force: an aligned run of `bits` usable bits.
+    bool any_fit(std::uint32_t bits, std::uint32_t align, bool pop_only) const { return first_fit(bits, align, pop_only) >= 0; }
     std::uint32_t largest_run() const {
         std::uint32_t best = 0;
         for_each_run(false, [&](std::uint32_t rs, std::uint32_t re) { best = re - rs > best ? re - rs : best; });
@@ -191,19 +206,24 @@ struct chunk_model {
     /// length. With align == 1 this equals any_fit().
     template <class Chunk>
     bool hint_visible_fit(const Chunk& c, std::uint32_t bits, std::uint32_t align, bool pop_only) const {
-        if (!pcpu::block_check_hint(c.chunk_md(), bits, align)) return false;
-        for (std::uint32_t b = 0; b < c.nr_blocks(); ++b) {
-            const pcpu::block_md& md = c.block(b);
-            if (md.contig_hint == 0 || (pop_only && !populated[b * block_bits / page_bits])) continue;
-            const std::uint32_t s = b * block_bits + md.contig_hint_start;
-            if (run_fits(s, s + md.contig_hint, bits, align)) return true;
+        if constexpr (is_scan_chunk<Chunk>::value) {
+            (void)c; // no hints: the scan sees every run
+            return any_fit(bits, align, pop_only);
+        } else {
+            if (!pcpu::block_check_hint(c.chunk_md(), bits, align)) return false;
+            for (std::uint32_t b = 0; b < c.nr_blocks(); ++b) {
+                const pcpu::block_md& md = c.block(b);
+                if (md.contig_hint == 0 || (pop_only && !populated[b * block_bits / page_bits])) continue;
+                const std::uint32_t s = b * block_bits + md.contig_hint_start;
+                if (run_fits(s, s + md.contig_hint, bits, align)) return true;
+            }
+            bool found = false;
+            for_each_run(pop_only, [&](std::uint32_t rs, std::uint32_t re) {
+                const bool edge = rs % block_bits == 0 || re % block_bits == 0 || rs / block_bits != (re - 1) / block_bits;
+                found = found || (edge && run_fits(rs, re, bits, align));
+            });
+            return found;
         }
-        bool found = false;
-        for_each_run(pop_only, [&](std::uint32_t rs, std::uint32_t re) {
-            const bool edge = rs % block_bits == 0 || re % block_bits == 0 || rs / block_bits != (re - 1) / block_bits;
-            found = found || (edge && run_fits(rs, re, bits, align));
-        });
-        return found;
     }
 };
 

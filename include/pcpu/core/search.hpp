@@ -60,6 +60,11 @@ template <class Platform, class Populate, class ChunkLayout>
 inline std::int32_t allocator<Platform, Populate, ChunkLayout>::search(std::size_t bytes, std::uint32_t bits,
                                                                 std::uint32_t align, bool pop_only,
                                                                 chunk_node*& out, bool fast) noexcept {
+    // One chunk on the lists (index_type): nothing to choose, search it.
+    if constexpr (!index_type::sorted) {
+        out = &first_;
+        return claim(first_, bits, align, pop_only);
+    }
     const bool demote = !fast;
     // Non-empty slots from the request's size class up to the free slot, in order.
     // The mask is re-read after each slot: demotion may have emptied one (it only

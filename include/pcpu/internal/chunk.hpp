@@ -12,12 +12,8 @@
 // The allocation map is the ground truth; everything else summarises it so that a
 // request can be placed, or rejected, without reading it:
 //
-//  - alloc_map: 1 bit per granule, set = allocated (hidden head/tail of a first
-//    chunk included).
-//  - bound_map: map_bits + 1 bits, written only on allocation: an allocation of
-//    [s, e) sets bit s, clears s+1 .. e-1 and sets bit e. Free reads an allocation's
-//    size as the distance to the next set bit. Free space may keep stale set bits;
-//    they are harmless because every allocation rewrites its own bits and both ends.
+//  - alloc_map and bound_map, as every chunk policy keeps them
+//    (internal/chunk_maps.hpp).
 //  - one block_md per block, block relative. A block is a page in the kernel's
 //    layout, or a power-of-two fraction of one (blocks_per_page of them): smaller
 //    blocks cost more metadata and bound every scan by a shorter block. Population
@@ -77,23 +73,13 @@
 
 #include "bitmap.hpp"
 #include "block.hpp"
+#include "chunk_maps.hpp"
 #include "../config.hpp"
 #include "fit_counters.hpp"
 
 #include <new>
 
 namespace pcpu {
-
-/// chunk_verify_report - first mismatch found by basic_chunk::verify(); ok == true when
-/// none. `what` is a static string naming the invariant, `index` the block (or bit, or
-/// page, as `what` says), expected/actual the recomputed and stored values.
-struct chunk_verify_report {
-    bool ok = true;
-    const char* what = nullptr;
-    std::uint32_t index = 0;
-    std::uint32_t expected = 0;
-    std::uint32_t actual = 0;
-};
 
 /// basic_chunk<PageShift, GranuleShift, BlockShift> - pages of 1 << PageShift bytes,
 /// one bitmap bit per granule of 1 << GranuleShift bytes (the minimum allocation size
@@ -359,13 +345,7 @@ public:
     /// area_size(off) - size in bits of the live allocation that starts at bit `off`, or
     /// 0 if `off` is not the start of a live allocation (free bit, interior bit, hidden
     /// region, out of range). Used to reject bad frees before touching anything.
-    std::uint32_t area_size(std::uint32_t off) const noexcept {
-        if (off >= map_bits_ || off < usable_begin_ || off >= usable_end_) return 0;
-        // Interiors of live allocations have clear bound bits, so a set bound bit on
-        // an allocated bit is always a live allocation's start.
-        if (!bitmap::test(alloc_map_, off) || !bitmap::test(bound_map_, off)) return 0;
-        return u32(bitmap::find_next_set(bound_map_, std::size_t{map_bits_} + 1, std::size_t{off} + 1)) - off;
-    }
+    std::uint32_t area_size(std::uint32_t off) const noexcept { return maps().area_size(off); }
 
     /// free_area(off) - free the live allocation starting at `off` (precondition:
     /// area_size(off) != 0). Returns the freed size in bits.
@@ -434,14 +414,9 @@ private:
 
     static chunk_verify_report mismatch(const char* what, std::uint32_t index, std::uint32_t expected,
                                         std::uint32_t actual) noexcept {
-        chunk_verify_report r;
-        r.ok = false;
-        r.what = what;
-        r.index = index;
-        r.expected = expected;
-        r.actual = actual;
-        return r;
+        return detail::chunk_mismatch(what, index, expected, actual);
     }
+    detail::chunk_maps maps() const noexcept { return {alloc_map_, bound_map_, map_bits_, usable_begin_, usable_end_}; }
 
     // ---- searches in a window: internal/chunk_fit.hpp ---------------------------------
     bool next_fit_region(std::uint32_t bits, std::uint32_t align, std::uint32_t pos, std::uint32_t& off,
@@ -489,10 +464,7 @@ private:
     /// tail of pcpu_alloc_area, shared with hide()). "Claim" is the allocator's word for
     /// find-fit plus this.
     void mark_allocated(std::uint32_t s, std::uint32_t e) noexcept {
-        bitmap::set_range(alloc_map_, s, e);
-        bitmap::set(bound_map_, s);
-        bitmap::clear_range(bound_map_, std::size_t{s} + 1, e);
-        bitmap::set(bound_map_, e);
+        maps().mark(s, e);
         free_bits_ -= e - s;
         // chunk first_free is exact: if the allocation began there, the next free bit
         // is the first one after it.

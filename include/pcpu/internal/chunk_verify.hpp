@@ -109,25 +109,8 @@ chunk_verify_report basic_chunk<PageShift, GranuleShift, BlockShift>::verify() c
     if (nr_populated_ != populated) return mismatch("nr_populated", 0, populated, nr_populated_);
     if (nr_empty_pop_pages_ != empty_pages) return mismatch("nr_empty_pop_pages", 0, empty_pages, nr_empty_pop_pages_);
 
-    // Hidden head and tail stay allocated.
-    if (usable_begin_ > usable_end_ || usable_end_ > map_bits_) return mismatch("hidden bounds", 0, usable_end_, usable_begin_);
-    if (!bitmap::all_set(alloc_map_, 0, usable_begin_) || !bitmap::all_set(alloc_map_, usable_end_, map_bits_))
-        return mismatch("hidden region not allocated", 0, usable_begin_, usable_end_);
-
-    // Every allocated run of the usable part is a sequence of live allocations, each
-    // with its start bound bit set, interior bound bits clear and end bound bit set.
-    std::uint32_t nr_alloc = 0;
-    for (std::size_t f = usable_begin_; bitmap::next_set_region(alloc_map_, usable_end_, f, rs, re); f = re) {
-        for (std::size_t p = rs; p < re;) {
-            if (!bitmap::test(bound_map_, p)) return mismatch("bound_map: allocated bit without an allocation start", u32(p), 1, 0);
-            const std::size_t q = bitmap::find_next_set(bound_map_, std::size_t{map_bits_} + 1, p + 1);
-            if (q > re) return mismatch("bound_map: allocation ends past its allocated run", u32(p), u32(re), u32(q));
-            ++nr_alloc;
-            p = q;
-        }
-    }
-    if (nr_alloc_ != nr_alloc) return mismatch("nr_alloc", 0, nr_alloc, nr_alloc_);
-    return chunk_verify_report{};
+    // The maps themselves: hidden areas, bound bits, the allocation count.
+    return maps().verify(nr_alloc_);
 }
 
 } // namespace pcpu

@@ -12,6 +12,10 @@
 //            nearly full   contig hint  searched  free   reclaim
 //                                       last
 //
+// An unsorted index (Sorted false) keeps every chunk on slot 0 and never moves it: for
+// an allocator with a single chunk to search, where the order of the search has
+// nothing to choose (allocator.hpp says when).
+//
 // The index only places chunks; what a placement means for the global counts (the
 // atomic reserve) is the allocator's. Every piece of it is protected by the index
 // lock, which the caller holds.
@@ -53,11 +57,12 @@ struct index_report {
     bool stopped = false; ///< the visitor passed to check() stopped the walk
 };
 
-/// slot_index<Chunk> - see the file comment.
-template <class Chunk>
+/// slot_index<Chunk, Sorted> - see the file comment.
+template <class Chunk, bool Sorted = true>
 class slot_index {
 public:
     using node = chunk_node<Chunk>;
+    static constexpr bool sorted = Sorted;
     /// One bitmap bit stands for this many bytes (the chunk's granule).
     static constexpr unsigned min_alloc_shift = Chunk::granule_shift;
     static constexpr int max_slots = 32;
@@ -104,6 +109,7 @@ public:
     /// chunk_slot(c) - where c belongs: by its largest free region, not its free bytes,
     /// so the list tells whether a request can fit (kernel since 2019).
     int chunk_slot(const node& c) const noexcept {
+        if (!Sorted) return 0;
         const std::size_t contig = std::size_t{c.chunk.contig_bits()} << min_alloc_shift;
         if (c.chunk.free_bits() == 0 || contig == 0) return 0;
         return size_to_slot(contig);
@@ -111,6 +117,7 @@ public:
     /// slot_of_contig(contig_bits) - chunk_slot() from the contig hint alone. The two
     /// agree because contig hints are exact: contig is 0 exactly when no bit is free.
     int slot_of_contig(std::uint32_t contig_bits) const noexcept {
+        if (!Sorted) return 0;
         return contig_bits == 0 ? 0 : size_to_slot(std::size_t{contig_bits} << min_alloc_shift);
     }
 
@@ -142,6 +149,7 @@ public:
     /// down. Compares computed slots, so a demoted chunk stays in slot 0 until its
     /// contig hint moves it. The reserved and isolated chunks are on no slot by size.
     void relocate(node& c, int old_slot) noexcept {
+        if (!Sorted) return;
         if (c.kind == chunk_kind::reserved || c.isolated) return;
         const int new_slot = chunk_slot(c);
         if (new_slot == old_slot) return;
@@ -153,7 +161,7 @@ public:
     /// the slot, and the two slot computations are skipped: most allocations and frees
     /// leave the largest run alone.
     void relocate_if_changed(node& c, std::uint32_t contig_before) noexcept {
-        if (c.chunk.contig_bits() != contig_before) relocate(c, slot_of_contig(contig_before));
+        if (Sorted && c.chunk.contig_bits() != contig_before) relocate(c, slot_of_contig(contig_before));
     }
 
     /// for_each(f) - f(c) for every chunk on every list, slot by slot, in list order.
