@@ -28,10 +28,10 @@ std::vector<std::uint8_t> random_input(std::uint64_t seed, std::uint8_t head) {
 
 TEST_SUITE("model") {
 
-TEST_CASE("random operation sequences agree with the model, for every policy and CPU count") {
+TEST_CASE("random operation sequences agree with the model, for every policy, CPU count and chunk policy") {
     pcpu_fuzz::totals t;
     const std::uint64_t seeds = pcpu_test::scaled(std::uint64_t{25});
-    for (std::uint8_t head = 0; head < 12; ++head) { // 3 policies x 1..4 CPUs
+    for (std::uint8_t head = 0; head < 24; ++head) { // 3 policies x 1..4 CPUs x kernel/scan layout
         for (std::uint64_t seed = 1; seed <= seeds; ++seed) {
             const std::vector<std::uint8_t> in = random_input(seed * 1000 + head, head);
             const std::string err = pcpu_fuzz::run_input(in.data(), in.size(), t);
@@ -39,19 +39,21 @@ TEST_CASE("random operation sequences agree with the model, for every policy and
             CHECK_MESSAGE(err.empty(), err);
         }
     }
-    CHECK(t.inputs == 12 * seeds);
+    CHECK(t.inputs == 24 * seeds);
+    CHECK(t.scan_inputs == 12 * seeds);
     CHECK(t.ops > 400 * seeds);
     CHECK(t.frees > 40 * seeds);
     CHECK(t.faults_injected > 0);
     CHECK(t.memory_checks > 0); // free-all + balance, then the memory-return bound
     CHECK(t.event_inputs > 0);  // lazy_mapped with populations outside the sleeping lock
     std::printf("figure: model: %llu random inputs, %llu operations, %llu allocations (%llu failed), %llu frees, "
-                "%llu bad frees, %llu balances (%llu free-all + balance with the memory bound), %llu faults injected, %llu inputs on the platform with the population event\n",
+                "%llu bad frees, %llu balances (%llu free-all + balance with the memory bound), %llu faults injected, %llu inputs on the platform with the population event, %llu over scan_layout\n",
                 static_cast<unsigned long long>(t.inputs), static_cast<unsigned long long>(t.ops),
                 static_cast<unsigned long long>(t.allocs), static_cast<unsigned long long>(t.alloc_errors),
                 static_cast<unsigned long long>(t.frees), static_cast<unsigned long long>(t.bad_frees),
                 static_cast<unsigned long long>(t.balances), static_cast<unsigned long long>(t.memory_checks),
-                static_cast<unsigned long long>(t.faults_injected), static_cast<unsigned long long>(t.event_inputs));
+                static_cast<unsigned long long>(t.faults_injected), static_cast<unsigned long long>(t.event_inputs),
+                static_cast<unsigned long long>(t.scan_inputs));
 }
 
 TEST_CASE("the model catches a corrupted per-CPU copy and a leaked allocation") {

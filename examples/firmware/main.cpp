@@ -49,7 +49,9 @@ constexpr std::size_t unit_size = 4096; // per CPU: four pages
 // this-CPU operation (an ISR could update the same counters).
 using platform =
     pcpu::static_arena<nr_cpus, page_shift, pcpu::cortex_m_irq_lock, pcpu::no_lock, pcpu::cortex_m_irq_guard>;
-using static_alloc = pcpu::allocator<platform, pcpu::static_only>;
+// The static_only part uses the firmware chunk policy (scan_layout: no block hints, the
+// smallest image); the M0+ and M33 images run the kernel's layout.
+using static_alloc = pcpu::allocator<platform, pcpu::static_only, pcpu::scan_layout<>>;
 using dynamic_alloc = pcpu::allocator<platform, pcpu::contiguous>;
 
 using fw::check;

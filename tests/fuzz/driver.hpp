@@ -9,7 +9,8 @@
 // that every build replays.
 //
 // Input format (every read past the end yields 0, so any byte string is valid):
-//   byte 0   policy (% 3: static_only, contiguous, lazy_mapped), CPUs (1 + /3 % 4)
+//   byte 0   policy (% 3: static_only, contiguous, lazy_mapped), CPUs (1 + /3 % 4),
+//            chunk policy (/12 % 2: kernel_layout, scan_layout)
 //   byte 1   first-chunk layout: static size (bits 0-1), reserved size (bits 2-3),
 //            background context full instead of noio (bit 4), metadata for the
 //            first chunk from the platform (bit 5), whose first attempt fails (bit 6),
@@ -59,6 +60,7 @@ struct totals {
     std::uint64_t faults_injected = 0;
     std::uint64_t memory_checks = 0; ///< free-all + balance ends where the memory had to be back
     std::uint64_t event_inputs = 0;  ///< lazy_mapped inputs on the platform with the population event
+    std::uint64_t scan_inputs = 0;   ///< inputs over the scan chunk policy (scan_layout)
 };
 
 /// reader - the input as a stream of bytes; 0 past the end.
@@ -86,10 +88,10 @@ constexpr std::size_t unit = 16 * 1024; ///< 4 pages: chunks fill, and get creat
 constexpr std::size_t max_ops = 300;
 constexpr std::size_t max_chunks = 12; ///< above it, allocations are kept small
 
-template <class Policy, class Sim = sim>
+template <class Policy, class Sim = sim, class Layout = pcpu::kernel_layout>
 class driver {
 public:
-    using runner_t = pcpu_test::model_runner<Policy, Sim>;
+    using runner_t = pcpu_test::model_runner<Policy, Sim, Layout>;
     static constexpr std::size_t page = runner_t::page;
 
     driver(reader& in, totals& t, unsigned cpus, std::uint8_t layout)
@@ -305,6 +307,21 @@ private:
     std::string what_;
 };
 
+/// run_policy<Layout>(policy, in, t, cpus, layout, preinit) - one input's body on the
+/// back end byte 0 chose, over the chunk policy Layout.
+template <class Layout>
+std::string run_policy(unsigned policy, reader& in, totals& t, unsigned cpus, std::uint8_t layout,
+                       std::uint8_t preinit) {
+    switch (policy) {
+    case 0: return driver<pcpu::static_only, sim, Layout>(in, t, cpus, layout).run(layout, preinit);
+    case 1: return driver<pcpu::contiguous, sim, Layout>(in, t, cpus, layout).run(layout, preinit);
+    default:
+        if ((layout & 0x80) == 0) return driver<pcpu::lazy_mapped, sim, Layout>(in, t, cpus, layout).run(layout, preinit);
+        ++t.event_inputs;
+        return driver<pcpu::lazy_mapped, sim_event, Layout>(in, t, cpus, layout).run(layout, preinit);
+    }
+}
+
 /// run_input(data, size, t) - one input; "" if every check passed.
 inline std::string run_input(const std::uint8_t* data, std::size_t size, totals& t) {
     ++t.inputs;
@@ -314,15 +331,11 @@ inline std::string run_input(const std::uint8_t* data, std::size_t size, totals&
     const std::uint8_t preinit = in.byte();
     const unsigned cpus = 1 + head / 3u % 4u;
     std::string e;
-    switch (head % 3u) {
-    case 0: e = driver<pcpu::static_only>(in, t, cpus, layout).run(layout, preinit); break;
-    case 1: e = driver<pcpu::contiguous>(in, t, cpus, layout).run(layout, preinit); break;
-    default:
-        if ((layout & 0x80) != 0) {
-            ++t.event_inputs;
-            e = driver<pcpu::lazy_mapped, sim_event>(in, t, cpus, layout).run(layout, preinit);
-        } else e = driver<pcpu::lazy_mapped>(in, t, cpus, layout).run(layout, preinit);
-        break;
+    if (head / 12u % 2u != 0) {
+        ++t.scan_inputs;
+        e = run_policy<pcpu::scan_layout<>>(head % 3u, in, t, cpus, layout, preinit);
+    } else {
+        e = run_policy<pcpu::kernel_layout>(head % 3u, in, t, cpus, layout, preinit);
     }
     sim::reset_scope();
     return e;

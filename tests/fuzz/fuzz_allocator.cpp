@@ -32,13 +32,15 @@ unsigned long long max_ops() {
 void print_totals(const char* what) {
     std::fprintf(stderr,
                  "pcpu-fuzz %s: %llu inputs, %llu operations, %llu allocations (%llu failed), %llu frees, "
-                 "%llu bad frees, %llu balances, %llu platform faults injected, %llu inputs with the population event\n",
+                 "%llu bad frees, %llu balances, %llu platform faults injected, %llu inputs with the population event, "
+                 "%llu over scan_layout\n",
                  what, static_cast<unsigned long long>(g_totals.inputs), static_cast<unsigned long long>(g_totals.ops),
                  static_cast<unsigned long long>(g_totals.allocs), static_cast<unsigned long long>(g_totals.alloc_errors),
                  static_cast<unsigned long long>(g_totals.frees), static_cast<unsigned long long>(g_totals.bad_frees),
                  static_cast<unsigned long long>(g_totals.balances),
                  static_cast<unsigned long long>(g_totals.faults_injected),
-                 static_cast<unsigned long long>(g_totals.event_inputs));
+                 static_cast<unsigned long long>(g_totals.event_inputs),
+                 static_cast<unsigned long long>(g_totals.scan_inputs));
 }
 void print_totals() { print_totals("totals"); }
 } // namespace

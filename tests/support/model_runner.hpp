@@ -44,12 +44,15 @@
 
 namespace pcpu_test {
 
-template <class Policy, class Sim = sim_platform<12, 8>>
+template <class Policy, class Sim = sim_platform<12, 8>, class Layout = pcpu::kernel_layout>
 class model_runner {
 public:
     using sim_type = Sim;
     using checked = pcpu::debug::context_checker<Sim>;
-    using alloc_t = pcpu::allocator<checked, Policy>;
+    using alloc_t = pcpu::allocator<checked, Policy, Layout>;
+    /// exact_fit - the chunk policy finds every aligned fit (scan_layout), so a failure
+    /// at any alignment means the model has no fitting run either.
+    static constexpr bool exact_fit = is_scan_chunk<typename alloc_t::chunk_type>::value;
     using model_t = alloc_model<alloc_t>;
     using cb = pcpu::debug::callback;
     static constexpr std::size_t page = alloc_t::page_size;
@@ -163,7 +166,7 @@ public:
         } else {
             return "a sleeping allocation failed with " + name(err) + " without an injected platform failure";
         }
-        if (align <= 4) {
+        if (align <= 4 || exact_fit) {
             const bool pop_only = atomic && Policy::on_demand && !reserved;
             // Chunks isolated for depopulation are searched by nobody; their list is
             // the last slot: base slot fls(unit) - 3, then sidelined, free, to_depopulate.
