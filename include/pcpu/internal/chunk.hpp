@@ -345,7 +345,9 @@ public:
     /// area_size(off) - size in bits of the live allocation that starts at bit `off`, or
     /// 0 if `off` is not the start of a live allocation (free bit, interior bit, hidden
     /// region, out of range). Used to reject bad frees before touching anything.
-    std::uint32_t area_size(std::uint32_t off) const noexcept { return maps().area_size(off); }
+    std::uint32_t area_size(std::uint32_t off) const noexcept {
+        return detail::area_size(alloc_map_, bound_map_, map_bits_, usable_begin_, usable_end_, off);
+    }
 
     /// free_area(off) - free the live allocation starting at `off` (precondition:
     /// area_size(off) != 0). Returns the freed size in bits.
@@ -464,7 +466,12 @@ private:
     /// tail of pcpu_alloc_area, shared with hide()). "Claim" is the allocator's word for
     /// find-fit plus this.
     void mark_allocated(std::uint32_t s, std::uint32_t e) noexcept {
-        maps().mark(s, e);
+        // detail::mark_area() written out: on the claim, the hottest path, the call
+        // made GCC inline the rest of it worse.
+        bitmap::set_range(alloc_map_, s, e);
+        bitmap::set(bound_map_, s);
+        bitmap::clear_range(bound_map_, std::size_t{s} + 1, e);
+        bitmap::set(bound_map_, e);
         free_bits_ -= e - s;
         // chunk first_free is exact: if the allocation began there, the next free bit
         // is the first one after it.

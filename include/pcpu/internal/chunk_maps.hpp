@@ -46,34 +46,36 @@ inline chunk_verify_report chunk_mismatch(const char* what, std::uint32_t index,
     return r;
 }
 
-/// chunk_maps - a chunk's two maps and the bounds of its usable part, as views.
+/// mark_area(alloc_map, bound_map, s, e) - [s, e) allocated in both maps.
+inline void mark_area(bitmap::word* alloc_map, bitmap::word* bound_map, std::uint32_t s, std::uint32_t e) noexcept {
+    bitmap::set_range(alloc_map, s, e);
+    bitmap::set(bound_map, s);
+    bitmap::clear_range(bound_map, std::size_t{s} + 1, e);
+    bitmap::set(bound_map, e);
+}
+
+/// area_size(alloc_map, bound_map, map_bits, usable_begin, usable_end, off) - size in
+/// bits of the live allocation that starts at bit `off`, or 0 if `off` is not the start
+/// of one (free bit, interior bit, hidden region, out of range). Plain arguments: on
+/// free()'s path, where a view object cost instructions.
+inline std::uint32_t area_size(const bitmap::word* alloc_map, const bitmap::word* bound_map, std::uint32_t map_bits,
+                               std::uint32_t usable_begin, std::uint32_t usable_end, std::uint32_t off) noexcept {
+    if (off >= map_bits || off < usable_begin || off >= usable_end) return 0;
+    // Interiors of live allocations have clear bound bits, so a set bound bit on an
+    // allocated bit is always a live allocation's start.
+    if (!bitmap::test(alloc_map, off) || !bitmap::test(bound_map, off)) return 0;
+    return static_cast<std::uint32_t>(bitmap::find_next_set(bound_map, std::size_t{map_bits} + 1, std::size_t{off} + 1)) -
+           off;
+}
+
+/// chunk_maps - a chunk's two maps and the bounds of its usable part, as a view for
+/// verify().
 struct chunk_maps {
-    bitmap::word* alloc_map;
-    bitmap::word* bound_map;
+    const bitmap::word* alloc_map;
+    const bitmap::word* bound_map;
     std::uint32_t map_bits;
     std::uint32_t usable_begin;
     std::uint32_t usable_end;
-
-    /// mark(s, e) - [s, e) allocated in both maps.
-    void mark(std::uint32_t s, std::uint32_t e) const noexcept {
-        bitmap::set_range(alloc_map, s, e);
-        bitmap::set(bound_map, s);
-        bitmap::clear_range(bound_map, std::size_t{s} + 1, e);
-        bitmap::set(bound_map, e);
-    }
-
-    /// area_size(off) - size in bits of the live allocation that starts at bit `off`,
-    /// or 0 if `off` is not the start of one (free bit, interior bit, hidden region,
-    /// out of range).
-    std::uint32_t area_size(std::uint32_t off) const noexcept {
-        if (off >= map_bits || off < usable_begin || off >= usable_end) return 0;
-        // Interiors of live allocations have clear bound bits, so a set bound bit on
-        // an allocated bit is always a live allocation's start.
-        if (!bitmap::test(alloc_map, off) || !bitmap::test(bound_map, off)) return 0;
-        return static_cast<std::uint32_t>(
-                   bitmap::find_next_set(bound_map, std::size_t{map_bits} + 1, std::size_t{off} + 1)) -
-               off;
-    }
 
     /// verify(nr_alloc) - the hidden head and tail allocated, every allocated run of the
     /// usable part a sequence of whole allocations (start bound bit set, interior bound

@@ -154,8 +154,10 @@ public:
         return at;
     }
 
-    /// area_size(off) - see detail::chunk_maps::area_size().
-    std::uint32_t area_size(std::uint32_t off) const noexcept { return maps().area_size(off); }
+    /// area_size(off) - see detail::area_size() (internal/chunk_maps.hpp).
+    std::uint32_t area_size(std::uint32_t off) const noexcept {
+        return detail::area_size(alloc_map_, bound_map_, map_bits_, usable_begin_, usable_end_, off);
+    }
 
     /// free_area(off[, bits]) - free the live allocation starting at `off`
     /// (bits == area_size(off) != 0). Returns the freed size in bits.
@@ -262,7 +264,7 @@ private:
     /// (contig_ is the caller's).
     void mark_allocated(std::uint32_t s, std::uint32_t e) noexcept {
         nr_empty_pop_pages_ -= free_pop_pages(s / page_bits, (e - 1) / page_bits + 1);
-        maps().mark(s, e);
+        detail::mark_area(alloc_map_, bound_map_, s, e);
         free_bits_ -= e - s;
         if (s == first_free_) first_free_ = u32(bitmap::find_next_clear(alloc_map_, map_bits_, e));
     }
