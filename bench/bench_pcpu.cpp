@@ -914,6 +914,10 @@ void register_all() {
         [](benchmark::State& st) { BM_memory<pcpu_g16_impl>(st, &g_trace, nullptr); }, false, true);
     reg(std::string("memory/trace/") + pcpu_b256_impl::name,
         [](benchmark::State& st) { BM_memory<pcpu_b256_impl>(st, &g_trace, nullptr); }, false, true);
+    reg(std::string("replay_warm/trace/") + pcpu_scan_impl::name,
+        [](benchmark::State& st) { BM_replay_warm<pcpu_scan_impl>(st, &g_trace); });
+    reg(std::string("memory/trace/") + pcpu_scan_impl::name,
+        [](benchmark::State& st) { BM_memory<pcpu_scan_impl>(st, &g_trace, nullptr); }, false, true);
 #endif
     register_impl<aligned_per_cpu_impl>();
     register_impl<padded_array_impl>();

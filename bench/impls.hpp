@@ -134,11 +134,14 @@ private:
 inline constexpr char pcpu_name[] = "pcpu";
 inline constexpr char pcpu_g16_name[] = "pcpu_granule16";
 inline constexpr char pcpu_b256_name[] = "pcpu_block256";
+inline constexpr char pcpu_scan_name[] = "pcpu_scan";
 using pcpu_impl = basic_pcpu_impl<pcpu::kernel_layout, pcpu_name>;
 /// 16-byte granule: a quarter of the bitmaps; every size rounds up to 16.
 using pcpu_g16_impl = basic_pcpu_impl<pcpu::chunk_layout<16>, pcpu_g16_name>;
 /// 256-byte blocks on 4 KiB pages: 16 block summaries per page.
 using pcpu_b256_impl = basic_pcpu_impl<pcpu::chunk_layout<4, 256>, pcpu_b256_name>;
+/// The firmware chunk policy: no block hints, every search a scan of the map.
+using pcpu_scan_impl = basic_pcpu_impl<pcpu::scan_layout<>, pcpu_scan_name>;
 /// is_pcpu<Impl> - Impl is one of the pcpu rows (they report pcpu's own counters).
 template <class Impl>
 struct is_pcpu : std::false_type {};

@@ -116,8 +116,7 @@ public:
     /// meta_bytes(nr_pages) - bytes of metadata (alloc_map, bound_map of map_bits + 1
     /// bits, one block_md per block, populated bitmap) for a chunk of nr_pages pages.
     static constexpr std::size_t meta_bytes(std::uint32_t nr_pages) noexcept {
-        return (map_words(nr_pages) + bound_words(nr_pages) + populated_words(nr_pages)) * sizeof(bitmap::word) +
-               std::size_t{nr_pages} * blocks_per_page * sizeof(block_md);
+        return words::all(nr_pages) * sizeof(bitmap::word) + std::size_t{nr_pages} * blocks_per_page * sizeof(block_md);
     }
     /// meta_align - required alignment of that storage.
     static constexpr std::size_t meta_align = alignof(bitmap::word) > alignof(block_md)
@@ -131,15 +130,10 @@ public:
         PCPU_ASSERT(meta != nullptr);
         PCPU_ASSERT(reinterpret_cast<std::uintptr_t>(meta) % meta_align == 0);
         PCPU_ASSERT(nr_pages > 0 && nr_pages <= max_pages);
-        // Layout: alloc_map | bound_map | populated | md_blocks. The word arrays
-        // come first so the block array needs no padding (static_assert below).
-        auto* words = static_cast<bitmap::word*>(meta);
-        const std::size_t nr_words = map_words(nr_pages) + bound_words(nr_pages) + populated_words(nr_pages);
-        for (std::size_t i = 0; i < nr_words; ++i) words[i] = 0;
-        alloc_map_ = words;
-        bound_map_ = alloc_map_ + map_words(nr_pages);
-        populated_ = bound_map_ + bound_words(nr_pages);
-        md_blocks_ = static_cast<block_md*>(static_cast<void*>(words + nr_words));
+        // Layout: the three maps, then md_blocks. The word arrays come first so the
+        // block array needs no padding (static_assert below).
+        md_blocks_ = static_cast<block_md*>(
+            static_cast<void*>(words::lay_out(meta, nr_pages, alloc_map_, bound_map_, populated_)));
 
         nr_pages_ = nr_pages;
         nr_blocks_ = nr_pages * blocks_per_page;
@@ -398,15 +392,7 @@ public:
 private:
     static_assert(sizeof(bitmap::word) % alignof(block_md) == 0, "pcpu: block_md array would be misaligned");
 
-    static constexpr std::size_t map_words(std::uint32_t nr_pages) noexcept {
-        return bitmap::words_for(std::size_t{nr_pages} * page_bits);
-    }
-    static constexpr std::size_t bound_words(std::uint32_t nr_pages) noexcept {
-        return bitmap::words_for(std::size_t{nr_pages} * page_bits + 1);
-    }
-    static constexpr std::size_t populated_words(std::uint32_t nr_pages) noexcept {
-        return bitmap::words_for(nr_pages);
-    }
+    using words = detail::map_words<page_bits>;
     /// u32(v) - a bitmap position back in the chunk's 32-bit domain (map_bits fits).
     static constexpr std::uint32_t u32(std::size_t v) noexcept { return static_cast<std::uint32_t>(v); }
     static constexpr bool overlaps(std::uint32_t s1, std::uint32_t e1, std::uint32_t s2, std::uint32_t e2) noexcept {

@@ -46,6 +46,35 @@ inline chunk_verify_report chunk_mismatch(const char* what, std::uint32_t index,
     return r;
 }
 
+/// map_words<PageBits> - the words of a chunk's three bitmaps, laid out in this order at
+/// the start of its metadata: alloc_map (map_bits), bound_map (map_bits + 1),
+/// populated (one bit per page).
+template <std::uint32_t PageBits>
+struct map_words {
+    static constexpr std::size_t alloc(std::uint32_t nr_pages) noexcept {
+        return bitmap::words_for(std::size_t{nr_pages} * PageBits);
+    }
+    static constexpr std::size_t bound(std::uint32_t nr_pages) noexcept {
+        return bitmap::words_for(std::size_t{nr_pages} * PageBits + 1);
+    }
+    static constexpr std::size_t populated(std::uint32_t nr_pages) noexcept { return bitmap::words_for(nr_pages); }
+    static constexpr std::size_t all(std::uint32_t nr_pages) noexcept {
+        return alloc(nr_pages) + bound(nr_pages) + populated(nr_pages);
+    }
+    /// lay_out(meta, nr_pages, alloc_map, bound_map, populated) - zero the three maps at
+    /// the start of meta and point at them; returns the first word after them.
+    static bitmap::word* lay_out(void* meta, std::uint32_t nr_pages, bitmap::word*& alloc_map,
+                                 bitmap::word*& bound_map, bitmap::word*& populated_map) noexcept {
+        auto* words = static_cast<bitmap::word*>(meta);
+        const std::size_t n = all(nr_pages);
+        for (std::size_t i = 0; i < n; ++i) words[i] = 0;
+        alloc_map = words;
+        bound_map = alloc_map + alloc(nr_pages);
+        populated_map = bound_map + bound(nr_pages);
+        return words + n;
+    }
+};
+
 /// mark_area(alloc_map, bound_map, s, e) - [s, e) allocated in both maps.
 inline void mark_area(bitmap::word* alloc_map, bitmap::word* bound_map, std::uint32_t s, std::uint32_t e) noexcept {
     bitmap::set_range(alloc_map, s, e);

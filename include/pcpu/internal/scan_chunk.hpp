@@ -60,7 +60,7 @@ public:
     /// meta_bytes(nr_pages) - bytes of metadata (alloc_map, bound_map of map_bits + 1
     /// bits, populated bitmap) for a chunk of nr_pages pages.
     static constexpr std::size_t meta_bytes(std::uint32_t nr_pages) noexcept {
-        return (map_words(nr_pages) + bound_words(nr_pages) + populated_words(nr_pages)) * sizeof(bitmap::word);
+        return words::all(nr_pages) * sizeof(bitmap::word);
     }
     /// meta_align - required alignment of that storage.
     static constexpr std::size_t meta_align = alignof(bitmap::word);
@@ -70,12 +70,7 @@ public:
         PCPU_ASSERT(meta != nullptr);
         PCPU_ASSERT(reinterpret_cast<std::uintptr_t>(meta) % meta_align == 0);
         PCPU_ASSERT(nr_pages > 0 && nr_pages <= max_pages);
-        auto* words = static_cast<bitmap::word*>(meta);
-        const std::size_t nr_words = map_words(nr_pages) + bound_words(nr_pages) + populated_words(nr_pages);
-        for (std::size_t i = 0; i < nr_words; ++i) words[i] = 0;
-        alloc_map_ = words;
-        bound_map_ = alloc_map_ + map_words(nr_pages);
-        populated_ = bound_map_ + bound_words(nr_pages);
+        words::lay_out(meta, nr_pages, alloc_map_, bound_map_, populated_);
         nr_pages_ = nr_pages;
         map_bits_ = nr_pages * page_bits;
         free_bits_ = contig_ = usable_end_ = map_bits_;
@@ -214,15 +209,7 @@ public:
     }
 
 private:
-    static constexpr std::size_t map_words(std::uint32_t nr_pages) noexcept {
-        return bitmap::words_for(std::size_t{nr_pages} * page_bits);
-    }
-    static constexpr std::size_t bound_words(std::uint32_t nr_pages) noexcept {
-        return bitmap::words_for(std::size_t{nr_pages} * page_bits + 1);
-    }
-    static constexpr std::size_t populated_words(std::uint32_t nr_pages) noexcept {
-        return bitmap::words_for(nr_pages);
-    }
+    using words = detail::map_words<page_bits>;
     static constexpr std::uint32_t u32(std::size_t v) noexcept { return static_cast<std::uint32_t>(v); }
     detail::chunk_maps maps() const noexcept { return {alloc_map_, bound_map_, map_bits_, usable_begin_, usable_end_}; }
 
