@@ -112,7 +112,6 @@ public:
     static constexpr std::size_t empty_pop_pages_high = 4;
 
     static_assert(Populate::template check_platform<Platform>(), "pcpu: platform/policy mismatch");
-    static_assert(index_type::sorted || !backend_type::creates_chunks, "pcpu: an unsorted slot index holds one chunk");
 
     template <class... Args>
     explicit allocator(Args&&... platform_args) noexcept

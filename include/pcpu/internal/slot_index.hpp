@@ -161,7 +161,7 @@ public:
     /// the slot, and the two slot computations are skipped: most allocations and frees
     /// leave the largest run alone.
     void relocate_if_changed(node& c, std::uint32_t contig_before) noexcept {
-        if (Sorted && c.chunk.contig_bits() != contig_before) relocate(c, slot_of_contig(contig_before));
+        if (c.chunk.contig_bits() != contig_before) relocate(c, slot_of_contig(contig_before));
     }
 
     /// for_each(f) - f(c) for every chunk on every list, slot by slot, in list order.
